@@ -1,0 +1,58 @@
+"""Command line: ``wsgen serve | list | sub | bench``.
+
+Argument parsing only; each command's work lives in its own module.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def _env(name: str, default):
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return type(default)(value) if default is not None else value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wsgen", description="Synthetic time-series streams over WebSocket and HTTP.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the WebSocket and HTTP servers",
+                           description="Run the WebSocket server (default ws://127.0.0.1:8765) and the HTTP "
+                                       "compatibility server (default http://127.0.0.1:8000).")
+    serve.add_argument("--host", default=_env("WSGEN_HOST", "127.0.0.1"), help="address to bind (env WSGEN_HOST)")
+    serve.add_argument("--port", type=int, default=_env("WSGEN_PORT", 8765), help="WebSocket port, 0 picks a free one (env WSGEN_PORT)")
+    serve.add_argument("--http-port", type=int, default=_env("WSGEN_HTTP_PORT", 8000),
+                       help="HTTP port; 0 turns the HTTP server off (env WSGEN_HTTP_PORT)")
+    serve.add_argument("--log-level", default=_env("WSGEN_LOG_LEVEL", "info"),
+                       choices=["debug", "info", "warning", "error"], help="log level (env WSGEN_LOG_LEVEL)")
+    serve.add_argument("--max-connections", type=int, default=_env("WSGEN_MAX_CONNECTIONS", 2000))
+    serve.add_argument("--max-subscriptions", type=int, default=_env("WSGEN_MAX_SUBSCRIPTIONS", 64),
+                       help="subscriptions per connection")
+    serve.add_argument("--min-interval", type=float, default=_env("WSGEN_MIN_INTERVAL", 0.0),
+                       help="smallest sample interval accepted in seconds, other than 0 (unpaced)")
+    serve.add_argument("--max-message-bytes", type=int, default=_env("WSGEN_MAX_MESSAGE_BYTES", 65536),
+                       help="largest incoming WebSocket message; larger ones close with 1009")
+    serve.add_argument("--tick", type=float, default=_env("WSGEN_TICK", 0.01),
+                       help="scheduler tick in seconds: samples due within one tick go out in one message")
+    serve.add_argument("--graceful-timeout", type=float, default=_env("WSGEN_GRACEFUL_TIMEOUT", 5.0),
+                       help="seconds to wait for clients to close on shutdown")
+    serve.set_defaults(func=_serve)
+    return parser
+
+
+def _serve(args) -> int:
+    from .serve import run
+    return run(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""The generator contract shared by every kind.
+
+A generator is a pure function of the sample index ``n`` (0, 1, 2, ...) given
+its parameters, its seed and the history of live updates. It knows nothing of
+wall-clock time or sockets: the server decides *when* samples are taken, the
+generator decides *what* they are.
+
+Guarantees every generator keeps:
+
+* ``take(m)`` returns ``m`` samples as a float64 array (and, for anomaly
+  kinds, a boolean label array of the same shape). Taking 1+1+1 samples gives
+  the same values as taking 3, bit for bit, for any split.
+* The same seed, parameters and updates (applied at the same sample indices)
+  give bitwise identical streams whatever the block sizes.
+* ``seek(n)`` moves to sample ``n`` without generating the samples between,
+  where the maths allows (waveforms and per-sample draws jump directly; the
+  event-based anomaly kinds replay their events, not their samples).
+* ``update(changes)`` validates the changes merged with the current
+  parameters and applies them from the next sample (``seq``) on.
+"""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+
+from .params import GeneratorParams, validate_params
+
+#: Seeds drawn by the server stay below 2**53 so JavaScript clients can hold
+#: them exactly; any integer in [0, 2**64) is accepted from users.
+SEED_DRAW_LIMIT = 2**53
+
+
+def draw_seed() -> int:
+    """A fresh random seed in [0, 2**53) from the OS entropy source."""
+    return secrets.randbelow(SEED_DRAW_LIMIT)
+
+
+@dataclass(frozen=True)
+class Block:
+    """A run of consecutive samples.
+
+    Attributes:
+        seq: index of the first sample (0-based sequence number).
+        values: float64 array, shape (m,).
+        labels: bool array, shape (m,), True exactly where the sample is an
+            anomaly; ``None`` for kinds that have no anomalies.
+    """
+
+    seq: int
+    values: np.ndarray
+    labels: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+class RandomStream:
+    """A seeded stream of uniform doubles in [0, 1), ``draws`` per sample.
+
+    Sample ``n`` always uses the doubles at positions ``draws*n .. draws*n +
+    draws - 1`` of the PCG64 stream derived from ``(seed, key)``, so the values
+    do not depend on how samples are split into blocks, and a jump to any
+    sample is a PCG64 ``advance`` (O(log n)), not a replay.
+    """
+
+    def __init__(self, seed: int, key: int, draws: int = 1) -> None:
+        self._seed_seq = np.random.SeedSequence(seed, spawn_key=(key,))
+        self._bitgen = np.random.PCG64(self._seed_seq)
+        self._initial_state = self._bitgen.state
+        self._gen = np.random.Generator(self._bitgen)
+        self._draws = draws
+        self._next = 0  # index of the next sample whose draws are unread
+
+    def uniforms(self, n: int, m: int) -> np.ndarray:
+        """Doubles for samples n .. n+m-1, shape (m,) or (m, draws)."""
+        if n != self._next:
+            self._jump(n)
+        out = self._gen.random(m * self._draws)
+        self._next = n + m
+        return out if self._draws == 1 else out.reshape(m, self._draws)
+
+    def _jump(self, n: int) -> None:
+        if n < self._next:
+            self._bitgen.state = self._initial_state
+            self._next = 0
+        self._bitgen.advance((n - self._next) * self._draws)
+        self._next = n
+
+
+class Generator:
+    """Base class of every generator kind.
+
+    Subclasses set ``name``, ``Params`` (a :class:`GeneratorParams` model),
+    ``anomalous`` and implement ``_render(n, m)``, which returns the values
+    (and labels) of samples ``n .. n+m-1`` from the state anchored at the
+    last update; ``_on_update(old, new, at)`` re-anchors that state.
+
+    Args:
+        params: parameter values; omitted fields take their defaults.
+        seed: integer in [0, 2**64); ``None`` draws one (read it back from
+            ``seed``).
+        start_seq: index of the first sample to produce.
+
+    Raises:
+        InvalidParams: when a parameter is invalid (each error names the
+            field, the value given and what is allowed).
+    """
+
+    name: ClassVar[str]
+    Params: ClassVar[type[GeneratorParams]]
+    anomalous: ClassVar[bool] = False
+
+    def __init__(self, params: Mapping[str, Any] | GeneratorParams | None = None,
+                 seed: int | None = None, start_seq: int = 0) -> None:
+        if isinstance(params, GeneratorParams):
+            params = params.model_dump()
+        self.params: GeneratorParams = validate_params(self.Params, dict(params or {}))
+        if seed is not None and not (0 <= int(seed) < 2**64):
+            raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
+        self.seed: int = draw_seed() if seed is None else int(seed)
+        self.seq: int = 0
+        self._setup()
+        if start_seq:
+            self.seek(start_seq)
+
+    # -- subclass hooks -------------------------------------------------
+    def _setup(self) -> None:
+        """Create random streams and anchored state from ``self.params``."""
+
+    def _render(self, n: int, m: int) -> tuple[np.ndarray, np.ndarray | None]:
+        raise NotImplementedError
+
+    def _on_update(self, old: GeneratorParams, new: GeneratorParams, at: int) -> None:
+        """Re-anchor state so that sample ``at`` is the first under ``new``."""
+
+    def _advance_to(self, n: int) -> None:
+        """Bring event state forward to sample ``n`` (used by ``seek``)."""
+
+    # -- public API -----------------------------------------------------
+    def take(self, m: int) -> Block:
+        """Produce the next ``m`` samples (m >= 0) as a :class:`Block`."""
+        if m < 0:
+            raise ValueError(f"m must be >= 0, got {m}")
+        values, labels = self._render(self.seq, m)
+        block = Block(self.seq, values, labels)
+        self.seq += m
+        return block
+
+    def seek(self, n: int) -> None:
+        """Move forward to sample ``n`` (n >= seq) without producing the
+        samples between. Used to resume a stream (``start_seq``) and to drop
+        samples under backpressure."""
+        if n < self.seq:
+            raise ValueError(f"can only seek forward: seq is {self.seq}, asked for {n}")
+        self._advance_to(n)
+        self.seq = n
+
+    def update(self, changes: Mapping[str, Any]) -> GeneratorParams:
+        """Apply a partial parameter change from sample ``seq`` on.
+
+        The changes are validated merged with the current parameters; on
+        error nothing changes. Returns the full new parameters.
+        """
+        merged = {**self.params.model_dump(), **dict(changes)}
+        new = validate_params(self.Params, merged)
+        old, self.params = self.params, new
+        self._on_update(old, new, self.seq)
+        return new
+
+    @property
+    def sample_interval(self) -> float:
+        """Seconds of stream time between samples (``interval`` or
+        ``data_interval``)."""
+        return self.params.sample_interval
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} seq={self.seq} seed={self.seed} {self.params!r}>"

@@ -1,0 +1,30 @@
+"""Reusable constrained field types for parameter models (units in the
+descriptions; bounds keep every output finite)."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+#: Largest magnitude accepted for a level (amplitude, offset, base value...);
+#: keeps every sample finite whatever the combination.
+MAX_LEVEL = 1e12
+#: Longest sample interval accepted, in seconds (one day).
+MAX_INTERVAL_S = 86_400.0
+#: Largest whole-sample count accepted (gaps, lengths, counts).
+MAX_COUNT = 10**9
+
+
+def level(default: float, description: str):
+    return Annotated[float, Field(default, ge=-MAX_LEVEL, le=MAX_LEVEL, description=description)]
+
+
+def interval(default: float, description: str, positive: bool = False):
+    bound = {"gt": 0} if positive else {"ge": 0}
+    return Annotated[float, Field(default, le=MAX_INTERVAL_S, description=description,
+                                  json_schema_extra={"unit": "s"}, **bound)]
+
+
+def count(default: int, description: str, minimum: int = 1):
+    return Annotated[int, Field(default, ge=minimum, le=MAX_COUNT, description=description,
+                                json_schema_extra={"unit": "samples"})]
