@@ -1,0 +1,47 @@
+"""Server settings: one object, flat names with units where not obvious."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Settings:
+    """Everything ``wsgen serve`` can be told.
+
+    Attributes:
+        host: address both servers bind to.
+        port: WebSocket port (0 picks a free one).
+        http_port: HTTP compatibility port (0 turns the HTTP server off;
+            ``None`` in tests means "pick a free one").
+        max_connections: WebSocket connections in total.
+        max_connections_per_ip: WebSocket connections per client address.
+        max_subscriptions: subscriptions per connection.
+        min_interval_s: smallest sample interval accepted (other than 0).
+        max_message_bytes: largest incoming WebSocket message (close 1009).
+        tick_s: scheduler tick; samples due within one tick share a message.
+        max_block: most samples in one data message / HTTP chunk.
+        send_buffer_bytes: per-connection output buffer high-water mark;
+            above it ``block`` subscriptions wait and ``drop`` ones skip.
+        graceful_timeout_s: seconds clients get to close on shutdown.
+        ping_interval_s: keepalive ping interval (None disables).
+        token: bearer token required on every endpoint but /healthz (None: off).
+        allow_origins: extra WebSocket origins allowed besides the server's
+            own HTTP origin and clients sending no Origin.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    http_port: int | None = 8000
+    log_level: str = "info"
+    max_connections: int = 2000
+    max_connections_per_ip: int = 1000
+    max_subscriptions: int = 64
+    min_interval_s: float = 0.0
+    max_message_bytes: int = 65536
+    tick_s: float = 0.01
+    max_block: int = 8192
+    send_buffer_bytes: int = 1 << 20
+    graceful_timeout_s: float = 5.0
+    ping_interval_s: float | None = 20.0
+    token: str | None = None
+    allow_origins: list[str] = field(default_factory=list)

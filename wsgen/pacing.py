@@ -1,0 +1,112 @@
+"""Drift-free pacing: when each sample is due, and what time it carries.
+
+Two clocks, kept apart:
+
+* **Delivery schedule** (monotonic clock): sample ``n`` is due at
+  ``due0 + (n - seq0) * interval / speed``. It is computed from the anchor,
+  never accumulated, so it does not drift however long the stream runs.
+* **Stream time** (Unix seconds): sample ``n`` is stamped
+  ``wall0 + (n - seq0) * interval``, whatever the speed, so ``speed: 60``
+  or ``"max"`` delivers the same timestamps faster.
+
+An interval of 0 (or ``speed = inf``, i.e. ``"max"``) means unpaced: every
+sample is due at once and delivery is flow-controlled by the reader. With
+interval 0 the stream time is the wall-clock time of generation.
+
+A change of interval or speed re-anchors at the next sample: the schedule
+continues from the last sample's due time with the new pace. ``resume``
+re-anchors at "now" (a pause does not make samples pile up).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+MAX_SPEED = math.inf
+
+
+@dataclass
+class Pacer:
+    """Schedule and stream clock of one stream.
+
+    Attributes:
+        interval: seconds of stream time between samples (>= 0).
+        speed: delivery speed-up factor (> 0; ``math.inf`` = as fast as read).
+        seq0: sample index of the anchor.
+        due0: monotonic time (s) at which sample ``seq0`` is due.
+        wall0: Unix time (s) stamped on sample ``seq0``.
+    """
+
+    interval: float
+    speed: float
+    seq0: int
+    due0: float
+    wall0: float
+
+    @classmethod
+    def start(cls, interval: float, speed: float = 1.0, seq: int = 0,
+              now: float | None = None, wall: float | None = None) -> "Pacer":
+        """A pacer whose sample ``seq`` is due now."""
+        return cls(interval, speed, seq, time.monotonic() if now is None else now,
+                   time.time() if wall is None else wall)
+
+    @property
+    def pace(self) -> float:
+        """Seconds of delivery time between samples (0 when unpaced)."""
+        if self.interval == 0 or math.isinf(self.speed):
+            return 0.0
+        return self.interval / self.speed
+
+    @property
+    def unpaced(self) -> bool:
+        return self.pace == 0.0
+
+    def due_time(self, n: int) -> float:
+        """Monotonic time at which sample ``n`` is due."""
+        return self.due0 + (n - self.seq0) * self.pace
+
+    def due_count(self, next_seq: int, now: float) -> int:
+        """How many samples from ``next_seq`` on are due at ``now``
+        (unbounded streams: callers cap it)."""
+        if self.unpaced:
+            return 1 << 62
+        due_through = self.seq0 + math.floor((now - self.due0) / self.pace + 1e-9)
+        return max(0, due_through - next_seq + 1)
+
+    def stream_time(self, n: int, now_wall: float | None = None) -> float:
+        """Unix time stamped on sample ``n`` (stream time)."""
+        if self.interval == 0:
+            return time.time() if now_wall is None else now_wall
+        return self.wall0 + (n - self.seq0) * self.interval
+
+    def retime(self, seq: int, interval: float | None = None, speed: float | None = None) -> None:
+        """Change interval and/or speed from sample ``seq`` on, continuing
+        the schedule and the stream clock from the previous sample."""
+        if seq > self.seq0:
+            prev_due, prev_wall = self.due_time(seq - 1), self.stream_time(seq - 1)
+        else:
+            prev_due, prev_wall = None, None
+        old_pace, old_interval = self.pace, self.interval
+        if interval is not None:
+            self.interval = interval
+        if speed is not None:
+            self.speed = speed
+        if prev_due is None:
+            due, wall = self.due_time(seq), self.wall0 + (seq - self.seq0) * old_interval
+        else:
+            due = prev_due + self.pace if old_pace else max(prev_due, time.monotonic())
+            wall = prev_wall + self.interval if old_interval else time.time()
+        self.seq0, self.due0, self.wall0 = seq, due, wall
+
+    def resume(self, seq: int, now: float | None = None, wall: float | None = None) -> None:
+        """Re-anchor so sample ``seq`` is due now and stamped now."""
+        self.seq0 = seq
+        self.due0 = time.monotonic() if now is None else now
+        self.wall0 = time.time() if wall is None else wall
+
+    def lag(self, next_seq: int, now: float) -> float:
+        """Seconds by which sample ``next_seq`` is behind its due time (>= 0)."""
+        if self.unpaced:
+            return 0.0
+        return max(0.0, now - self.due_time(next_seq))
