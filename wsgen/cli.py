@@ -41,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--graceful-timeout", type=float, default=_env("WSGEN_GRACEFUL_TIMEOUT", 5.0),
                        help="seconds to wait for clients to close on shutdown")
     serve.set_defaults(func=_serve)
+
+    from . import bench
+    bench.configure(sub.add_parser("bench", help="benchmarks that print numbers (generators, server, HTTP)",
+                                   description=bench.__doc__.strip().splitlines()[0]))
     return parser
 
 
