@@ -1,0 +1,191 @@
+"""Protocol v1 messages: the wire contract (see docs/protocol.md).
+
+Client messages are validated as one pydantic tagged union on ``type``.
+Server messages are built by the small functions below, so every reply has
+one shape in one place. Nothing here does I/O.
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+
+PROTOCOL_VERSION = 1
+
+#: Stable error codes (docs/protocol.md, "Error codes").
+INVALID_JSON = "invalid_json"
+INVALID_MESSAGE = "invalid_message"
+UNKNOWN_TYPE = "unknown_type"
+UNKNOWN_GENERATOR = "unknown_generator"
+INVALID_PARAMS = "invalid_params"
+UNKNOWN_ID = "unknown_id"
+DUPLICATE_ID = "duplicate_id"
+LIMIT_REACHED = "limit_reached"
+ERROR_CODES = (INVALID_JSON, INVALID_MESSAGE, UNKNOWN_TYPE, UNKNOWN_GENERATOR, INVALID_PARAMS,
+               UNKNOWN_ID, DUPLICATE_ID, LIMIT_REACHED)
+
+SubscriptionId = Annotated[str, Field(min_length=1, max_length=128, description="The client's name for the subscription")]
+Seed = Annotated[int, Field(ge=0, lt=2**64, description="Seed of the random streams, in [0, 2**64)")]
+
+
+def _speed(value: Any) -> float:
+    if value == "max":
+        return math.inf
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value <= 1e6):
+        raise ValueError('speed must be a number in (0, 1e6] or "max"')
+    return float(value)
+
+
+#: Delivery speed-up factor: a number in (0, 1e6], or "max" (held as inf).
+Speed = Annotated[float, BeforeValidator(_speed)]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Subscribe(_Message):
+    """Start a subscription."""
+
+    type: Literal["subscribe"]
+    id: SubscriptionId | None = None
+    generator: Annotated[str, Field(max_length=64)]
+    params: dict[str, Any] = Field(default_factory=dict)
+    seed: Seed | None = None
+    start_seq: Annotated[int, Field(ge=0, le=2**53)] = 0
+    speed: Speed = 1.0
+    backpressure: Literal["block", "drop"] = "block"
+    encoding: Literal["json", "binary"] = "json"
+
+
+class Update(_Message):
+    """Change some parameters of a running subscription."""
+
+    type: Literal["update"]
+    id: SubscriptionId
+    params: dict[str, Any] = Field(default_factory=dict)
+    speed: Speed | None = None
+
+
+class Pause(_Message):
+    type: Literal["pause"]
+    id: SubscriptionId
+
+
+class Resume(_Message):
+    type: Literal["resume"]
+    id: SubscriptionId
+
+
+class Unsubscribe(_Message):
+    type: Literal["unsubscribe"]
+    id: SubscriptionId
+
+
+class ListGenerators(_Message):
+    type: Literal["list"]
+
+
+ClientMessage = Annotated[Union[Subscribe, Update, Pause, Resume, Unsubscribe, ListGenerators],
+                          Field(discriminator="type")]
+CLIENT_TYPES = ("subscribe", "update", "pause", "resume", "unsubscribe", "list")
+_adapter: TypeAdapter = TypeAdapter(ClientMessage)
+
+
+class ProtocolError(Exception):
+    """A message that cannot be acted on; becomes an ``error`` reply."""
+
+    def __init__(self, code: str, message: str, id: str | None = None,
+                 details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.id, self.details = code, message, id, details
+
+    def to_message(self) -> dict[str, Any]:
+        return error(self.code, self.message, self.id, self.details)
+
+
+def _details(exc: ValidationError) -> list[dict[str, Any]]:
+    out = []
+    for err in exc.errors(include_url=False)[:20]:
+        loc = [p for p in err["loc"] if p not in CLIENT_TYPES]
+        value = err.get("input")
+        if isinstance(value, (dict, list)) or (isinstance(value, str) and len(value) > 200):
+            value = f"<{type(value).__name__}>"
+        elif isinstance(value, float) and not math.isfinite(value):
+            value = str(value)
+        out.append({"field": ".".join(map(str, loc)) or "message", "value": value, "message": err["msg"]})
+    return out
+
+
+def parse_client_message(data: str | bytes) -> Subscribe | Update | Pause | Resume | Unsubscribe | ListGenerators:
+    """Validate one client message (JSON text).
+
+    Raises:
+        ProtocolError: ``invalid_json`` (not JSON, or not an object),
+            ``unknown_type`` (missing or unknown ``type``),
+            ``invalid_message`` (fields of the wrong type or unknown).
+    """
+    try:
+        return _adapter.validate_json(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        kinds = {e["type"] for e in errors}
+        if kinds & {"json_invalid", "json_type"} or (len(errors) == 1 and not errors[0]["loc"]):
+            detail = errors[0]["msg"]
+            raise ProtocolError(INVALID_JSON, f"message is not a JSON object ({detail}); "
+                                "send one JSON object with a \"type\" field per message") from None
+        if kinds & {"union_tag_not_found", "union_tag_invalid"}:
+            given = errors[0].get("input", {})
+            tag = given.get("type") if isinstance(given, dict) else None
+            msg_id = given.get("id") if isinstance(given, dict) and isinstance(given.get("id"), str) else None
+            what = "missing \"type\"" if tag is None else f"unknown type {tag!r}"
+            raise ProtocolError(UNKNOWN_TYPE, f"{what}; allowed: {', '.join(CLIENT_TYPES)}", msg_id) from None
+        details = _details(exc)
+        raise ProtocolError(INVALID_MESSAGE, "invalid message: " + "; ".join(
+            f"{d['field']}: {d['message']}" for d in details), _id_of(data), details) from None
+
+
+def _id_of(data: str | bytes) -> str | None:
+    """Best-effort ``id`` of an invalid message, so its error can name it."""
+    try:
+        obj = json.loads(data)
+    except Exception:
+        return None
+    value = obj.get("id") if isinstance(obj, dict) else None
+    return value if isinstance(value, str) and len(value) <= 128 else None
+
+
+# -- server messages ---------------------------------------------------------
+
+def error(code: str, message: str, id: str | None = None,
+          details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    msg: dict[str, Any] = {"type": "error", "id": id, "code": code, "message": message}
+    if details:
+        msg["details"] = details
+    return msg
+
+
+def subscribed(id: str, generator: str, params: dict, seed: int, seq: int, speed: float | str,
+               backpressure: str, encoding: str, interval: float) -> dict[str, Any]:
+    return {"type": "subscribed", "id": id, "generator": generator, "params": params, "seed": seed,
+            "seq": seq, "speed": speed, "backpressure": backpressure, "encoding": encoding,
+            "interval": interval}
+
+
+def updated(id: str, seq: int, params: dict, speed: float | str) -> dict[str, Any]:
+    return {"type": "updated", "id": id, "seq": seq, "params": params, "speed": speed}
+
+
+def state_change(kind: str, id: str, seq: int) -> dict[str, Any]:
+    """``paused``, ``resumed`` or ``unsubscribed``."""
+    return {"type": kind, "id": id, "seq": seq}
+
+
+def generators(catalogue: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": "generators", "protocol": PROTOCOL_VERSION, "generators": catalogue}
+
+
+def speed_to_wire(speed: float) -> float | str:
+    return "max" if math.isinf(speed) else speed

@@ -1,0 +1,152 @@
+"""Lifecycle of ``wsgen serve``: listeners, signals, graceful shutdown.
+
+Start: the WebSocket server (``websockets`` asyncio) and, unless
+``http_port`` is 0, the HTTP server (uvicorn) in the same event loop. Stop on
+SIGTERM or SIGINT: stop accepting, close every WebSocket with 1001 (going
+away), end HTTP streams, wait at most ``graceful_timeout_s``, exit 0. A
+second signal forces the exit.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from dataclasses import dataclass, field
+
+from websockets.asyncio.server import Server, serve
+
+from .config import Settings
+from .metrics import Metrics
+from .ws import Gate, make_handler
+
+log = logging.getLogger("wsgen")
+
+
+@dataclass
+class Running:
+    """A started server: its bound ports and a way to stop it."""
+
+    settings: Settings
+    ws_server: Server
+    ws_port: int
+    http_port: int | None
+    metrics: Metrics
+    gate: Gate
+    _http: object | None = None
+    _http_task: asyncio.Task | None = None
+    stopped: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.settings.host}:{self.ws_port}"
+
+    @property
+    def http_url(self) -> str | None:
+        return f"http://{self.settings.host}:{self.http_port}" if self.http_port else None
+
+    async def stop(self) -> None:
+        """Close every client (1001), stop both servers, within the grace period."""
+        timeout = self.settings.graceful_timeout_s
+        self.ws_server.close()
+        if self._http is not None:
+            self._http.should_exit = True
+        try:
+            await asyncio.wait_for(self.ws_server.wait_closed(), timeout)
+        except asyncio.TimeoutError:
+            log.warning("clients did not close within %.1f s", timeout)
+        if self._http_task is not None:
+            try:
+                await asyncio.wait_for(self._http_task, timeout)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                self._http_task.cancel()
+        self.stopped.set()
+
+
+class _EmbeddedUvicorn:
+    """uvicorn.Server that leaves signal handling to us."""
+
+    def __new__(cls, config):
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self):
+                yield
+
+        return Server(config)
+
+
+async def start(settings: Settings) -> Running:
+    """Start the servers on ``settings``' ports (0 = pick free ones)."""
+    metrics = Metrics()
+    gate = Gate(settings)
+    http_server = http_task = None
+    http_port = None
+    if settings.http_port != 0:
+        import uvicorn
+
+        from .http import create_app
+        app = create_app(settings)
+        app.state.metrics = metrics
+        config = uvicorn.Config(app, host=settings.host, port=settings.http_port or 0, log_level="warning",
+                                access_log=False, lifespan="off", timeout_graceful_shutdown=settings.graceful_timeout_s)
+        http_server = _EmbeddedUvicorn(config)
+        http_task = asyncio.create_task(http_server.serve())
+        while not http_server.started:
+            if http_task.done():
+                http_task.result()
+                raise RuntimeError(f"HTTP server could not start on port {settings.http_port}")
+            await asyncio.sleep(0.01)
+        http_port = http_server.servers[0].sockets[0].getsockname()[1]
+        gate.http_port = http_port
+        app.state.ws_port = None
+    handler, process_request = make_handler(settings, gate, metrics)
+    ws_server = await serve(handler, settings.host, settings.port, process_request=process_request,
+                            max_size=settings.max_message_bytes, compression=None,
+                            ping_interval=settings.ping_interval_s, ping_timeout=settings.ping_interval_s,
+                            write_limit=settings.send_buffer_bytes // 4, close_timeout=2,
+                            logger=logging.getLogger("wsgen.websockets"))
+    ws_port = ws_server.sockets[0].getsockname()[1]
+    if http_server is not None:
+        http_server.config.app.state.ws_port = ws_port
+    return Running(settings, ws_server, ws_port, http_port, metrics, gate, http_server, http_task)
+
+
+async def serve_forever(settings: Settings) -> int:
+    """Run until SIGTERM/SIGINT; return the exit status (0)."""
+    running = await start(settings)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: sys.exit(1) if stop.is_set() else stop.set())
+    log.info("wsgen serving WebSocket on %s%s", running.ws_url,
+             f" and HTTP on {running.http_url}" if running.http_url else "")
+    print(f"wsgen: WebSocket {running.ws_url}" + (f"  HTTP {running.http_url}" if running.http_url else ""),
+          flush=True)
+    await stop.wait()
+    log.info("shutting down")
+    await running.stop()
+    return 0
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # websockets logs every handshake failure and closed connection itself;
+    # keep its noise for debug level.
+    logging.getLogger("wsgen.websockets").setLevel(logging.DEBUG if level == "debug" else logging.ERROR)
+
+
+def run(args) -> int:
+    """Entry point of ``wsgen serve`` (argparse namespace from the CLI)."""
+    settings = Settings(host=args.host, port=args.port, http_port=args.http_port, log_level=args.log_level,
+                        max_connections=args.max_connections, max_subscriptions=args.max_subscriptions,
+                        min_interval_s=args.min_interval, max_message_bytes=args.max_message_bytes,
+                        tick_s=args.tick, graceful_timeout_s=args.graceful_timeout)
+    configure_logging(args.log_level)
+    try:
+        return asyncio.run(serve_forever(settings))
+    except OSError as exc:
+        print(f"wsgen: cannot start: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,248 @@
+"""One connection's subscriptions and what each client message does to them.
+
+Plain Python, no sockets and no asyncio: the WebSocket adapter feeds it
+messages and the clock, and sends what it returns. This is where the
+protocol's rules live (docs/protocol.md).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from . import protocol as P
+from .config import Settings
+from .generators import Block, Generator, InvalidParams, UnknownGenerator, catalogue, create, get_spec
+from .pacing import Pacer
+
+#: Query keys of a URL subscription that are subscription options, not params.
+URL_OPTIONS = ("seed", "speed", "backpressure", "encoding", "start_seq", "token")
+
+
+@dataclass
+class Chunk:
+    """Samples ready to send for one subscription (one ``data`` message)."""
+
+    sub: "Subscription"
+    block: Block
+    t: float          # Unix time of the first sample (stream time)
+    dt: float         # seconds of stream time between samples
+    lag: float        # seconds the last sample is behind its due time (backlog)
+    skipped: int      # samples dropped (backpressure "drop") since the last chunk
+
+    def to_json(self) -> dict[str, Any]:
+        msg: dict[str, Any] = {"type": "data", "id": self.sub.id, "seq": self.block.seq, "t": self.t,
+                               "dt": self.dt, "values": self.block.values}
+        if self.block.labels is not None:
+            msg["labels"] = self.block.labels
+        if self.lag:
+            msg["lag"] = round(self.lag, 6)
+        if self.skipped:
+            msg["skipped"] = self.skipped
+        return msg
+
+
+@dataclass
+class Subscription:
+    """A generator, its pacer, and its delivery options."""
+
+    id: str
+    generator: Generator
+    pacer: Pacer
+    backpressure: str = "block"
+    encoding: str = "json"
+    paused: bool = False
+    skipped: int = 0
+    stats: dict[str, int] = field(default_factory=lambda: {"samples": 0, "messages": 0})
+
+    @property
+    def name(self) -> str:
+        return self.generator.name
+
+    def due(self, now: float) -> int:
+        """Samples due at monotonic time ``now`` (0 when paused)."""
+        if self.paused:
+            return 0
+        return self.pacer.due_count(self.generator.seq, now)
+
+    def next_due(self) -> float:
+        """Monotonic time the next sample is due (inf when paused)."""
+        if self.paused:
+            return math.inf
+        return self.pacer.due_time(self.generator.seq)
+
+    def take(self, now: float, limit: int, wall: float | None = None) -> Chunk | None:
+        """Generate the samples due at ``now`` (at most ``limit``)."""
+        m = min(self.due(now), limit)
+        if m <= 0:
+            return None
+        seq = self.generator.seq
+        lag = self.pacer.lag(seq + m - 1, now)
+        block = self.generator.take(m)
+        chunk = Chunk(self, block, self.pacer.stream_time(seq, wall), self.pacer.interval, lag, self.skipped)
+        self.skipped = 0
+        self.stats["samples"] += m
+        self.stats["messages"] += 1
+        return chunk
+
+    def drop_due(self, now: float, limit: int) -> int:
+        """Skip the samples due at ``now`` (backpressure ``drop``)."""
+        m = min(self.due(now), limit)
+        if m > 0:
+            self.generator.seek(self.generator.seq + m)
+            self.skipped += m
+        return m
+
+
+class Session:
+    """The subscriptions of one connection and the protocol's rules.
+
+    ``handle(text)`` validates and applies one client message and returns
+    the replies it owes (dicts, in order). Errors never raise: they become
+    ``error`` replies and the other subscriptions go on.
+    """
+
+    def __init__(self, settings: Settings | None = None, clock=None, wall=None) -> None:
+        import time
+        self.settings = settings or Settings()
+        self.clock = clock or time.monotonic
+        self.wall = wall or time.time
+        self.subscriptions: dict[str, Subscription] = {}
+        self._auto_ids = itertools.count(1)
+        self.errors: list[str] = []   # codes of the errors replied, for metrics
+
+    # -- entry points ---------------------------------------------------
+    def handle(self, data: str | bytes) -> list[dict[str, Any]]:
+        """Apply one raw client message; return the replies."""
+        try:
+            msg = P.parse_client_message(data)
+            return self.apply(msg)
+        except P.ProtocolError as exc:
+            self.errors.append(exc.code)
+            return [exc.to_message()]
+
+    def apply(self, msg) -> list[dict[str, Any]]:
+        handler = getattr(self, "_on_" + msg.type)
+        return handler(msg)
+
+    def subscribe_url(self, name: str, query: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Subscribe as ``ws://host/<name>?<query>`` asks: id = name, query
+        keys are params except the options in :data:`URL_OPTIONS`."""
+        options: dict[str, Any] = {k: query[k] for k in URL_OPTIONS if k in query and k != "token"}
+        for key in ("seed", "start_seq"):
+            if key in options:
+                try:
+                    options[key] = int(options[key])
+                except ValueError:
+                    pass  # left as text, refused by validation with the field named
+        if "speed" in options and options["speed"] != "max":
+            try:
+                options["speed"] = float(options["speed"])
+            except ValueError:
+                pass
+        params = {k: v for k, v in query.items() if k not in URL_OPTIONS}
+        message = {"type": "subscribe", "id": name, "generator": name, "params": params, **options}
+        try:
+            return self.apply(P.Subscribe.model_validate(message))
+        except P.ProtocolError as exc:
+            self.errors.append(exc.code)
+            return [exc.to_message()]
+        except Exception as exc:  # pydantic ValidationError on the options
+            from pydantic import ValidationError
+            if not isinstance(exc, ValidationError):
+                raise
+            details = P._details(exc)
+            self.errors.append(P.INVALID_MESSAGE)
+            return [P.error(P.INVALID_MESSAGE, "invalid subscription options in the URL: " + "; ".join(
+                f"{d['field']}: {d['message']}" for d in details), name, details)]
+
+    # -- scheduling helpers for the I/O layer ---------------------------
+    def next_due(self) -> float:
+        """Earliest monotonic time any subscription has a sample due."""
+        return min((s.next_due() for s in self.subscriptions.values()), default=math.inf)
+
+    def close(self) -> None:
+        self.subscriptions.clear()
+
+    # -- message handlers -----------------------------------------------
+    def _sub(self, id: str) -> Subscription:
+        sub = self.subscriptions.get(id)
+        if sub is None:
+            known = ", ".join(sorted(self.subscriptions)) or "none"
+            raise P.ProtocolError(P.UNKNOWN_ID, f"no subscription with id {id!r}; active: {known}", id)
+        return sub
+
+    def _check_interval(self, gen: Generator, id: str | None) -> None:
+        interval = gen.sample_interval
+        floor = self.settings.min_interval_s
+        if 0 < interval < floor:
+            field_name = gen.params.interval_field
+            raise P.ProtocolError(P.INVALID_PARAMS, f"{field_name} {interval} s is below this server's "
+                                  f"smallest interval {floor} s; use >= {floor} or 0 (unpaced)", id,
+                                  [{"field": field_name, "value": interval,
+                                    "message": f"must be 0 or >= {floor}"}])
+
+    def _invalid(self, exc: InvalidParams, id: str | None) -> P.ProtocolError:
+        return P.ProtocolError(P.INVALID_PARAMS, "invalid params: " + str(exc), id, exc.details)
+
+    def _on_subscribe(self, msg: P.Subscribe) -> list[dict[str, Any]]:
+        if msg.id is not None and msg.id in self.subscriptions:
+            raise P.ProtocolError(P.DUPLICATE_ID, f"subscription id {msg.id!r} is already in use on this "
+                                  "connection; unsubscribe it first or pick another id", msg.id)
+        if len(self.subscriptions) >= self.settings.max_subscriptions:
+            raise P.ProtocolError(P.LIMIT_REACHED, f"at most {self.settings.max_subscriptions} subscriptions "
+                                  "per connection; unsubscribe one first", msg.id)
+        try:
+            gen = create(msg.generator, msg.params, seed=msg.seed, start_seq=msg.start_seq)
+        except UnknownGenerator as exc:
+            raise P.ProtocolError(P.UNKNOWN_GENERATOR, str(exc), msg.id) from None
+        except InvalidParams as exc:
+            raise self._invalid(exc, msg.id) from None
+        self._check_interval(gen, msg.id)
+        sub_id = msg.id
+        while sub_id is None or sub_id in self.subscriptions:
+            sub_id = f"{msg.generator}-{next(self._auto_ids)}"
+        pacer = Pacer.start(gen.sample_interval, msg.speed, gen.seq, self.clock(), self.wall())
+        sub = Subscription(sub_id, gen, pacer, msg.backpressure, msg.encoding)
+        self.subscriptions[sub_id] = sub
+        return [P.subscribed(sub_id, gen.name, gen.params.model_dump(), gen.seed, gen.seq,
+                             P.speed_to_wire(msg.speed), msg.backpressure, msg.encoding,
+                             gen.sample_interval)]
+
+    def _on_update(self, msg: P.Update) -> list[dict[str, Any]]:
+        sub = self._sub(msg.id)
+        gen = sub.generator
+        old = gen.params
+        try:
+            new = gen.update(msg.params)
+        except InvalidParams as exc:
+            raise self._invalid(exc, msg.id) from None
+        try:
+            self._check_interval(gen, msg.id)
+        except P.ProtocolError:
+            gen.update(old.model_dump())
+            raise
+        if new.sample_interval != old.sample_interval or msg.speed is not None:
+            sub.pacer.retime(gen.seq, interval=new.sample_interval, speed=msg.speed)
+        return [P.updated(sub.id, gen.seq, new.model_dump(), P.speed_to_wire(sub.pacer.speed))]
+
+    def _on_pause(self, msg: P.Pause) -> list[dict[str, Any]]:
+        sub = self._sub(msg.id)
+        sub.paused = True
+        return [P.state_change("paused", sub.id, sub.generator.seq)]
+
+    def _on_resume(self, msg: P.Resume) -> list[dict[str, Any]]:
+        sub = self._sub(msg.id)
+        if sub.paused:
+            sub.paused = False
+            sub.pacer.resume(sub.generator.seq, self.clock(), self.wall())
+        return [P.state_change("resumed", sub.id, sub.generator.seq)]
+
+    def _on_unsubscribe(self, msg: P.Unsubscribe) -> list[dict[str, Any]]:
+        sub = self._sub(msg.id)
+        del self.subscriptions[sub.id]
+        return [P.state_change("unsubscribed", sub.id, sub.generator.seq)]
+
+    def _on_list(self, msg: P.ListGenerators) -> list[dict[str, Any]]:
+        return [P.generators(catalogue())]

@@ -1,0 +1,223 @@
+"""WebSocket adapter: moves messages between sockets and :class:`Session`.
+
+One :class:`Connection` per client: a reader (the handler coroutine) feeds
+client messages to the session and sends its replies; a pump task sends the
+samples that fall due, one ``data`` message per subscription per wake-up.
+Wake-ups are at least one tick apart, so samples due within a tick share a
+message. ``await send`` waits while the socket's buffer is above its
+high-water mark: that is the ``block`` backpressure; ``drop`` subscriptions
+skip what falls due while the buffer is full instead.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import http
+import logging
+import math
+import time
+from urllib.parse import parse_qsl, urlsplit
+
+from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from . import encoding
+from .config import Settings
+from .generators import ANOMALY_KINDS, GENERATORS
+from .session import Chunk, Session
+
+log = logging.getLogger("wsgen.ws")
+
+
+def route(path: str) -> tuple[str | None, dict[str, str]] | None:
+    """Generator name and query of a request path; ``(None, q)`` for ``/``;
+    ``None`` for a path that names no generator."""
+    parts = urlsplit(path)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    name = parts.path.strip("/")
+    if name.startswith("anomalies/"):
+        name = name[len("anomalies/"):]
+        if name not in ANOMALY_KINDS:
+            return None
+    if name in ("", "ws"):
+        return None, query
+    return (name, query) if name in GENERATORS else None
+
+
+def _response(status: http.HTTPStatus, text: str, extra: dict[str, str] | None = None) -> Response:
+    headers = Headers([("Content-Type", "text/plain; charset=utf-8"), ("Connection", "close")])
+    for k, v in (extra or {}).items():
+        headers[k] = v
+    body = (text + "\n").encode()
+    headers["Content-Length"] = str(len(body))
+    return Response(status.value, status.phrase, headers, body)
+
+
+class Gate:
+    """Handshake checks: token, origin, route and connection limits."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.open = 0
+        self.per_ip: dict[str, int] = {}
+        self.http_port: int | None = settings.http_port
+
+    def origin_allowed(self, origin: str | None, host_header: str | None) -> bool:
+        if origin is None or origin in self.settings.allow_origins or "*" in self.settings.allow_origins:
+            return True
+        o = urlsplit(origin)
+        h = urlsplit("//" + (host_header or ""))
+        return (o.scheme in ("http", "https") and o.hostname is not None and o.hostname == h.hostname
+                and self.http_port not in (None, 0) and o.port == self.http_port)
+
+    def check(self, connection: ServerConnection, request: Request) -> Response | None:
+        s = self.settings
+        if s.token:
+            auth = request.headers.get("Authorization", "")
+            given = auth[7:] if auth.startswith("Bearer ") else dict(
+                parse_qsl(urlsplit(request.path).query)).get("token", "")
+            if not hmac.compare_digest(given.encode(), s.token.encode()):
+                return _response(http.HTTPStatus.UNAUTHORIZED, "missing or wrong bearer token",
+                                 {"WWW-Authenticate": "Bearer"})
+        if not self.origin_allowed(request.headers.get("Origin"), request.headers.get("Host")):
+            return _response(http.HTTPStatus.FORBIDDEN, "origin not allowed; see --allow-origin")
+        if route(request.path) is None:
+            names = ", ".join(GENERATORS)
+            return _response(http.HTTPStatus.NOT_FOUND, f"no generator at {urlsplit(request.path).path}; "
+                             f"connect to / and send messages, or to /<generator>: {names}")
+        ip = _peer_ip(connection)
+        if self.open >= s.max_connections or self.per_ip.get(ip, 0) >= s.max_connections_per_ip:
+            return _response(http.HTTPStatus.SERVICE_UNAVAILABLE, "too many connections; retry later",
+                             {"Retry-After": "5"})
+        return None
+
+    def enter(self, ip: str) -> None:
+        self.open += 1
+        self.per_ip[ip] = self.per_ip.get(ip, 0) + 1
+
+    def leave(self, ip: str) -> None:
+        self.open -= 1
+        left = self.per_ip.get(ip, 1) - 1
+        if left:
+            self.per_ip[ip] = left
+        else:
+            self.per_ip.pop(ip, None)
+
+
+def _peer_ip(connection: ServerConnection) -> str:
+    addr = connection.remote_address
+    return str(addr[0]) if addr else "?"
+
+
+class Connection:
+    """Serve one WebSocket client until it leaves or the server stops."""
+
+    def __init__(self, ws: ServerConnection, settings: Settings, metrics=None) -> None:
+        self.ws = ws
+        self.settings = settings
+        self.session = Session(settings)
+        self.metrics = metrics
+        self.wake = asyncio.Event()
+
+    async def send(self, message: dict) -> None:
+        await self.ws.send(encoding.dumps(message), text=True)
+
+    async def send_chunk(self, chunk: Chunk) -> None:
+        if chunk.sub.encoding == "binary":
+            b = chunk.block
+            await self.ws.send(encoding.encode_binary(chunk.sub.id, b.seq, chunk.t, chunk.dt, b.values,
+                                                      b.labels, chunk.lag, chunk.skipped))
+        else:
+            await self.ws.send(encoding.dumps(chunk.to_json()), text=True)
+        if self.metrics:
+            self.metrics.sent(chunk)
+
+    async def replies(self, messages: list[dict]) -> None:
+        for message in messages:
+            if self.metrics and message["type"] == "error":
+                self.metrics.error(message["code"])
+            await self.send(message)
+        self.wake.set()
+
+    async def run(self, name: str | None, query: dict[str, str]) -> None:
+        pump = asyncio.create_task(self.pump())
+        try:
+            if name is not None:
+                await self.replies(self.session.subscribe_url(name, query))
+            async for message in self.ws:
+                await self.replies(self.session.handle(message))
+        except ConnectionClosed:
+            pass
+        finally:
+            pump.cancel()
+            try:
+                await pump
+            except (asyncio.CancelledError, ConnectionClosed):
+                pass
+            self.session.close()
+
+    async def pump(self) -> None:
+        """Send what falls due, tick by tick, until cancelled."""
+        s = self.settings
+        clock = time.monotonic
+        transport = self.ws.transport
+        while True:
+            now = clock()
+            busy = False
+            for sub in list(self.session.subscriptions.values()):
+                if sub.paused:
+                    continue
+                if sub.pacer.unpaced:
+                    busy = True
+                if sub.backpressure == "drop" and transport.get_write_buffer_size() > s.send_buffer_bytes:
+                    if sub.pacer.unpaced:
+                        continue  # unpaced: nothing is "due" to drop; wait for the drain
+                    sub.drop_due(now, 1 << 62)
+                    continue
+                chunk = sub.take(now, s.max_block)
+                if chunk is not None:
+                    await self.send_chunk(chunk)
+            if busy:
+                await asyncio.sleep(0)
+                if transport.get_write_buffer_size() > s.send_buffer_bytes:
+                    await asyncio.sleep(s.tick_s / 5)
+                continue
+            wake_at = max(self.session.next_due(), now + s.tick_s)
+            self.wake.clear()
+            if math.isinf(wake_at):
+                await self.wake.wait()
+            else:
+                try:
+                    await asyncio.wait_for(self.wake.wait(), max(0.0, wake_at - clock()))
+                except asyncio.TimeoutError:
+                    pass
+
+
+def make_handler(settings: Settings, gate: Gate, metrics=None):
+    """The ``websockets`` handler and ``process_request`` hook for a server."""
+
+    async def process_request(connection: ServerConnection, request: Request):
+        return gate.check(connection, request)
+
+    async def handler(ws: ServerConnection) -> None:
+        ip = _peer_ip(ws)
+        gate.enter(ip)
+        started = time.monotonic()
+        routed = route(ws.request.path) or (None, {})
+        log.info("ws open %s:%s path=%s", ip, ws.remote_address[1] if ws.remote_address else "?",
+                 urlsplit(ws.request.path).path)
+        if metrics:
+            metrics.connections.inc()
+        conn = Connection(ws, settings, metrics)
+        try:
+            await conn.run(*routed)
+        finally:
+            gate.leave(ip)
+            if metrics:
+                metrics.connections.dec()
+            log.info("ws close %s code=%s duration=%.3fs", ip,
+                     ws.close_code if ws.close_code is not None else "-", time.monotonic() - started)
+
+    return handler, process_request
