@@ -49,7 +49,7 @@ from pydantic import Field
 
 from .base import Generator, RandomStream
 from .fields import count, interval, level
-from .params import GeneratorParams
+from .params import GeneratorParams, InvalidParams
 
 DataInterval = interval(1.0, "Seconds of stream time between samples (0: as fast as the client reads)")
 PositiveDataInterval = interval(
@@ -58,6 +58,12 @@ PositiveDataInterval = interval(
 Probability = Annotated[float, Field(0.05, ge=0, le=1, description="Probability in [0, 1]")]
 
 _EPS = 1e-9
+#: Most anomalies per count-per-duration window: each window's placements are
+#: drawn and held at once (1e9 would take gigabytes).
+MAX_ANOMALIES_PER_WINDOW = 1_000_000
+#: Most events a seek (``start_seq``) of random-square / clustered may replay
+#: (a fifth of a second at worst); farther starts are refused, not ground through.
+MAX_SEEK_EVENTS = 2 * 10**7
 
 
 class RandomParams(GeneratorParams):
@@ -136,7 +142,9 @@ class CountPerDurationParams(GeneratorParams):
 
     interval_field = "data_interval"
     base_value: level(0.0, "Level of normal samples")
-    num_anomalies: count(1, "Anomalies in each window (0 .. samples per window)", minimum=0)
+    num_anomalies: Annotated[int, Field(1, ge=0, le=MAX_ANOMALIES_PER_WINDOW,
+                                        description="Anomalies in each window (0 .. samples per window, at most 1e6)",
+                                        json_schema_extra={"unit": "samples"})]
     min_anomaly_range: level(-10.0, "Smallest anomaly offset from base_value")
     max_anomaly_range: level(10.0, "Largest anomaly offset from base_value (>= min_anomaly_range)")
     duration: Annotated[float, Field(3600.0, gt=0, le=1e9, description="Window length in seconds of stream time",
@@ -266,8 +274,22 @@ class _EventGenerator(Generator):
             self._events.truncate(at, new.bounds())
 
     def _advance_to(self, n):
-        self._events.extend(n)
-        self._events.forget_before(n)
+        # Walk in bounded batches, forgetting passed events as we go: a long
+        # seek then takes linear time and constant memory (drawing up to n
+        # in one go concatenated ever-growing arrays: quadratic, unbounded).
+        events = self._events
+        lo_gap, _, lo_len, _ = events._bounds
+        if (n - self.seq) // (lo_gap + lo_len) > MAX_SEEK_EVENTS:
+            limit = self.seq + MAX_SEEK_EVENTS * (lo_gap + lo_len)
+            raise InvalidParams([{"field": "start_seq", "value": n, "message":
+                                  f"too far: {self.name} replays its events to get there; at most {limit} "
+                                  f"with these gap and length minimums"}])
+        step = (lo_gap + lo_len) << 16
+        at = self.seq
+        while at < n:
+            at = min(n, at + step)
+            events.extend(at)
+            events.forget_before(at)
 
 
 class RandomSquare(_EventGenerator):
@@ -374,11 +396,11 @@ class CountPerDuration(Generator):
         last = (n + m - 1 - self._origin) // w if m else first - 1
         for j in range(first, last + 1):
             offsets, u = self._window(self._window_base + j, w, p.num_anomalies)
-            pos = self._origin + j * w + offsets - n
-            keep = (pos >= 0) & (pos < m)
-            pos = pos[keep]
+            start = self._origin + j * w - n          # window start relative to n
+            lo, hi = np.searchsorted(offsets, (-start, m - start))   # offsets are sorted
+            pos = start + offsets[lo:hi]
             labels[pos] = True
-            values[pos] += p.min_anomaly_range + (p.max_anomaly_range - p.min_anomaly_range) * u[keep]
+            values[pos] += p.min_anomaly_range + (p.max_anomaly_range - p.min_anomaly_range) * u[lo:hi]
         return values, labels
 
     def _on_update(self, old, new, at):
