@@ -404,7 +404,8 @@ class CountPerDuration(Generator):
         return values, labels
 
     def _on_update(self, old, new, at):
-        if (old.num_anomalies, old.window_samples) != (new.num_anomalies, new.window_samples):
+        if ((old.num_anomalies, old.duration, old.data_interval)
+                != (new.num_anomalies, new.duration, new.data_interval)):
             self._window_base += (at - self._origin) // old.window_samples + 1
             self._origin = at
             self._cache.clear()

@@ -164,6 +164,8 @@ class Generator:
         The changes are validated merged with the current parameters; on
         error nothing changes. Returns the full new parameters.
         """
+        if not isinstance(changes, Mapping):
+            validate_params(self.Params, changes)  # raises InvalidParams naming "params"
         merged = {**self.params.model_dump(), **dict(changes)}
         new = validate_params(self.Params, merged)
         old, self.params = self.params, new

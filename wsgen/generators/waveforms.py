@@ -13,6 +13,10 @@ in degrees:
 * triangle: ``offset + amplitude * (1 - 4*|frac(c + phi/360 + 1/4) - 1/2|)``,
   0 at c=0, +amplitude at a quarter period, -amplitude at three quarters.
 
+``frac`` and the duty-cycle comparison allow 1e-9 cycle of rounding, so a
+sample that falls exactly on a period or duty boundary (e.g. 1.2 cycles,
+computed as 1.19999...) is treated alike in every period.
+
 Live updates: the phase accumulator ``c`` is continuous. When ``frequency``
 or ``sample_rate`` changes at sample ``u``, ``c`` continues from ``c(u)``
 with the new step ``frequency / sample_rate`` (no jump in phase); the other
@@ -32,6 +36,7 @@ from .fields import interval, level
 from .params import GeneratorParams
 
 TWO_PI = 2.0 * math.pi
+_EPS = 1e-9  # cycles of rounding tolerated at period and duty boundaries
 
 Frequency = Annotated[float, Field(2.0, ge=0, le=1e9, description="Frequency in Hz (cycles per second of signal time)",
                                    json_schema_extra={"unit": "Hz"})]
@@ -122,7 +127,8 @@ class Waveform(Generator):
         turn = self.params.phase / 360.0 + shift
         if turn:
             c += turn
-        np.subtract(c, np.floor(c), out=c)
+        np.subtract(c, np.floor(c + _EPS), out=c)
+        np.maximum(c, 0.0, out=c)
         return c
 
 
@@ -167,6 +173,7 @@ class Square(Waveform):
     def _render(self, n, m):
         p = self.params
         x = self._frac_with_phase(n, m)
+        x += _EPS
         high = x < p.duty_cycle
         out = np.where(high, p.offset + p.amplitude, p.offset - p.amplitude)
         return out, None
