@@ -42,6 +42,7 @@ never depend on block sizes.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from typing import Annotated, ClassVar
 
 import numpy as np
@@ -58,6 +59,9 @@ PositiveDataInterval = interval(
 Probability = Annotated[float, Field(0.05, ge=0, le=1, description="Probability in [0, 1]")]
 
 _EPS = 1e-9
+# one-sample label arrays, copied for each take(1) (a copy is 3x cheaper than np.array([True]))
+_TRUE1 = np.array([True])
+_FALSE1 = np.array([False])
 #: Most anomalies per count-per-duration window: each window's placements are
 #: drawn and held at once (1e9 would take gigabytes).
 MAX_ANOMALIES_PER_WINDOW = 1_000_000
@@ -180,6 +184,11 @@ class Random(Generator):
 
     def _render(self, n, m):
         p = self.params
+        if m == 1:  # fast path for take(1): same operations on Python floats
+            u1, u2 = self._u.one(n)
+            if u1 < p.anomaly_probability:
+                return np.array([p.base_value + p.anomaly_range * (2.0 * u2 - 1.0)]), _TRUE1.copy()
+            return np.array([p.base_value]), _FALSE1.copy()
         u = self._u.uniforms(n, m)
         labels = u[:, 0] < p.anomaly_probability
         values = np.full(m, p.base_value)
@@ -203,6 +212,7 @@ class EventTrack:
         self.starts = np.empty(0, np.int64)
         self.ends = np.empty(0, np.int64)   # exclusive
         self._origin = 0        # end of the last event before the stored ones
+        self._span = (0, 0, 0)  # (gap start, event start, event end) of the last ``inside``
 
     @property
     def _next_index(self) -> int:
@@ -244,6 +254,7 @@ class EventTrack:
         self.starts = self.starts[:k]
         self.ends = self.ends[:k]
         self._bounds = bounds
+        self._span = (0, 0, 0)
 
     def mask(self, n: int, m: int) -> np.ndarray:
         """Boolean mask of samples n..n+m-1 that lie inside an event."""
@@ -260,6 +271,24 @@ class EventTrack:
         if len(self.starts) > 4096:
             self.forget_before(n + m)
         return out
+
+    def inside(self, n: int) -> bool:
+        """``mask(n, 1)[0]`` without arrays (the ``take(1)`` fast path).
+
+        Keeps the gap and event around the last answer as Python ints
+        (stored events never move; ``truncate`` resets it), so walking
+        forward one sample at a time costs a comparison.
+        """
+        lo, start, end = self._span
+        if not lo <= n < end:
+            self.extend(n + 1)
+            k = int(self.ends.searchsorted(n, side="right"))  # first event ending after n
+            lo = int(self.ends[k - 1]) if k else self._origin
+            start, end = int(self.starts[k]), int(self.ends[k])
+            self._span = (lo, start, end)
+            if len(self.starts) > 4096:
+                self.forget_before(n + 1)
+        return n >= start
 
 
 class _EventGenerator(Generator):
@@ -299,6 +328,10 @@ class RandomSquare(_EventGenerator):
 
     def _render(self, n, m):
         p = self.params
+        if m == 1:
+            hit = self._events.inside(n)
+            values = np.array([p.base_value + p.anomaly_magnitude if hit else p.base_value])
+            return values, (_TRUE1 if hit else _FALSE1).copy()
         labels = self._events.mask(n, m)
         values = np.where(labels, p.base_value + p.anomaly_magnitude, p.base_value)
         return values, labels
@@ -315,6 +348,11 @@ class Clustered(_EventGenerator):
 
     def _render(self, n, m):
         p = self.params
+        if m == 1:
+            hit = self._events.inside(n)
+            u = self._u.one(n)
+            v = p.constant_value + p.anomaly_magnitude * (2.0 * u - 1.0) if hit else p.constant_value
+            return np.array([v]), (_TRUE1 if hit else _FALSE1).copy()
         labels = self._events.mask(n, m)
         u = self._u.uniforms(n, m)
         values = np.full(m, p.constant_value)
@@ -343,6 +381,15 @@ class PeriodicSpike(Generator):
 
     def _render(self, n, m):
         p = self.params
+        if m == 1:  # fast path for take(1): same operations on Python floats
+            a, ph0, di, si = self._anchor, self._anchor_phase, p.data_interval, p.spike_interval
+            now = math.floor(float(n - a) * di / si + ph0 + _EPS)
+            before = math.floor(float(n - 1 - a) * di / si + ph0 + _EPS) if n > a else self._floor_before
+            u = self._u.one(n)
+            if now > before:
+                return (np.array([p.base_value + (p.min_spike_range + (p.max_spike_range - p.min_spike_range) * u)]),
+                        _TRUE1.copy())
+            return np.array([p.base_value]), _FALSE1.copy()
         start = n - 1 if n > self._anchor else n
         ph = self._phase(start, m + (start < n))
         fl = np.floor(ph + _EPS)
@@ -374,6 +421,7 @@ class CountPerDuration(Generator):
         self._origin = 0        # first sample of window number `_window_base`
         self._window_base = 0
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._one: tuple = (None, [], None)  # (window number, offsets as a list, uniforms) for take(1)
 
     def _window(self, number: int, size: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Sorted anomaly offsets within window ``number`` and their uniforms."""
@@ -390,6 +438,19 @@ class CountPerDuration(Generator):
     def _render(self, n, m):
         p = self.params
         w = p.window_samples
+        if m == 1:  # fast path for take(1): bisect a Python list of the window's offsets
+            j = (n - self._origin) // w
+            number = self._window_base + j
+            if self._one[0] != number:
+                offsets, u = self._window(number, w, p.num_anomalies)
+                self._one = (number, offsets.tolist(), u)
+            _, offsets, u = self._one
+            r = n - self._origin - j * w                # offset of n in its window
+            i = bisect_left(offsets, r)
+            if i < len(offsets) and offsets[i] == r:
+                return (np.array([p.base_value + (p.min_anomaly_range + (p.max_anomaly_range - p.min_anomaly_range) * u[i])]),
+                        _TRUE1.copy())
+            return np.array([p.base_value]), _FALSE1.copy()
         labels = np.zeros(m, bool)
         values = np.full(m, p.base_value)
         first = (n - self._origin) // w
@@ -409,3 +470,4 @@ class CountPerDuration(Generator):
             self._window_base += (at - self._origin) // old.window_samples + 1
             self._origin = at
             self._cache.clear()
+            self._one = (None, [], None)

@@ -82,6 +82,20 @@ class RandomStream:
         self._next = n + m
         return out if self._draws == 1 else out.reshape(m, self._draws)
 
+    def one(self, n: int):
+        """The doubles of sample ``n`` as Python floats: a float when
+        ``draws`` is 1, else a tuple (the fast path of ``uniforms(n, 1)``,
+        same values)."""
+        if n != self._next:
+            self._jump(n)
+        self._next = n + 1
+        random = self._gen.random
+        if self._draws == 1:
+            return random()
+        if self._draws == 2:
+            return random(), random()
+        return tuple([random() for _ in range(self._draws)])
+
     def _jump(self, n: int) -> None:
         if n < self._next:
             self._bitgen.state = self._initial_state

@@ -65,6 +65,13 @@ class Normal(Generator):
 
     def _render(self, n, m):
         p = self.params
+        if m == 1:  # fast path: same operations on Python floats, same ufuncs
+            u1, u2 = self._u.one(n)
+            r = float(np.sqrt(float(np.log1p(-u1)) * -2.0)) * float(np.cos(u2 * (2.0 * math.pi)))
+            r *= p.std_dev
+            if p.mean:
+                r += p.mean
+            return np.array([r]), None
         u = self._u.uniforms(n, m)
         r = np.log1p(-u[:, 0])
         r *= -2.0
@@ -87,6 +94,8 @@ class Uniform(Generator):
 
     def _render(self, n, m):
         p = self.params
+        if m == 1:
+            return np.array([self._u.one(n) * (p.max_val - p.min_val) + p.min_val]), None
         u = self._u.uniforms(n, m)
         u *= p.max_val - p.min_val
         u += p.min_val
@@ -101,6 +110,8 @@ class Exponential(Generator):
         self._u = RandomStream(self.seed, key=13)
 
     def _render(self, n, m):
+        if m == 1:
+            return np.array([float(np.log1p(-self._u.one(n))) * -self.params.scale]), None
         u = self._u.uniforms(n, m)
         r = np.log1p(-u)
         r *= -self.params.scale
