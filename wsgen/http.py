@@ -1,0 +1,560 @@
+"""HTTP compatibility adapter: the original service's endpoints, streamed.
+
+``create_app(settings)`` builds a FastAPI app serving every generator at the
+original service's path (``/sine``, ``/random``, ... plus ``/triangle``) and
+the anomaly kinds also under ``/anomalies/<name>``. A script written for the
+original (``requests.get(url, stream=True)``, one value per line) works
+unchanged against it: same query parameter names and defaults, one sample per
+line with three decimals, paced by ``interval`` / ``data_interval``.
+
+Query parameters of a stream endpoint:
+
+* the generator's parameters (its pydantic model is the only source of their
+  names, defaults, bounds and OpenAPI documentation);
+* ``seed`` (integer in [0, 2**64); drawn when omitted and returned in the
+  ``X-Wsgen-Seed`` response header), ``start_seq`` (first sample index);
+* ``speed``: delivery speed-up (a number in (0, 1e6], or ``max`` = as fast
+  as the client reads). Stream times and anomaly placement do not change;
+* ``count``: stop after this many samples; ``duration``: stop before the
+  first sample whose stream time is ``duration`` seconds or more after the
+  first one's (stream seconds: at ``speed=1`` also seconds of delivery; with
+  an interval of 0, stream time is wall-clock time). Where the generator has
+  a parameter of the same name (``count-per-duration``'s ``duration``, the
+  window length), the stream control is called ``stream_duration`` instead;
+* ``format``: ``text`` (default), ``ndjson``, ``csv`` or ``sse``
+  (see :mod:`wsgen.lines`);
+* ``token``: the bearer token, when the server requires one and the client
+  cannot send an ``Authorization: Bearer`` header (``EventSource``).
+
+Every parameter is validated before a byte of the stream is sent, the
+generator included (cross-field rules such as ``min_val <= max_val``); any
+problem, an unknown or repeated parameter too, answers 422 with
+``{"error": "invalid_params", "message", "details": [{field, value,
+message}]}``.
+
+Delivery: sample ``n`` is due at ``t0 + n * interval / speed`` (``Pacer``,
+no drift); samples due within one tick (``settings.tick_s``) go out as one
+chunk. Unpaced streams send chunks of ``settings.max_block`` samples and let
+the event loop serve others between chunks; the client's reading speed paces
+them. A client that disconnects ends its stream at once.
+
+Other endpoints: ``/docs`` (Swagger UI, vendored: no CDN), ``/openapi.json``,
+``/generators`` (catalogue with JSON Schemas), ``/healthz``, ``/metrics``
+(Prometheus).
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import math
+import re
+import time
+from importlib.resources import files
+from typing import Any, AsyncIterator
+from urllib.parse import quote
+
+import anyio
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import StreamingResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from . import lines
+from .config import Settings
+from .generators import ANOMALY_KINDS, GENERATORS, GeneratorSpec, InvalidParams, catalogue, create, validate_params
+from .pacing import Pacer
+
+__all__ = ["CONTROLS", "StreamRegistry", "create_app"]
+
+#: Largest ``speed`` accepted (as on the WebSocket path); ``max`` = unpaced.
+MAX_SPEED = 1e6
+#: Largest ``start_seq`` (and ``count``): integers JavaScript holds exactly.
+MAX_SEQ = 2**53
+#: Longest ``duration`` of a stream, in seconds (about 31 years).
+MAX_DURATION_S = 1e9
+#: An idle SSE stream sends a comment this often so proxies keep it open.
+SSE_KEEPALIVE_S = 15.0
+
+_INT = re.compile(r"\+?[0-9]{1,20}")
+
+#: Stream controls: name -> (OpenAPI schema, description).
+CONTROLS: dict[str, tuple[dict[str, Any], str]] = {
+    "seed": ({"type": "integer", "minimum": 0, "maximum": 2**64 - 1},
+             "Seed of the random streams, in [0, 2**64). Omitted: one is drawn and returned in the "
+             "X-Wsgen-Seed response header. Same name, parameters and seed: same values, here and over "
+             "WebSocket."),
+    "speed": ({"anyOf": [{"type": "number", "exclusiveMinimum": 0, "maximum": MAX_SPEED},
+                         {"type": "string", "enum": ["max"]}], "default": 1},
+              "Delivery speed-up: a number in (0, 1e6], or `max` (as fast as the client reads). "
+              "Timestamps and anomaly placement do not change."),
+    "count": ({"type": "integer", "minimum": 1, "maximum": MAX_SEQ},
+              "End the stream after this many samples (default: endless). Set it when trying a stream "
+              "out on this page."),
+    "duration": ({"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DURATION_S},
+                 "End the stream before the first sample whose stream time is this many seconds after "
+                 "the first sample's (stream seconds; at speed 1 also seconds of delivery). Default: endless."),
+    "format": ({"type": "string", "enum": list(lines.FORMATS), "default": "text"},
+               "`text`: one value per line, 3 decimals (the original format). `ndjson`: one JSON object per "
+               "line {seq, t, value[, label]}. `csv`: header `seq,t,value[,label]` then rows. `sse`: "
+               "Server-Sent Events (`id: seq`, `data: <json>`)."),
+    "start_seq": ({"type": "integer", "minimum": 0, "maximum": MAX_SEQ, "default": 0},
+                  "Index of the first sample (resume a seeded stream where it stopped). With format=sse, "
+                  "a Last-Event-ID request header resumes after that id."),
+    "token": ({"type": "string"},
+              "Bearer token, for clients that cannot send an Authorization header."),
+}
+
+_STREAM_HEADERS = {
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+# -- stream registry ---------------------------------------------------------
+
+class StreamRegistry:
+    """The app's open streams: how many, and a way to end them all.
+
+    ``close()`` (call it in the event loop, e.g. at shutdown) ends every
+    stream at its next chunk or wake-up, cleanly (the response completes).
+    """
+
+    def __init__(self) -> None:
+        self.active = 0
+        self.closing = False
+        self._sleepers: set[asyncio.Future] = set()
+
+    async def sleep(self, delay: float) -> None:
+        """``asyncio.sleep(delay)`` that :meth:`close` cuts short."""
+        if delay <= 0 or self.closing:
+            await asyncio.sleep(0)
+            return
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        handle = loop.call_later(delay, _wake, fut)
+        self._sleepers.add(fut)
+        try:
+            await fut
+        finally:
+            handle.cancel()
+            self._sleepers.discard(fut)
+
+    def close(self) -> None:
+        self.closing = True
+        for fut in list(self._sleepers):
+            _wake(fut)
+
+
+def _wake(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class SampleStream(StreamingResponse):
+    """A StreamingResponse that always watches for the client leaving (also
+    on ASGI servers of spec 2.4, where Starlette would only notice at the
+    next write) and always closes its iterator, so a disconnect stops the
+    generator at once."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            async with anyio.create_task_group() as tg:
+                async def run() -> None:
+                    try:
+                        await self.stream_response(send)
+                    except OSError:
+                        pass  # the client went away mid-write
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(run)
+                await self.listen_for_disconnect(receive)
+                tg.cancel_scope.cancel()
+        finally:
+            aclose = getattr(self.body_iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
+# -- query parsing -------------------------------------------------------------
+
+class _Options:
+    """Parsed stream controls."""
+
+    seed: int | None = None
+    speed: float = 1.0
+    count: int | None = None
+    duration: float | None = None
+    format: str = "text"
+    start_seq: int | None = None
+
+
+def _parse_int(value: str, lo: int, hi: int) -> int | None:
+    if not _INT.fullmatch(value.strip()):
+        return None
+    n = int(value)
+    return n if lo <= n <= hi else None
+
+
+def _parse_float(value: str) -> float | None:
+    try:
+        x = float(value)
+    except ValueError:
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _parse_control(name: str, value: str, opts: _Options) -> str | None:
+    """Store control ``name`` in ``opts``; return an error message or None."""
+    if name == "seed":
+        n = _parse_int(value, 0, 2**64 - 1)
+        if n is None:
+            return "must be an integer in [0, 2**64)"
+        opts.seed = n
+    elif name == "speed":
+        if value.strip().lower() == "max":
+            opts.speed = math.inf
+        else:
+            x = _parse_float(value)
+            if x is None or not 0 < x <= MAX_SPEED:
+                return 'must be a number in (0, 1e6] or "max"'
+            opts.speed = x
+    elif name == "count":
+        n = _parse_int(value, 1, MAX_SEQ)
+        if n is None:
+            return "must be an integer in [1, 2**53] (samples)"
+        opts.count = n
+    elif name == "duration":
+        x = _parse_float(value)
+        if x is None or not 0 < x <= MAX_DURATION_S:
+            return f"must be a number of seconds in (0, {MAX_DURATION_S:g}]"
+        opts.duration = x
+    elif name == "format":
+        if value not in lines.FORMATS:
+            return f"must be one of: {', '.join(lines.FORMATS)}"
+        opts.format = value
+    elif name == "start_seq":
+        n = _parse_int(value, 0, MAX_SEQ)
+        if n is None:
+            return "must be an integer in [0, 2**53]"
+        opts.start_seq = n
+    return None  # token: checked by the auth layer
+
+
+def _control_names(fields: tuple[str, ...]) -> dict[str, str]:
+    """Control -> query name on a route whose model has ``fields``: a
+    control named like a generator parameter becomes ``stream_<name>``."""
+    return {c: (f"stream_{c}" if c in fields else c) for c in CONTROLS}
+
+
+def _invalid(path: str, details: list[dict[str, Any]]) -> JSONResponse:
+    summary = "; ".join(f"{d['field']}: {d['message']} (got {d['value']!r})" for d in details)
+    return JSONResponse({"error": "invalid_params", "message": f"invalid query parameters for {path}: {summary}",
+                         "details": details}, status_code=422, headers={"Cache-Control": "no-store"})
+
+
+# -- the stream ------------------------------------------------------------------
+
+class _Route:
+    """One stream endpoint: a generator kind at a path."""
+
+    def __init__(self, app: FastAPI, settings: Settings, spec: GeneratorSpec, path: str) -> None:
+        self.app = app
+        self.settings = settings
+        self.spec = spec
+        self.path = path
+        self.fields = tuple(spec.params_model.model_fields)
+        self.controls = _control_names(self.fields)
+        self.by_query = {q: c for c, q in self.controls.items()}
+        public = [q for c, q in self.controls.items() if c != "token" or settings.token]
+        self.allowed = ", ".join(self.fields + tuple(public))
+
+    async def __call__(self, request: Request) -> Response:
+        errors: list[dict[str, Any]] = []
+        given: dict[str, list[str]] = {}
+        for key, value in request.query_params.multi_items():
+            given.setdefault(key, []).append(value)
+        params: dict[str, str] = {}
+        opts = _Options()
+        for key, values in given.items():
+            if len(values) > 1:
+                errors.append({"field": key, "value": values, "message": "given more than once; give it once"})
+                continue
+            value = values[0]
+            if key in self.fields:
+                params[key] = value
+            elif key in self.by_query:
+                problem = _parse_control(self.by_query[key], value, opts)
+                if problem:
+                    errors.append({"field": key, "value": value, "message": problem})
+            else:
+                errors.append({"field": key, "value": value, "message": f"unknown parameter; allowed: {self.allowed}"})
+        if opts.format == "sse" and opts.start_seq is None and "last-event-id" in request.headers:
+            last = _parse_int(request.headers["last-event-id"], 0, MAX_SEQ - 1)
+            if last is None:
+                errors.append({"field": "Last-Event-ID", "value": request.headers["last-event-id"],
+                               "message": "must be the id of an event of this stream (an integer)"})
+            else:
+                opts.start_seq = last + 1
+        try:
+            model = validate_params(self.spec.params_model, params)
+        except InvalidParams as exc:
+            errors.extend(exc.details)
+        else:
+            interval, floor = model.sample_interval, self.settings.min_interval_s
+            if 0 < interval < floor:
+                errors.append({"field": model.interval_field, "value": interval,
+                               "message": f"must be 0 (unpaced) or >= {floor}, this server's smallest interval"})
+        if errors:
+            return _invalid(self.path, errors)
+        try:
+            gen = create(self.spec.name, model, seed=opts.seed, start_seq=opts.start_seq or 0)
+        except InvalidParams as exc:
+            return _invalid(self.path, exc.details)
+        streams: StreamRegistry = self.app.state.streams
+        if streams.active >= self.settings.max_connections or streams.closing:
+            return JSONResponse({"error": "limit_reached", "message": f"at most {self.settings.max_connections} "
+                                 "streams at once; retry later"}, status_code=503, headers={"Retry-After": "5"})
+        headers = dict(_STREAM_HEADERS, **{"X-Wsgen-Seed": str(gen.seed), "X-Wsgen-Start-Seq": str(gen.seq)})
+        return SampleStream(self._body(gen, opts), media_type=lines.FORMATS[opts.format], headers=headers)
+
+    async def _body(self, gen, opts: _Options) -> AsyncIterator[bytes]:
+        """The chunks of one stream (see the module docstring for the rules)."""
+        settings, fmt = self.settings, opts.format
+        streams: StreamRegistry = self.app.state.streams
+        metrics = getattr(self.app.state, "metrics", None)
+        samples_sent = metrics.samples.labels(gen.name, "http") if metrics else None
+        labelled = gen.anomalous
+        with_times = lines.needs_times(fmt)
+        streams.active += 1
+        if metrics:
+            metrics.http_streams.inc()
+        try:
+            pacer = Pacer.start(gen.sample_interval, opts.speed, gen.seq)
+            seq = gen.seq
+            end = None if opts.count is None else seq + opts.count
+            wall_end = None
+            if opts.duration is not None:
+                if pacer.interval > 0:
+                    # samples whose offset k * interval < duration
+                    n = math.ceil(opts.duration / pacer.interval - 1e-9)
+                    end = seq + n if end is None else min(end, seq + n)
+                else:
+                    wall_end = pacer.wall0 + opts.duration
+            tick = max(settings.tick_s, 0.0)
+            block_max = max(1, settings.max_block)
+            head = lines.header(fmt, labelled)
+            if head:
+                yield head
+            last_sent = time.monotonic()
+            while not streams.closing:
+                if end is not None and seq >= end:
+                    break
+                if pacer.unpaced:
+                    if wall_end is not None and time.time() >= wall_end:
+                        break
+                    m = block_max
+                else:
+                    now = time.monotonic()
+                    m = pacer.due_count(seq, now)
+                    if m == 0:
+                        wake = max(pacer.due_time(seq), last_sent + tick)
+                        if fmt == "sse":
+                            wake = min(wake, last_sent + SSE_KEEPALIVE_S)
+                        await streams.sleep(wake - now)
+                        if fmt == "sse" and time.monotonic() - last_sent >= SSE_KEEPALIVE_S:
+                            last_sent = time.monotonic()
+                            yield lines.keepalive(fmt)
+                        continue
+                    m = min(m, block_max)
+                if end is not None:
+                    m = min(m, end - seq)
+                block = gen.take(m)
+                if with_times:
+                    if pacer.interval > 0:
+                        k = np.arange(seq - pacer.seq0, seq - pacer.seq0 + m, dtype=np.float64)
+                        times = pacer.wall0 + k * pacer.interval
+                    else:
+                        times = np.full(m, time.time())
+                    chunk = lines.encode(fmt, block, times)
+                else:
+                    chunk = lines.text(block.values)
+                seq += m
+                last_sent = time.monotonic()
+                yield chunk
+                if samples_sent is not None:
+                    samples_sent.inc(m)
+                # Let other clients run between chunks: a send that does not
+                # block would otherwise keep the loop for this stream alone.
+                await asyncio.sleep(0)
+            else:
+                return  # server shutting down: no end event, clients may reconnect
+            tail = lines.footer(fmt, seq)
+            if tail:
+                yield tail
+        finally:
+            streams.active -= 1
+            if metrics:
+                metrics.http_streams.dec()
+
+    def openapi(self) -> dict[str, Any]:
+        """OpenAPI ``parameters`` (from the model) and responses of the route."""
+        schema = self.spec.schema()
+        params = []
+        for name, prop in schema.get("properties", {}).items():
+            prop = dict(prop)
+            prop.pop("title", None)
+            description = prop.get("description", "")
+            unit = prop.get("unit")
+            if unit and f"[{unit}]" not in description:
+                description = f"{description} [{unit}]".strip()
+            params.append({"name": name, "in": "query", "required": False, "description": description,
+                           "schema": prop})
+        for control, query in self.controls.items():
+            if control == "token" and not self.settings.token:
+                continue
+            cschema, description = CONTROLS[control]
+            if query != control:
+                description += f" (Named {query} here: {control} is the generator's own parameter.)"
+            params.append({"name": query, "in": "query", "required": False, "description": description,
+                           "schema": dict(cschema)})
+        label = ', "label": false' if self.spec.anomalous else ""
+        example_json = '{"seq": 0, "t": 1700000000.0, "value": 0.0%s}' % label
+        return {
+            "parameters": params,
+            "responses": {
+                "200": {
+                    "description": "An endless stream (unless count or duration is given), one sample per "
+                                   "line; the X-Wsgen-Seed header holds the seed.",
+                    "content": {
+                        "text/plain": {"schema": {"type": "string"}, "example": "0.000\n0.501\n0.995\n"},
+                        "application/x-ndjson": {"schema": {"type": "string"}, "example": example_json + "\n"},
+                        "text/csv": {"schema": {"type": "string"},
+                                     "example": "seq,t,value%s\n0,1700000000.000000,0.0%s\n"
+                                                % (",label" if label else "", ",false" if label else "")},
+                        "text/event-stream": {"schema": {"type": "string"},
+                                              "example": f"id: 0\ndata: {example_json}\n\n"},
+                    },
+                },
+                "422": {"description": "Invalid query parameters; nothing was streamed.",
+                        "content": {"application/json": {"schema": _ERROR_SCHEMA}}},
+                "503": {"description": "Too many streams open; retry later.",
+                        "content": {"application/json": {"schema": _ERROR_SCHEMA}}},
+            },
+        }
+
+
+_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error", "message"],
+    "properties": {
+        "error": {"type": "string", "examples": ["invalid_params"]},
+        "message": {"type": "string"},
+        "details": {"type": "array", "items": {
+            "type": "object", "required": ["field", "value", "message"],
+            "properties": {"field": {"type": "string"}, "value": {}, "message": {"type": "string"}}}},
+    },
+}
+
+
+# -- auth ----------------------------------------------------------------------
+
+class _TokenGate:
+    """Require ``Authorization: Bearer <token>`` (or ``?token=``) on every
+    path but ``/healthz`` and the static files."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.token = token.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] == "/healthz" or scope["path"].startswith("/static/"):
+            return await self.app(scope, receive, send)
+        request = Request(scope)
+        auth = request.headers.get("authorization", "")
+        given = auth[7:] if auth.startswith("Bearer ") else request.query_params.get("token", "")
+        if hmac.compare_digest(given.encode(), self.token):
+            return await self.app(scope, receive, send)
+        response = JSONResponse({"error": "unauthorized", "message": "missing or wrong bearer token: send "
+                                 "'Authorization: Bearer <token>' or add ?token=<token>"},
+                                status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        await response(scope, receive, send)
+
+
+# -- the app -------------------------------------------------------------------
+
+def _tag(spec: GeneratorSpec) -> str:
+    return {"waveform": "waveforms", "distribution": "distributions", "anomaly": "anomalies"}[spec.family]
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The HTTP app: stream endpoints, docs, catalogue, health and metrics.
+
+    ``app.state.streams`` (:class:`StreamRegistry`) counts open streams and
+    ends them on ``close()``; ``app.state.metrics`` may be replaced by the
+    server's shared :class:`~wsgen.metrics.Metrics`.
+    """
+    from .metrics import CONTENT_TYPE, Metrics
+
+    app = FastAPI(
+        title="wsgen HTTP streams",
+        version="1",
+        description="Synthetic time series over HTTP, compatible with the original streaming-data-gen "
+                    "service: `GET /<generator>` streams one value per line. Query parameters: the "
+                    "generator's own, plus `seed`, `speed`, `count`, `duration`, `format`, `start_seq`. "
+                    "Streams are endless by default: set `count` when using *Try it out* here.",
+        docs_url=None, redoc_url=None, openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.streams = StreamRegistry()
+    app.state.metrics = Metrics()
+
+    routes = [(f"/{name}", spec) for name, spec in GENERATORS.items()]
+    routes += [(f"/anomalies/{name}", GENERATORS[name]) for name in ANOMALY_KINDS]
+    for path, spec in routes:
+        route = _Route(app, settings, spec, path)
+        legacy = path.startswith("/anomalies/")
+        app.add_api_route(
+            path, route, methods=["GET"], response_class=PlainTextResponse,
+            operation_id=f"stream_{path.strip('/').replace('/', '_').replace('-', '_')}",
+            summary=f"Stream {spec.name}" + (" (same as /" + spec.name + ")" if legacy else ""),
+            description=spec.description, tags=["anomalies (/anomalies/ paths)" if legacy else _tag(spec)],
+            openapi_extra=route.openapi(),
+        )
+
+    static_dir = files("wsgen") / "static"
+    app.mount("/static", StaticFiles(directory=str(static_dir)), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        openapi_url = root + "/openapi.json"
+        if settings.token and "token" in request.query_params:
+            openapi_url += "?token=" + quote(request.query_params["token"], safe="")
+        return get_swagger_ui_html(
+            openapi_url=openapi_url, title="wsgen HTTP streams - docs",
+            swagger_js_url=root + "/static/docs/swagger-ui-bundle.js",
+            swagger_css_url=root + "/static/docs/swagger-ui.css",
+            swagger_favicon_url=root + "/static/docs/favicon-32x32.png",
+            swagger_ui_parameters={"validatorUrl": None, "tryItOutEnabled": False},
+        )
+
+    @app.get("/generators", summary="The generators and the JSON Schemas of their parameters", tags=["meta"])
+    async def generators() -> JSONResponse:
+        return JSONResponse(catalogue())
+
+    @app.get("/healthz", summary="Liveness and open streams", tags=["meta"])
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok", "active_streams": app.state.streams.active,
+                             "generators": len(GENERATORS)})
+
+    @app.get("/metrics", summary="Prometheus metrics", tags=["meta"], response_class=PlainTextResponse)
+    async def metrics() -> Response:
+        return Response(app.state.metrics.render(), media_type=CONTENT_TYPE)
+
+    if settings.token:
+        app.add_middleware(_TokenGate, token=settings.token)
+    return app
