@@ -51,6 +51,7 @@ class Running:
         timeout = self.settings.graceful_timeout_s
         self.ws_server.close()
         if self._http is not None:
+            self._http.config.app.state.streams.close()   # end open HTTP streams now
             self._http.should_exit = True
         try:
             await asyncio.wait_for(self.ws_server.wait_closed(), timeout)
