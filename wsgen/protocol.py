@@ -132,16 +132,19 @@ def parse_client_message(data: str | bytes) -> Subscribe | Update | Pause | Resu
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         kinds = {e["type"] for e in errors}
-        if kinds & {"json_invalid", "json_type"} or (len(errors) == 1 and not errors[0]["loc"]):
-            detail = errors[0]["msg"]
-            raise ProtocolError(INVALID_JSON, f"message is not a JSON object ({detail}); "
-                                "send one JSON object with a \"type\" field per message") from None
+        # Tag errors first: they too have an empty ``loc``, but the message
+        # was an object, so they are unknown_type, not invalid_json.
         if kinds & {"union_tag_not_found", "union_tag_invalid"}:
             given = errors[0].get("input", {})
             tag = given.get("type") if isinstance(given, dict) else None
             msg_id = given.get("id") if isinstance(given, dict) and isinstance(given.get("id"), str) else None
-            what = "missing \"type\"" if tag is None else f"unknown type {tag!r}"
-            raise ProtocolError(UNKNOWN_TYPE, f"{what}; allowed: {', '.join(CLIENT_TYPES)}", msg_id) from None
+            what = "missing \"type\"" if tag is None else f"unknown type {repr(tag)[:80]}"
+            raise ProtocolError(UNKNOWN_TYPE, f"{what}; allowed: {', '.join(CLIENT_TYPES)}",
+                                msg_id if msg_id is None or len(msg_id) <= 128 else None) from None
+        if kinds & {"json_invalid", "json_type"} or (len(errors) == 1 and not errors[0]["loc"]):
+            detail = errors[0]["msg"]
+            raise ProtocolError(INVALID_JSON, f"message is not a JSON object ({detail}); "
+                                "send one JSON object with a \"type\" field per message") from None
         details = _details(exc)
         raise ProtocolError(INVALID_MESSAGE, "invalid message: " + "; ".join(
             f"{d['field']}: {d['message']}" for d in details), _id_of(data), details) from None
@@ -163,8 +166,18 @@ def error(code: str, message: str, id: str | None = None,
           details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     msg: dict[str, Any] = {"type": "error", "id": id, "code": code, "message": message}
     if details:
-        msg["details"] = details
+        msg["details"] = [{**d, "value": _wire_value(d.get("value"))} for d in details]
     return msg
+
+
+def _wire_value(value: Any) -> Any:
+    """A detail's offending value as JSON can carry it: integers beyond
+    64 bits (which orjson refuses) and non-finite floats become text."""
+    if isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**64:
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
 
 
 def subscribed(id: str, generator: str, params: dict, seed: int, seq: int, speed: float | str,
