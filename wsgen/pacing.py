@@ -80,9 +80,14 @@ class Pacer:
             return time.time() if now_wall is None else now_wall
         return self.wall0 + (n - self.seq0) * self.interval
 
-    def retime(self, seq: int, interval: float | None = None, speed: float | None = None) -> None:
+    def retime(self, seq: int, interval: float | None = None, speed: float | None = None,
+               now: float | None = None, wall: float | None = None) -> None:
         """Change interval and/or speed from sample ``seq`` on, continuing
-        the schedule and the stream clock from the previous sample."""
+        the schedule and the stream clock from the previous sample.
+
+        ``now`` / ``wall`` (monotonic and Unix time, default: the real
+        clocks) are used when the old pace was unpaced: the next sample is
+        then due now and stamped now."""
         if seq > self.seq0:
             prev_due, prev_wall = self.due_time(seq - 1), self.stream_time(seq - 1)
         else:
@@ -95,8 +100,8 @@ class Pacer:
         if prev_due is None:
             due, wall = self.due_time(seq), self.wall0 + (seq - self.seq0) * old_interval
         else:
-            due = prev_due + self.pace if old_pace else max(prev_due, time.monotonic())
-            wall = prev_wall + self.interval if old_interval else time.time()
+            due = prev_due + self.pace if old_pace else max(prev_due, time.monotonic() if now is None else now)
+            wall = prev_wall + self.interval if old_interval else (time.time() if wall is None else wall)
         self.seq0, self.due0, self.wall0 = seq, due, wall
 
     def resume(self, seq: int, now: float | None = None, wall: float | None = None) -> None:

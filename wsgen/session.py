@@ -13,7 +13,8 @@ from typing import Any, Mapping
 
 from . import protocol as P
 from .config import Settings
-from .generators import Block, Generator, InvalidParams, UnknownGenerator, catalogue, create, get_spec
+from .generators import (Block, Generator, GeneratorParams, InvalidParams, UnknownGenerator, catalogue, create,
+                         get_spec, validate_params)
 from .pacing import Pacer
 
 #: Query keys of a URL subscription that are subscription options, not params.
@@ -173,11 +174,11 @@ class Session:
             raise P.ProtocolError(P.UNKNOWN_ID, f"no subscription with id {id!r}; active: {known}", id)
         return sub
 
-    def _check_interval(self, gen: Generator, id: str | None) -> None:
-        interval = gen.sample_interval
+    def _check_interval(self, params: GeneratorParams, id: str | None) -> None:
+        interval = params.sample_interval
         floor = self.settings.min_interval_s
         if 0 < interval < floor:
-            field_name = gen.params.interval_field
+            field_name = params.interval_field
             raise P.ProtocolError(P.INVALID_PARAMS, f"{field_name} {interval} s is below this server's "
                                   f"smallest interval {floor} s; use >= {floor} or 0 (unpaced)", id,
                                   [{"field": field_name, "value": interval,
@@ -199,7 +200,7 @@ class Session:
             raise P.ProtocolError(P.UNKNOWN_GENERATOR, str(exc), msg.id) from None
         except InvalidParams as exc:
             raise self._invalid(exc, msg.id) from None
-        self._check_interval(gen, msg.id)
+        self._check_interval(gen.params, msg.id)
         sub_id = msg.id
         while sub_id is None or sub_id in self.subscriptions:
             sub_id = f"{msg.generator}-{next(self._auto_ids)}"
@@ -214,17 +215,18 @@ class Session:
         sub = self._sub(msg.id)
         gen = sub.generator
         old = gen.params
+        # Check everything before applying: an update that is refused must
+        # leave the stream untouched (undoing one would re-anchor some
+        # generators, e.g. start a new count-per-duration window).
         try:
-            new = gen.update(msg.params)
+            candidate = validate_params(type(old), {**old.model_dump(), **msg.params})
         except InvalidParams as exc:
             raise self._invalid(exc, msg.id) from None
-        try:
-            self._check_interval(gen, msg.id)
-        except P.ProtocolError:
-            gen.update(old.model_dump())
-            raise
+        self._check_interval(candidate, msg.id)
+        new = gen.update(msg.params)
         if new.sample_interval != old.sample_interval or msg.speed is not None:
-            sub.pacer.retime(gen.seq, interval=new.sample_interval, speed=msg.speed)
+            sub.pacer.retime(gen.seq, interval=new.sample_interval, speed=msg.speed,
+                             now=self.clock(), wall=self.wall())
         return [P.updated(sub.id, gen.seq, new.model_dump(), P.speed_to_wire(sub.pacer.speed))]
 
     def _on_pause(self, msg: P.Pause) -> list[dict[str, Any]]:
