@@ -163,6 +163,11 @@ class Connection:
         s = self.settings
         clock = time.monotonic
         transport = self.ws.transport
+        # ``send`` returns only once the buffer is below the low-water mark,
+        # so the buffer is rarely seen full: a send that waited is what says
+        # the client fell behind. ``stalled_until`` is when the last such
+        # wait ended; ``drop`` subscriptions skip what fell due until then.
+        stalled_until = -math.inf
         while True:
             now = clock()
             busy = False
@@ -171,14 +176,19 @@ class Connection:
                     continue
                 if sub.pacer.unpaced:
                     busy = True
-                if sub.backpressure == "drop" and transport.get_write_buffer_size() > s.send_buffer_bytes:
-                    if sub.pacer.unpaced:
-                        continue  # unpaced: nothing is "due" to drop; wait for the drain
-                    sub.drop_due(now, 1 << 62)
-                    continue
+                if sub.backpressure == "drop" and not sub.pacer.unpaced:
+                    # unpaced: nothing is "due" to drop; the send waits for the drain
+                    if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
+                        sub.drop_due(clock(), 1 << 62)
+                        continue
+                    if stalled_until > -math.inf:
+                        sub.drop_due(stalled_until, 1 << 62)  # no-op once dropped
                 chunk = sub.take(now, s.max_block)
                 if chunk is not None:
+                    started = clock()
                     await self.send_chunk(chunk)
+                    if clock() - started > s.tick_s:
+                        stalled_until = clock()
             if busy:
                 await asyncio.sleep(0)
                 if transport.get_write_buffer_size() > s.send_buffer_bytes:
