@@ -71,7 +71,14 @@ class Pacer:
         (unbounded streams: callers cap it)."""
         if self.unpaced:
             return 1 << 62
-        due_through = self.seq0 + math.floor((now - self.due0) / self.pace + 1e-9)
+        due_through = self.seq0 + math.floor((now - self.due0) / self.pace)
+        # The division rounds (``now`` is a large float): settle on the
+        # definition, sample n is due when due_time(n) <= now, so a sample is
+        # due at exactly its due time, never one rounding error later.
+        while self.due_time(due_through + 1) <= now:
+            due_through += 1
+        while due_through >= self.seq0 and self.due_time(due_through) > now:
+            due_through -= 1
         return max(0, due_through - next_seq + 1)
 
     def stream_time(self, n: int, now_wall: float | None = None) -> float:
