@@ -227,12 +227,166 @@ def configure_generators(parser: argparse.ArgumentParser) -> None:
                         help="exit with status 1 when a kind misses a target")
 
 
+# -- server scenarios (load generator in this process, server in a child) --------------
+
+def _print_table(rows: list[dict], columns: list[str]) -> None:
+    def fmt(v):
+        if isinstance(v, float):
+            return _si(v) if abs(v) >= 1e4 else f"{v:.3f}"
+        return str(v)
+    cells = [[fmt(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.rjust(w) for c, w in zip(columns, widths)))
+    for row in cells:
+        print("  ".join(v.rjust(w) for v, w in zip(row, widths)))
+
+
+def _median_runs(runs: list[dict]) -> dict:
+    """Per-key median of repeated runs (numbers), first value otherwise."""
+    out = dict(runs[0])
+    for key, value in runs[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key] = statistics.median(r[key] for r in runs)
+    return out
+
+
+def _with_server(args, body: Callable, http: bool = False) -> dict:
+    """Run ``body(ws_url, http_url, server_or_None)`` against ``--url`` or a child server."""
+    from .loadgen import ServerProcess
+    if getattr(args, "url", None):
+        return body(args.url, getattr(args, "http_url", None), None)
+    server = ServerProcess.start(http=http)
+    try:
+        return body(server.ws_url, server.http_url, server)
+    finally:
+        server.stop()
+
+
+def _report(name: str, args, rows: list[dict], columns: list[str], targets: dict) -> int:
+    _print_table(rows, columns)
+    payload = {"scenario": name, "environment": _environment(), "targets": targets, "results": rows}
+    if args.json:
+        _write_json(args.json, payload)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def run_throughput(args) -> int:
+    import asyncio
+    from .loadgen import throughput
+    rows = []
+    for enc in args.encodings:
+        runs = [_with_server(args, lambda u, h, s: asyncio.run(throughput(u, enc, args.seconds, args.generator)))
+                for _ in range(args.repeat)]
+        rows.append(_median_runs(runs))
+    return _report("throughput", args, rows, ["encoding", "generator", "samples_per_s", "mb_per_s"],
+                   {"json_samples_per_s": 5e6, "binary_samples_per_s": 50e6})
+
+
+def run_fanout(args) -> int:
+    import asyncio
+    from .loadgen import fanout
+    runs = [_with_server(args, lambda u, h, s: asyncio.run(
+        fanout(u, args.subscriptions, args.connections, args.interval, args.seconds, s))) for _ in range(args.repeat)]
+    row = _median_runs(runs)
+    return _report("fanout", args, [row], ["subscriptions", "connections", "interval_s", "samples_delivered",
+                                           "samples_expected", "lateness_p50_ms", "lateness_p99_ms",
+                                           "lateness_max_ms", "drift_ms", "server_cpu_pct", "server_rss_mb"],
+                   {"lateness_p99_ms": 10, "drift_ms": 1, "server_cpu_pct": 60})
+
+
+def run_update(args) -> int:
+    import asyncio
+    from .loadgen import update_latency
+    runs = [_with_server(args, lambda u, h, s: asyncio.run(update_latency(u, args.updates, args.interval)))
+            for _ in range(args.repeat)]
+    return _report("update", args, [_median_runs(runs)], ["updates", "interval_s", "updated_p50_ms", "updated_p99_ms",
+                                                          "first_sample_p50_ms", "first_sample_p99_ms"],
+                   {"updated_p99_ms": 5})
+
+
+def run_http(args) -> int:
+    from .loadgen import http_throughput
+    runs = [_with_server(args, lambda u, h, s: http_throughput(h, args.seconds, args.path), http=True)
+            for _ in range(args.repeat)]
+    return _report("http", args, [_median_runs(runs)], ["path", "samples_per_s", "mb_per_s"],
+                   {"samples_per_s": 1.5e6})
+
+
+def run_memory(args) -> int:
+    import asyncio
+    from .loadgen import idle_memory, ServerProcess
+    if args.url:
+        raise SystemExit("bench memory measures a child server's RSS; it does not take --url")
+    rows = []
+    for _ in range(args.repeat):
+        server = ServerProcess.start(http=False)
+        try:
+            rows.append(asyncio.run(idle_memory(server.ws_url, server, args.connections)))
+        finally:
+            server.stop()
+    return _report("memory", args, [_median_runs(rows)], ["connections", "rss_before_mb", "rss_after_mb",
+                                                          "kb_per_connection"], {"kb_per_connection": 50})
+
+
+def _server_options(parser: argparse.ArgumentParser, name: str, seconds: float | None = 3.0,
+                    http: bool = False) -> None:
+    parser.add_argument("--url", default=None, help="WebSocket URL of a running server (default: start one in a child process)")
+    if http:
+        parser.add_argument("--http-url", default=None, help="HTTP base URL of a running server")
+    if seconds is not None:
+        parser.add_argument("--seconds", type=float, default=seconds, help=f"measurement time per run (default {seconds})")
+    parser.add_argument("--repeat", type=int, default=3, help="runs; the table shows medians (default 3)")
+    parser.add_argument("--json", default=f"bench-results/{name}.json", metavar="PATH",
+                        help=f"where to write the JSON results ('' to skip; default bench-results/{name}.json)")
+
+
+def configure_throughput(p):
+    _server_options(p, "throughput")
+    p.add_argument("--encodings", type=_csv_list, default=["json", "binary"], help="json,binary")
+    p.add_argument("--generator", default="sine")
+
+
+def configure_fanout(p):
+    _server_options(p, "fanout", seconds=60.0)
+    p.add_argument("--subscriptions", type=int, default=1000)
+    p.add_argument("--connections", type=int, default=10)
+    p.add_argument("--interval", type=float, default=0.01, help="sample interval in seconds (default 0.01 = 100/s)")
+    p.set_defaults(repeat=1)
+
+
+def configure_update(p):
+    _server_options(p, "update", seconds=None)
+    p.add_argument("--updates", type=int, default=300)
+    p.add_argument("--interval", type=float, default=0.001)
+
+
+def configure_http(p):
+    _server_options(p, "http", http=True)
+    p.add_argument("--path", default="/sine")
+
+
+def configure_memory(p):
+    _server_options(p, "memory", seconds=None)
+    p.add_argument("--connections", type=int, default=1000)
+    p.set_defaults(repeat=1)
+
+
 # -- registry -------------------------------------------------------------------------
 
 #: scenario name -> (help, add options to its parser, run it)
 SCENARIOS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[..., int]]] = {
     "generators": ("samples/s of every generator kind at block sizes 1, 64, 4096 and us per take(1)",
                    configure_generators, run_generators),
+    "throughput": ("1. one subscription at speed max, JSON and binary: samples/s and MB/s",
+                   configure_throughput, run_throughput),
+    "fanout": ("2. N subscriptions over M connections at an interval: delivery, lateness, drift, server CPU/RSS",
+               configure_fanout, run_fanout),
+    "update": ("3. live update latency: until `updated` and until the first sample with new params",
+               configure_update, run_update),
+    "http": ("4. HTTP compatibility path at speed=max: samples/s on one stream", configure_http, run_http),
+    "memory": ("5. server memory per idle connection holding one 1 sample/s subscription",
+               configure_memory, run_memory),
 }
 
 
