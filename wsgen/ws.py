@@ -172,8 +172,8 @@ class Connection:
             now = clock()
             busy = False
             for sub in list(self.session.subscriptions.values()):
-                if sub.paused:
-                    continue
+                if sub.paused or self.session.subscriptions.get(sub.id) is not sub:
+                    continue  # paused, or unsubscribed while an earlier send waited
                 if sub.pacer.unpaced:
                     busy = True
                 if sub.backpressure == "drop" and not sub.pacer.unpaced:
