@@ -1,0 +1,279 @@
+"""``wsgen sub`` and ``wsgen list`` as subprocesses against a ``wsgen serve`` subprocess."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import pty
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import wsgen
+from wsgen import subscriber
+
+ROOT = Path(__file__).resolve().parent.parent
+WSGEN = [sys.executable, "-m", "wsgen.cli"]
+
+
+def engine(name, params, seed, n, updates=()):
+    gen = wsgen.create(name, params, seed=seed)
+    blocks = []
+    for at, changes in updates:
+        blocks.append(gen.take(at - gen.seq))
+        gen.update(changes)
+    blocks.append(gen.take(n - gen.seq))
+    values = np.concatenate([b.values for b in blocks])
+    labels = None if blocks[0].labels is None else np.concatenate([b.labels for b in blocks])
+    return values, labels
+
+
+@pytest.fixture(scope="module")
+def url():
+    proc = subprocess.Popen([*WSGEN, "serve", "--port", "0", "--http-port", "0", "--log-level", "warning"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                            text=True)
+    try:
+        line = proc.stdout.readline()
+        match = re.search(r"ws://[\d.]+:\d+", line)
+        assert match, f"server did not start: {line!r}"
+        yield match.group(0)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def run(*args, input: str | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run([*WSGEN, *args], capture_output=True, text=True, timeout=timeout,
+                          input=input, stdin=None if input is not None else subprocess.DEVNULL)
+
+
+def assert_clean(stderr: str) -> None:
+    assert "Traceback" not in stderr and "Error" not in stderr.replace("error ", ""), stderr
+
+
+def test_sub_csv_values_equal_engine(url):
+    r = run("sub", "sine", "--count", "50", "--format", "csv", "--seed", "1", "--speed", "max", "--url", url,
+            "--amplitude", "3")
+    assert r.returncode == 0, r.stderr
+    assert_clean(r.stderr)
+    rows = list(csv.reader(io.StringIO(r.stdout)))
+    assert rows[0] == ["seq", "t", "value"]
+    data = rows[1:]
+    assert len(data) == 50
+    assert [int(row[0]) for row in data] == list(range(50))
+    np.testing.assert_allclose(np.diff([float(row[1]) for row in data]), 1.0)
+    expected, _ = engine("sine", {"amplitude": 3}, 1, 50)
+    np.testing.assert_array_equal([float(row[2]) for row in data], expected)
+    assert "seed=1" in r.stderr
+
+
+def test_sub_ndjson_labels_binary(url):
+    r = run("sub", "random", "--count", "300", "--format", "ndjson", "--seed", "5", "--speed", "max", "--binary",
+            "--url", url, "--anomaly-probability", "0.3", "-p", "anomaly_range=4")
+    assert r.returncode == 0, r.stderr
+    objs = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(objs) == 300 and set(objs[0]) == {"seq", "t", "value", "label"}
+    values, labels = engine("random", {"anomaly_probability": 0.3, "anomaly_range": 4}, 5, 300)
+    assert [o["seq"] for o in objs] == list(range(300))
+    np.testing.assert_array_equal([o["value"] for o in objs], values)
+    assert [o["label"] for o in objs] == labels.tolist()
+    assert 30 < sum(labels) < 150
+
+
+def test_sub_csv_label_column_and_text_format(url):
+    r = run("sub", "clustered", "--count", "400", "--format", "csv", "--seed", "2", "--speed", "max", "--url", url)
+    rows = list(csv.reader(io.StringIO(r.stdout)))
+    assert rows[0] == ["seq", "t", "value", "label"]
+    _, labels = engine("clustered", {}, 2, 400)
+    assert [row[3] == "1" for row in rows[1:]] == labels.tolist()
+
+    r = run("sub", "sine", "--count", "20", "--format", "text", "--seed", "3", "--speed", "max", "--url", url,
+            "--offset=0.1", "--sample-rate", "7", "--phase", "-30")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    expected, _ = engine("sine", {"offset": 0.1, "sample_rate": 7, "phase": -30}, 3, 20)
+    assert lines == [repr(v) for v in expected.tolist()]      # full precision
+
+
+def test_sub_duration_keeps_streaming_after_stdin_eof(url):
+    started = time.monotonic()
+    r = run("sub", "sine", "--interval", "0.01", "--duration", "1", "--format", "ndjson", "--url", url)
+    elapsed = time.monotonic() - started
+    assert r.returncode == 0, r.stderr
+    objs = [json.loads(line) for line in r.stdout.splitlines()]
+    assert 50 <= len(objs) <= 130          # ~100 at 100 samples/s; stdin was at EOF from the start
+    assert [o["seq"] for o in objs] == list(range(len(objs)))
+    assert 1.0 <= elapsed < 8
+
+
+def test_sub_live_update_from_stdin(url):
+    proc = subprocess.Popen([*WSGEN, "sub", "sine", "--interval", "0.01", "--count", "150", "--format", "csv",
+                             "--seed", "1", "--url", url], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        head = [proc.stdout.readline() for _ in range(41)]      # header + 40 samples
+        proc.stdin.write("frequency=10\n")
+        proc.stdin.flush()
+        rest, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    rows = list(csv.reader(io.StringIO("".join(head) + rest)))[1:]
+    assert [int(r[0]) for r in rows] == list(range(150))
+    match = re.search(r"updated at seq (\d+): frequency=10", err)
+    assert match, err
+    u = int(match.group(1))
+    assert 40 <= u < 150
+    expected, _ = engine("sine", {"interval": 0.01}, 1, 150, [(u, {"frequency": 10})])
+    got = np.array([float(r[2]) for r in rows])
+    np.testing.assert_array_equal(got, expected)
+    unchanged, _ = engine("sine", {"interval": 0.01}, 1, 150)
+    assert not np.array_equal(got[u:], unchanged[u:])            # the update is visible
+    assert "frequency" not in rest                               # acks never go into the data
+
+
+def test_sub_stdin_errors_and_pause_go_to_stderr(url):
+    r = run("sub", "sine", "--interval", "0.01", "--duration", "1.5", "--url", url, "--format", "text",
+            input="amplitude=oops\nnonsense\npause\nresume\n")
+    assert r.returncode == 0, r.stderr
+    assert "error invalid_params:" in r.stderr and "cannot read 'nonsense'" in r.stderr
+    assert re.search(r"paused at seq \d+", r.stderr) and re.search(r"resumed at seq \d+", r.stderr)
+    for line in r.stdout.splitlines():
+        float(line)
+
+
+def test_sub_sigint_ends_cleanly(url):
+    proc = subprocess.Popen([*WSGEN, "sub", "sine", "--interval", "0.01", "--url", url], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(10):
+            float(proc.stdout.readline())
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode in (0, 130)
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert rest == "" or rest.endswith("\n")
+    for line in rest.splitlines():
+        float(line)
+
+
+def test_sub_broken_pipe_is_quiet(url):
+    proc = subprocess.Popen([*WSGEN, "sub", "sine", "--interval", "0", "--speed", "max", "--url", url],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for _ in range(5):
+            proc.stdout.readline()
+        proc.stdout.close()                    # like `| head -5`
+        err = proc.stderr.read().decode()
+        proc.wait(10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err, err
+
+
+def test_sub_server_errors_exit_2(url):
+    r = run("sub", "nosuch", "--url", url, "--count", "1")
+    assert r.returncode == 2
+    assert r.stderr.startswith("error unknown_generator: ") and r.stdout == ""
+    r = run("sub", "sine", "--url", url, "--count", "1", "--amplitude", "loud")
+    assert r.returncode == 2 and "error invalid_params: " in r.stderr and "amplitude" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_sub_unreachable_server_and_bad_arguments():
+    r = run("sub", "sine", "--url", "ws://127.0.0.1:1", "--count", "1")
+    assert r.returncode == 1 and "cannot connect" in r.stderr and "Traceback" not in r.stderr
+    r = run("sub", "sine", "--amplitude")
+    assert r.returncode == 2 and "needs a value" in r.stderr
+    r = run("sub", "sine", "-p", "novalue")
+    assert r.returncode == 2 and "name=value" in r.stderr
+
+
+def test_list_local_and_remote(url):
+    r = run("list")
+    assert r.returncode == 0, r.stderr
+    for gen in wsgen.catalogue():
+        assert re.search(rf"^{re.escape(gen['name'])}\s+\({gen['family']}", r.stdout, re.M), gen["name"]
+    sine = r.stdout.split("\n\n")[0]
+    assert re.search(r"^\s+amplitude\s+4\.0\s+Peak amplitude", sine, re.M)
+    assert re.search(r"^\s+frequency\s+2\.0 Hz\s+Frequency in Hz", sine, re.M)
+    assert re.search(r"^\s+interval\s+1\.0 s\s", sine, re.M)
+
+    r = run("list", "--json")
+    assert json.loads(r.stdout) == json.loads(json.dumps(wsgen.catalogue()))
+
+    r = run("list", "--url", url)
+    assert r.returncode == 0, r.stderr
+    assert all(gen["name"] in r.stdout for gen in wsgen.catalogue())
+    assert "amplitude" in r.stdout
+
+
+def test_progress_bar_on_tty_stderr_only(url):
+    master, slave = pty.openpty()
+    chunks: list[bytes] = []
+
+    def drain():
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        r = subprocess.run([*WSGEN, "sub", "sine", "--count", "5000", "--speed", "max", "--url", url, "-q",
+                            "--interval", "0"], stdout=subprocess.PIPE, stderr=slave,
+                           stdin=subprocess.DEVNULL, timeout=30)
+    finally:
+        os.close(slave)
+        reader.join(5)
+        os.close(master)
+    tty = b"".join(chunks).decode(errors="replace")
+    assert r.returncode == 0
+    assert "5000/5000" in tty, tty
+    out = r.stdout.decode().splitlines()
+    assert len(out) == 5000 and all(re.fullmatch(r"-?\d+\.\d+(e-?\d+)?", line) for line in out)
+    # stderr not a terminal: no bar at all
+    r = run("sub", "sine", "--count", "5000", "--speed", "max", "--url", url, "-q", "--interval", "0")
+    assert r.stderr == "" and len(r.stdout.splitlines()) == 5000
+
+
+def test_want_progress_and_param_parsing():
+    assert subscriber.want_progress(5000, 1.0, "max", False, True)
+    assert not subscriber.want_progress(5000, 1.0, "max", True, True)      # stdout is a terminal
+    assert not subscriber.want_progress(5000, 1.0, "max", False, False)    # stderr is not
+    assert not subscriber.want_progress(None, 1.0, 1.0, False, True)
+    assert not subscriber.want_progress(50, 0.01, 1.0, False, True)        # short
+    assert subscriber.want_progress(50, 1.0, 1.0, False, True)             # 50 s
+    params, bad = subscriber.params_from_extras(["--amplitude", "3", "--offset=-2.5", "--sample-rate", "1e3",
+                                                 "--name", "abc", "--flag", "true", "stray"])
+    assert params == {"amplitude": 3, "offset": -2.5, "sample_rate": 1000.0, "name": "abc", "flag": True}
+    assert bad == ["stray"]
+    assert subscriber.parse_assignments(["frequency=5", "mode=x"]) == {"frequency": 5, "mode": "x"}
+
+
+@pytest.mark.parametrize("name", ["async_client.py", "sync_numpy.py", "detector_testing.py"])
+def test_examples_run(url, name):
+    r = subprocess.run([sys.executable, str(ROOT / "clients" / "examples" / name), url], capture_output=True,
+                       text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() and "Traceback" not in r.stderr
