@@ -42,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds to wait for clients to close on shutdown")
     serve.set_defaults(func=_serve)
 
+    from . import subscriber
+    subscriber.configure_sub(sub.add_parser("sub", help="print a stream's samples (text, csv, ndjson)"))
+    subscriber.configure_list(sub.add_parser("list", help="list the generators and their parameters"))
+
     from . import bench
     bench.configure(sub.add_parser("bench", help="benchmarks that print numbers (generators, server, HTTP)",
                                    description=bench.__doc__.strip().splitlines()[0]))
