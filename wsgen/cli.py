@@ -40,6 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="scheduler tick in seconds: samples due within one tick go out in one message")
     serve.add_argument("--graceful-timeout", type=float, default=_env("WSGEN_GRACEFUL_TIMEOUT", 5.0),
                        help="seconds to wait for clients to close on shutdown")
+    serve.add_argument("--max-connections-per-ip", type=int, default=_env("WSGEN_MAX_CONNECTIONS_PER_IP", 1000),
+                       help="WebSocket connections per client address")
+    serve.add_argument("--token", default=os.environ.get("WSGEN_TOKEN"),
+                       help="bearer token required on every endpoint but /healthz (env WSGEN_TOKEN; "
+                            "default: none, open for local use)")
+    serve.add_argument("--allow-origin", action="append",
+                       default=[o for o in os.environ.get("WSGEN_ALLOW_ORIGINS", "").split(",") if o],
+                       metavar="ORIGIN", help="extra WebSocket origin allowed (repeatable; env WSGEN_ALLOW_ORIGINS, "
+                                              "comma-separated; '*' allows any). The server's own HTTP origin "
+                                              "and clients sending no Origin are always allowed")
     serve.set_defaults(func=_serve)
 
     from . import subscriber

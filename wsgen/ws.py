@@ -120,6 +120,8 @@ class Connection:
         self.session = Session(settings)
         self.metrics = metrics
         self.wake = asyncio.Event()
+        self.peer = _peer_ip(ws)
+        self._counted: dict[str, str] = {}   # subscription id -> generator, for the gauge
 
     async def send(self, message: dict) -> None:
         await self.ws.send(encoding.dumps(message), text=True)
@@ -136,10 +138,24 @@ class Connection:
 
     async def replies(self, messages: list[dict]) -> None:
         for message in messages:
-            if self.metrics and message["type"] == "error":
-                self.metrics.error(message["code"])
+            self._account(message)
             await self.send(message)
         self.wake.set()
+
+    def _account(self, message: dict) -> None:
+        """Metrics and logs for one reply."""
+        kind = message["type"]
+        if kind == "error":
+            log.info("ws error %s code=%s id=%s", self.peer, message["code"], message["id"])
+            if self.metrics:
+                self.metrics.error(message["code"])
+        elif self.metrics and kind == "subscribed":
+            self._counted[message["id"]] = message["generator"]
+            self.metrics.subscriptions.labels(message["generator"]).inc()
+        elif self.metrics and kind == "unsubscribed":
+            name = self._counted.pop(message["id"], None)
+            if name:
+                self.metrics.subscriptions.labels(name).dec()
 
     async def run(self, name: str | None, query: dict[str, str]) -> None:
         pump = asyncio.create_task(self.pump())
@@ -157,6 +173,10 @@ class Connection:
             except (asyncio.CancelledError, ConnectionClosed):
                 pass
             self.session.close()
+            if self.metrics:
+                for name in self._counted.values():
+                    self.metrics.subscriptions.labels(name).dec()
+                self._counted.clear()
 
     async def pump(self) -> None:
         """Send what falls due, tick by tick, until cancelled."""
