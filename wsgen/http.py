@@ -525,6 +525,30 @@ def create_app(settings: Settings) -> FastAPI:
             openapi_extra=route.openapi(),
         )
 
+    # -- the web page (clients/web at the repo top): GET / is the page, its
+    # files are under /static/web/ (before /static, and like it exempt from
+    # the token gate: the page is public, the data is not), and
+    # /config.json tells it the WebSocket port and whether a token is needed.
+    from pathlib import Path
+    web_dir = Path(__file__).resolve().parent.parent / "clients" / "web"
+    if (web_dir / "index.html").is_file():
+        app.mount("/static/web", StaticFiles(directory=str(web_dir)), name="web")
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> Response:
+        if not (web_dir / "index.html").is_file():
+            return PlainTextResponse(f"the web page is not installed here: {web_dir}/index.html is missing "
+                                     "(it lives in clients/web of the wsgen repository)", status_code=404)
+        return HTMLResponse((web_dir / "index.html").read_text(encoding="utf-8"),
+                            headers={"Cache-Control": "no-cache"})
+
+    @app.get("/config.json", include_in_schema=False)
+    async def page_config() -> JSONResponse:
+        return JSONResponse({"ws_port": getattr(app.state, "ws_port", None), "token_required": bool(settings.token),
+                             "min_interval_s": settings.min_interval_s,
+                             "max_subscriptions": settings.max_subscriptions},
+                            headers={"Cache-Control": "no-store"})
+
     static_dir = files("wsgen") / "static"
     app.mount("/static", StaticFiles(directory=str(static_dir)), name="static")
 
