@@ -119,7 +119,7 @@ class Connection:
         self.settings = settings
         self.session = Session(settings)
         self.metrics = metrics
-        self.wake = asyncio.Event()
+        self._waiter: asyncio.Future | None = None
         self.peer = _peer_ip(ws)
         self._counted: dict[str, str] = {}   # subscription id -> generator, for the gauge
 
@@ -140,7 +140,7 @@ class Connection:
         for message in messages:
             self._account(message)
             await self.send(message)
-        self.wake.set()
+        self.poke()
 
     def _account(self, message: dict) -> None:
         """Metrics and logs for one reply."""
@@ -215,14 +215,32 @@ class Connection:
                     await asyncio.sleep(s.tick_s / 5)
                 continue
             wake_at = max(self.session.next_due(), now + s.tick_s)
-            self.wake.clear()
-            if math.isinf(wake_at):
-                await self.wake.wait()
-            else:
-                try:
-                    await asyncio.wait_for(self.wake.wait(), max(0.0, wake_at - clock()))
-                except asyncio.TimeoutError:
-                    pass
+            await self._sleep_until(wake_at)
+
+    def poke(self) -> None:
+        """Wake the pump now (a message changed the subscriptions)."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _sleep_until(self, when: float) -> None:
+        """Sleep until monotonic time ``when`` or a :meth:`poke`, whichever
+        comes first (one future and one timer handle: cheap per tick)."""
+        loop = asyncio.get_running_loop()
+        self._waiter = waiter = loop.create_future()
+        # asyncio's loop.time() is time.monotonic(): ``when`` is on its clock
+        handle = None if math.isinf(when) else loop.call_at(when, _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if handle is not None:
+                handle.cancel()
+
+
+def _resolve(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def make_handler(settings: Settings, gate: Gate, metrics=None):
