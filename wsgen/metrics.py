@@ -28,11 +28,18 @@ class Metrics:
                                   buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5),
                                   registry=r)
         self.errors = Counter("wsgen_errors", "Error replies by code", ["code"], registry=r)
+        self._ws_samples: dict = {}
+        self._ws_messages = self.messages.labels("ws")
 
     def sent(self, chunk) -> None:
+        """Count one WebSocket data message (called per message: label
+        children are looked up once per generator and cached)."""
         name = chunk.sub.name
-        self.samples.labels(name, "ws").inc(len(chunk.block))
-        self.messages.labels("ws").inc()
+        samples = self._ws_samples.get(name)
+        if samples is None:
+            samples = self._ws_samples[name] = self.samples.labels(name, "ws")
+        samples.inc(len(chunk.block))
+        self._ws_messages.inc()
         self.lateness.observe(chunk.lag)
         if chunk.skipped:
             self.dropped.labels(name).inc(chunk.skipped)
