@@ -185,8 +185,10 @@ class Connection:
         transport = self.ws.transport
         # ``send`` returns only once the buffer is below the low-water mark,
         # so the buffer is rarely seen full: a send that waited is what says
-        # the client fell behind. ``stalled_until`` is when the last such
+        # the client fell behind (20 ms at least: shorter waits may be the
+        # scheduler, not the client). ``stalled_until`` is when the last such
         # wait ended; ``drop`` subscriptions skip what fell due until then.
+        stall_s = max(s.tick_s, 0.02)
         stalled_until = -math.inf
         while True:
             now = clock()
@@ -207,7 +209,7 @@ class Connection:
                 if chunk is not None:
                     started = clock()
                     await self.send_chunk(chunk)
-                    if clock() - started > s.tick_s:
+                    if clock() - started > stall_s:
                         stalled_until = clock()
             if busy:
                 await asyncio.sleep(0)
