@@ -128,20 +128,34 @@ def set_knob(driver, element_id: str, value) -> None:
     """, element_id, str(value))
 
 
+def _retry_stale(action, attempts: int = 20):
+    """Run ``action()``; the page re-renders parts of itself (the form is
+    rebuilt when the catalogue arrives), so an element found a moment ago
+    can be replaced: find it again and retry."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    for i in range(attempts):
+        try:
+            return action()
+        except StaleElementReferenceException:
+            if i == attempts - 1:
+                raise
+            time.sleep(0.05)
+
+
 def choose(driver, select_id: str, value: str) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
-    Select(driver.find_element(By.ID, select_id)).select_by_value(value)
+    _retry_stale(lambda: Select(driver.find_element(By.ID, select_id)).select_by_value(value))
 
 
 def click(driver, element_id: str) -> None:
     from selenium.webdriver.common.by import By
-    driver.find_element(By.ID, element_id).click()
+    _retry_stale(lambda: driver.find_element(By.ID, element_id).click())
 
 
 def text(driver, element_id: str) -> str:
     from selenium.webdriver.common.by import By
-    return driver.find_element(By.ID, element_id).text
+    return _retry_stale(lambda: driver.find_element(By.ID, element_id).text)
 
 
 def values(driver, sub_id: str) -> list[dict]:
@@ -215,7 +229,7 @@ def test_live_page(server, browser):
 
     # Start a seeded sine, 50 samples a second.
     set_knob(driver, "param-interval", 0.02)
-    driver.find_element("id", "seed").send_keys("12345")
+    _retry_stale(lambda: driver.find_element("id", "seed").send_keys("12345"))
     click(driver, "start")
     wait_for(driver, "window.wsgen.pointsDrawn('sine-1') >= 30", what="sine points drawn")
     assert text(driver, "seed-sine-1") == "12345"
@@ -263,7 +277,7 @@ def test_live_page(server, browser):
     assert js(driver, "return window.wsgen.selected") is None
     set_knob(driver, "param-data_interval", 0.02)
     set_knob(driver, "param-anomaly_probability", 0.3)
-    driver.find_element("id", "seed").clear()
+    _retry_stale(lambda: driver.find_element("id", "seed").clear())
     click(driver, "start")
     wait_for(driver, "window.wsgen.pointsDrawn('random-2') >= 60 && window.wsgen.anomaliesDrawn('random-2') >= 5",
              what="random points and anomaly markers drawn")
@@ -330,7 +344,7 @@ def test_token_passed_on_and_reconnect(browser):
         assert js(driver, "return document.querySelectorAll('#generator option').length") >= 10
         choose(driver, "generator", "sine")
         set_knob(driver, "param-interval", 0.02)
-        driver.find_element("id", "seed").send_keys("7")
+        _retry_stale(lambda: driver.find_element("id", "seed").send_keys("7"))
         click(driver, "start")
         wait_for(driver, "window.wsgen.pointsDrawn('sine-1') >= 10", what="sine points drawn")
         # Drop every WebSocket client: the page reconnects and subscribes again where it stopped.
