@@ -51,7 +51,8 @@ class Subscribe(_Message):
 
     type: Literal["subscribe"]
     id: SubscriptionId | None = None
-    generator: Annotated[str, Field(max_length=64)]
+    generator: Annotated[str, Field(max_length=64)] | dict[str, Any] = Field(
+        description="A registry name, or a composition object (base, noise, anomalies, faults)")
     params: dict[str, Any] = Field(default_factory=dict)
     seed: Seed | None = None
     start_seq: Annotated[int, Field(ge=0, le=2**53)] = 0
@@ -196,8 +197,11 @@ def state_change(kind: str, id: str, seq: int) -> dict[str, Any]:
     return {"type": kind, "id": id, "seq": seq}
 
 
-def generators(catalogue: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"type": "generators", "protocol": PROTOCOL_VERSION, "generators": catalogue}
+def generators(catalogue: list[dict[str, Any]], composition: dict[str, Any] | None = None) -> dict[str, Any]:
+    msg = {"type": "generators", "protocol": PROTOCOL_VERSION, "generators": catalogue}
+    if composition is not None:
+        msg["composition"] = composition
+    return msg
 
 
 def speed_to_wire(speed: float) -> float | str:

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from . import protocol as P
 from .config import Settings
+from .generators.composite import composition_catalogue, create_composite
 from .generators import (Block, Generator, GeneratorParams, InvalidParams, UnknownGenerator, catalogue, create,
                          get_spec, validate_params)
 from .pacing import Pacer
@@ -37,6 +38,12 @@ class Chunk:
                                "dt": self.dt, "values": self.block.values}
         if self.block.labels is not None:
             msg["labels"] = self.block.labels
+        events = getattr(self.block, "events", None)
+        if events is not None:                      # a composition: ground truth and faults
+            msg["events"] = events
+            if self.sub.generator.params.faults is not None:
+                msg["seqs"] = self.block.seqs
+                msg["ts"] = self.t + self.block.offsets - self.block.seq * self.dt
         if self.lag:
             msg["lag"] = round(self.lag, 6)
         if self.skipped:
@@ -195,7 +202,20 @@ class Session:
             raise P.ProtocolError(P.LIMIT_REACHED, f"at most {self.settings.max_subscriptions} subscriptions "
                                   "per connection; unsubscribe one first", msg.id)
         try:
-            gen = create(msg.generator, msg.params, seed=msg.seed, start_seq=msg.start_seq)
+            if isinstance(msg.generator, dict):
+                if msg.params:
+                    raise P.ProtocolError(P.INVALID_MESSAGE, "a composition carries its parameters in "
+                                          "\"generator\"; leave \"params\" out", msg.id,
+                                          [{"field": "params", "value": "<dict>",
+                                            "message": "must be empty when generator is a composition"}])
+                if msg.encoding == "binary":
+                    raise P.ProtocolError(P.INVALID_MESSAGE, "encoding \"binary\" cannot carry a composition's "
+                                          "events and fault seqs; use \"json\"", msg.id,
+                                          [{"field": "encoding", "value": "binary",
+                                            "message": "must be \"json\" for a composition"}])
+                gen = create_composite(msg.generator, seed=msg.seed, start_seq=msg.start_seq)
+            else:
+                gen = create(msg.generator, msg.params, seed=msg.seed, start_seq=msg.start_seq)
         except UnknownGenerator as exc:
             raise P.ProtocolError(P.UNKNOWN_GENERATOR, str(exc), msg.id) from None
         except InvalidParams as exc:
@@ -203,7 +223,7 @@ class Session:
         self._check_interval(gen.params, msg.id)
         sub_id = msg.id
         while sub_id is None or sub_id in self.subscriptions:
-            sub_id = f"{msg.generator}-{next(self._auto_ids)}"
+            sub_id = f"{gen.name}-{next(self._auto_ids)}"
         pacer = Pacer.start(gen.sample_interval, msg.speed, gen.seq, self.clock(), self.wall())
         sub = Subscription(sub_id, gen, pacer, msg.backpressure, msg.encoding)
         self.subscriptions[sub_id] = sub
@@ -247,4 +267,4 @@ class Session:
         return [P.state_change("unsubscribed", sub.id, sub.generator.seq)]
 
     def _on_list(self, msg: P.ListGenerators) -> list[dict[str, Any]]:
-        return [P.generators(catalogue())]
+        return [P.generators(catalogue(), composition_catalogue())]

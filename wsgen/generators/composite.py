@@ -655,3 +655,12 @@ def preset(name: str, params: Mapping[str, Any] | None = None) -> CompositionSpe
                               "message": "not an anomaly kind: random, random-square, clustered, periodic-spike, count-per-duration"}])
     return validate_spec({"interval": p.sample_interval, "base": {"kind": "constant", "params": {"value": base}},
                           "anomalies": [inj]})
+
+
+def composition_catalogue() -> dict[str, Any]:
+    """What clients need to build compositions: the JSON Schema of
+    :class:`CompositionSpec` and the five original anomaly kinds as presets
+    (their default specs)."""
+    from .registry import ANOMALY_KINDS
+    return {"schema": CompositionSpec.model_json_schema(),
+            "presets": {name: preset(name, {}).model_dump() for name in ANOMALY_KINDS}}
