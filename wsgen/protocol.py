@@ -38,6 +38,15 @@ def _speed(value: Any) -> float:
     return float(value)
 
 
+def _generator(value: Any) -> str | dict:
+    if isinstance(value, str) and len(value) <= 64:
+        return value
+    if isinstance(value, dict):
+        return value
+    raise ValueError("generator must be a registry name (a string of at most 64 characters) "
+                     "or a composition object")
+
+
 #: Delivery speed-up factor: a number in (0, 1e6], or "max" (held as inf).
 Speed = Annotated[float, BeforeValidator(_speed)]
 
@@ -51,7 +60,7 @@ class Subscribe(_Message):
 
     type: Literal["subscribe"]
     id: SubscriptionId | None = None
-    generator: Annotated[str, Field(max_length=64)] | dict[str, Any] = Field(
+    generator: Annotated[Any, BeforeValidator(_generator)] = Field(
         description="A registry name, or a composition object (base, noise, anomalies, faults)")
     params: dict[str, Any] = Field(default_factory=dict)
     seed: Seed | None = None
