@@ -23,7 +23,10 @@ class Settings:
         send_buffer_bytes: per-connection output buffer high-water mark;
             above it ``block`` subscriptions wait and ``drop`` ones skip.
         graceful_timeout_s: seconds clients get to close on shutdown.
-        ping_interval_s: keepalive ping interval (None disables).
+        ping_interval_s: keepalive ping interval (None disables); a client
+            that does not answer within as long again is dropped.
+        open_timeout_s: seconds a client gets to complete the WebSocket
+            handshake after connecting (None: no limit).
         token: bearer token required on every endpoint but /healthz (None: off).
         allow_origins: extra WebSocket origins allowed besides the server's
             own HTTP origin and clients sending no Origin.
@@ -43,5 +46,6 @@ class Settings:
     send_buffer_bytes: int = 1 << 20
     graceful_timeout_s: float = 5.0
     ping_interval_s: float | None = 20.0
+    open_timeout_s: float | None = 10.0
     token: str | None = None
     allow_origins: list[str] = field(default_factory=list)

@@ -104,11 +104,12 @@ async def start(settings: Settings) -> Running:
         gate.http_port = http_port
         app.state.ws_port = None
     handler, process_request = make_handler(settings, gate, metrics)
+    ws_logger = logging.getLogger("wsgen.websockets")
     ws_server = await serve(handler, settings.host, settings.port, process_request=process_request,
                             max_size=settings.max_message_bytes, compression=None,
                             ping_interval=settings.ping_interval_s, ping_timeout=settings.ping_interval_s,
                             write_limit=settings.send_buffer_bytes // 4, close_timeout=2,
-                            logger=logging.getLogger("wsgen.websockets"))
+                            open_timeout=settings.open_timeout_s, logger=ws_logger)
     ws_port = ws_server.sockets[0].getsockname()[1]
     if http_server is not None:
         http_server.config.app.state.ws_port = ws_port
