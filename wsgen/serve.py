@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import signal
 import sys
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 from websockets.asyncio.server import Server, serve
 
@@ -65,6 +67,27 @@ class Running:
         self.stopped.set()
 
 
+class _RedactSecrets(logging.Filter):
+    """Keep bearer tokens out of the log: at debug level ``websockets`` logs
+    each handshake's request line (``?token=...``) and headers
+    (``Authorization: Bearer ...``)."""
+
+    _AUTH = re.compile(r"(?i)\b(authorization:\s*)\S.*")
+    _QUERY = re.compile(r"([?&])([^&=\s]*)=([^&\s]*)")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        clean = self._AUTH.sub(r"\1<redacted>", msg)
+        clean = self._QUERY.sub(lambda m: f"{m[1]}{m[2]}=<redacted>" if unquote(m[2]).lower() == "token"
+                                else m[0], clean)
+        if clean != msg:
+            record.msg, record.args = clean, None
+        return True
+
+
+_REDACT = _RedactSecrets()
+
+
 class _EmbeddedUvicorn:
     """uvicorn.Server that leaves signal handling to us."""
 
@@ -105,6 +128,7 @@ async def start(settings: Settings) -> Running:
         app.state.ws_port = None
     handler, process_request = make_handler(settings, gate, metrics)
     ws_logger = logging.getLogger("wsgen.websockets")
+    ws_logger.addFilter(_REDACT)   # once: addFilter ignores a filter already there
     ws_server = await serve(handler, settings.host, settings.port, process_request=process_request,
                             max_size=settings.max_message_bytes, compression=None,
                             ping_interval=settings.ping_interval_s, ping_timeout=settings.ping_interval_s,
