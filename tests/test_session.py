@@ -786,3 +786,38 @@ def test_fuzz_handle_never_breaks_the_session(messages):
     n = math.floor((clock.mono - MONO0) / 0.01) + 1
     assert chunk.block.seq == 0 and len(chunk.block) in (n - 1, n, n + 1)   # rounding of the summed clock
     assert np.array_equal(chunk.block.values, create("sine", seed=3).take(len(chunk.block)).values)
+
+
+# -- docs/protocol.md stays true -------------------------------------------
+
+DOC = __import__("pathlib").Path(__file__).resolve().parents[1] / "docs" / "protocol.md"
+
+
+def test_protocol_doc_names_every_code_and_message_type():
+    doc = DOC.read_text()
+    for code in P.ERROR_CODES:
+        assert f"| `{code}` |" in doc, code
+    for kind in P.CLIENT_TYPES:
+        assert f"### `{kind}`" in doc, kind
+    for kind in ("subscribed", "data", "updated", "generators", "error"):
+        assert f"### `{kind}`" in doc, kind
+    for close in ("1000", "1001", "1009", "1011"):
+        assert f"| {close} |" in doc
+    for status in ("401", "403", "404", "503"):
+        assert f"| {status} |" in doc
+
+
+def test_protocol_doc_failure_examples_are_what_the_server_says():
+    section = DOC.read_text().split("### Failure paths", 1)[1]
+    lines = [line.strip() for line in section.splitlines() if line.strip()[:3] in ("C: ", "S: ")]
+    assert len(lines) == 30
+    session, _ = make(max_subscriptions=2, min_interval_s=0.01)
+    pending: list[dict] = []
+    for line in lines:
+        if line.startswith("C: "):
+            assert not pending
+            pending = session.handle(line[3:])
+        else:
+            assert pending, line
+            assert json.loads(encoding.dumps(pending.pop(0))) == json.loads(line[3:])
+    assert not pending
