@@ -67,21 +67,25 @@ class Gate:
     def origin_allowed(self, origin: str | None, host_header: str | None) -> bool:
         if origin is None or origin in self.settings.allow_origins or "*" in self.settings.allow_origins:
             return True
-        o = urlsplit(origin)
-        h = urlsplit("//" + (host_header or ""))
-        return (o.scheme in ("http", "https") and o.hostname is not None and o.hostname == h.hostname
-                and self.http_port not in (None, 0) and o.port == self.http_port)
+        try:
+            o = urlsplit(origin)
+            h = urlsplit("//" + (host_header or ""))
+            return (o.scheme in ("http", "https") and o.hostname is not None and o.hostname == h.hostname
+                    and self.http_port not in (None, 0) and o.port == self.http_port)
+        except ValueError:   # malformed: "http://host:99999", "http://[::1", ...
+            return False
 
     def check(self, connection: ServerConnection, request: Request) -> Response | None:
         s = self.settings
         if s.token:
-            auth = request.headers.get("Authorization", "")
+            auth = _single(request.headers, "Authorization") or ""
             given = auth[7:] if auth.startswith("Bearer ") else dict(
                 parse_qsl(urlsplit(request.path).query)).get("token", "")
             if not hmac.compare_digest(given.encode(), s.token.encode()):
                 return _response(http.HTTPStatus.UNAUTHORIZED, "missing or wrong bearer token",
                                  {"WWW-Authenticate": "Bearer"})
-        if not self.origin_allowed(request.headers.get("Origin"), request.headers.get("Host")):
+        origin, host = _single(request.headers, "Origin", ""), _single(request.headers, "Host", "")
+        if not self.origin_allowed(origin, host):
             return _response(http.HTTPStatus.FORBIDDEN, "origin not allowed; see --allow-origin")
         if route(request.path) is None:
             names = ", ".join(GENERATORS)
@@ -104,6 +108,13 @@ class Gate:
             self.per_ip[ip] = left
         else:
             self.per_ip.pop(ip, None)
+
+
+def _single(headers: Headers, name: str, repeated: str | None = None) -> str | None:
+    """A header's value; None when absent; ``repeated`` when given more than
+    once (``Headers.get`` would raise, and the handshake answer 500)."""
+    values = headers.get_all(name)
+    return values[0] if len(values) == 1 else None if not values else repeated
 
 
 def _peer_ip(connection: ServerConnection) -> str:
