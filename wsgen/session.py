@@ -15,7 +15,7 @@ from . import protocol as P
 from .config import Settings
 from .generators.composite import composition_catalogue, create_composite
 from .generators import (Block, Generator, GeneratorParams, InvalidParams, UnknownGenerator, catalogue, create,
-                         get_spec, validate_params)
+                         get_spec)
 from .pacing import Pacer
 
 #: Query keys of a URL subscription that are subscription options, not params.
@@ -182,10 +182,11 @@ class Session:
         return sub
 
     def _check_interval(self, params: GeneratorParams, id: str | None) -> None:
-        interval = params.sample_interval
+        self._check_interval_value(params.sample_interval, params.interval_field, id)
+
+    def _check_interval_value(self, interval: float, field_name: str, id: str | None) -> None:
         floor = self.settings.min_interval_s
         if 0 < interval < floor:
-            field_name = params.interval_field
             raise P.ProtocolError(P.INVALID_PARAMS, f"{field_name} {interval} s is below this server's "
                                   f"smallest interval {floor} s; use >= {floor} or 0 (unpaced)", id,
                                   [{"field": field_name, "value": interval,
@@ -235,15 +236,28 @@ class Session:
         sub = self._sub(msg.id)
         gen = sub.generator
         old = gen.params
-        # Check everything before applying: an update that is refused must
-        # leave the stream untouched (undoing one would re-anchor some
-        # generators, e.g. start a new count-per-duration window).
+        # A refused update must leave the stream untouched, and undoing one
+        # would re-anchor some generators (e.g. start a new count-per-duration
+        # window): check the server's smallest interval before applying.
+        # ``update`` validates the rest (with the generator's own merge rules;
+        # compositions merge nested objects) and changes nothing on error.
+        field_name = old.interval_field
+        if field_name in msg.params:
+            given = msg.params[field_name]
+            try:
+                interval = float(given)
+            except (TypeError, ValueError, OverflowError):
+                interval = math.nan   # not a number: update() refuses it, naming the field
+            self._check_interval_value(interval, field_name, msg.id)
         try:
-            candidate = validate_params(type(old), {**old.model_dump(), **msg.params})
+            new = gen.update(msg.params)
         except InvalidParams as exc:
             raise self._invalid(exc, msg.id) from None
-        self._check_interval(candidate, msg.id)
-        new = gen.update(msg.params)
+        try:
+            self._check_interval(new, msg.id)   # a safety net: checked above
+        except P.ProtocolError:
+            gen.update(old.model_dump())
+            raise
         if new.sample_interval != old.sample_interval or msg.speed is not None:
             sub.pacer.retime(gen.seq, interval=new.sample_interval, speed=msg.speed,
                              now=self.clock(), wall=self.wall())
