@@ -235,6 +235,46 @@ def test_update_speed_alone():
     assert session.subscriptions["s"].pacer.unpaced
 
 
+def test_update_of_a_composition_merges_nested_objects():
+    # Regression: a shallow pre-validation of the merged params replaced the
+    # whole "base" object and refused this partial update.
+    session, clock = make(min_interval_s=0.01)
+    comp = {"interval": 0.1, "base": {"kind": "sine", "params": {"amplitude": 2}}}
+    reply = subscribe(session, generator=comp, seed=1)
+    sid = reply["id"]
+    assert sid == "composite-1" and reply["generator"] == "composite" and reply["interval"] == 0.1
+    clock.at(0.2 + EPS)
+    first = take_all(session, clock, sid)
+    assert first.block.seq == 0 and len(first.block.values) == 3
+    upd = ask(session, {"type": "update", "id": sid, "params": {"base": {"params": {"amplitude": 3}}}})
+    assert upd["type"] == "updated" and upd["seq"] == 3
+    assert upd["params"]["base"]["kind"] == "sine" and upd["params"]["base"]["params"]["amplitude"] == 3.0
+    err = error_of(session, {"type": "update", "id": sid, "params": {"interval": 0.001}}, P.INVALID_PARAMS, sid)
+    assert err["details"] == [{"field": "interval", "value": 0.001, "message": "must be 0 or >= 0.01"}]
+    assert session.subscriptions[sid].generator.params.interval == 0.1
+    clock.at(0.5 + EPS)
+    chunk = take_all(session, clock, sid)
+    assert chunk.block.seq == 3 and set(chunk.to_json()) >= {"events", "values", "labels"}
+    # the amplitude change is the sine's: values 3 * sin(2 pi * 2 n / 100) from sample 3 on
+    np.testing.assert_allclose(chunk.block.values, 3 * np.sin(2 * np.pi * 2 * np.arange(3, 6) / 100), atol=1e-12)
+
+
+def test_composition_rules_on_subscribe():
+    session, _ = make()
+    comp = {"interval": 0.1}
+    err = error_of(session, {"type": "subscribe", "id": "c", "generator": comp, "params": {"a": 1}},
+                   P.INVALID_MESSAGE, "c")
+    assert err["details"][0]["field"] == "params"
+    err = error_of(session, {"type": "subscribe", "id": "c", "generator": comp, "encoding": "binary"},
+                   P.INVALID_MESSAGE, "c")
+    assert err["details"][0]["field"] == "encoding"
+    error_of(session, {"type": "subscribe", "id": "c", "generator": {"bogus": 1}}, P.INVALID_PARAMS, "c")
+    error_of(session, {"type": "subscribe", "id": "c", "generator": ["sine"]}, P.INVALID_MESSAGE, "c")
+    listing = ask(session, {"type": "list"})
+    assert set(listing["composition"]) == {"schema", "presets"}
+    assert set(listing["composition"]["presets"]) == set(ANOMALY_KINDS)
+
+
 # -- pause / resume / unsubscribe ------------------------------------------
 
 def test_pause_stops_samples_and_resume_reanchors_at_now():
