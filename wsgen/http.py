@@ -38,6 +38,18 @@ chunk. Unpaced streams send chunks of ``settings.max_block`` samples and let
 the event loop serve others between chunks; the client's reading speed paces
 them. A client that disconnects ends its stream at once.
 
+Compositions (docs/compositions.md): ``GET /composite?spec=<URL-encoded
+JSON>`` or ``POST /composite`` (the spec as the JSON body), with the same
+stream controls as query parameters, stream ``create_composite(spec,
+seed).take(count)``'s delivered samples (``count`` counts slots, i.e. sample
+indices; gaps send fewer rows, duplicates more). Rows carry the labels and
+ground-truth events (formats in :mod:`wsgen.lines`); an invalid spec answers
+422 with details naming the dotted field (``anomalies.0.height.low``).
+``GET /composite/presets``: the CompositionSpec JSON Schema and the five
+anomaly kinds as presets. With ``format=sse`` and faults, ``Last-Event-ID``
+resumes at ``id + 1`` as a slot, which is exact only without
+``out_of_order``/``duplicates`` before it.
+
 Other endpoints: ``/docs`` (Swagger UI, vendored: no CDN), ``/openapi.json``,
 ``/generators`` (catalogue with JSON Schemas), ``/healthz``, ``/metrics``
 (Prometheus).
@@ -46,6 +58,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import math
 import re
 import time
@@ -65,6 +78,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from . import lines
 from .config import Settings
 from .generators import ANOMALY_KINDS, GENERATORS, GeneratorSpec, InvalidParams, catalogue, create, validate_params
+from .generators.composite import CompositionSpec, composition_catalogue, create_composite, validate_spec
 from .pacing import Pacer
 
 __all__ = ["CONTROLS", "StreamRegistry", "create_app"]
@@ -273,6 +287,20 @@ class _Route:
         self.allowed = ", ".join(self.fields + tuple(public))
 
     async def __call__(self, request: Request) -> Response:
+        params, opts, errors = self._query(request)
+        gen = await self._generator(request, params, opts, errors)
+        if gen is None:
+            return _invalid(self.path, errors)
+        streams: StreamRegistry = self.app.state.streams
+        if streams.active >= self.settings.max_connections or streams.closing:
+            return JSONResponse({"error": "limit_reached", "message": f"at most {self.settings.max_connections} "
+                                 "streams at once; retry later"}, status_code=503, headers={"Retry-After": "5"})
+        headers = dict(_STREAM_HEADERS, **{"X-Wsgen-Seed": str(gen.seed), "X-Wsgen-Start-Seq": str(gen.seq)})
+        return SampleStream(self._body(gen, opts), media_type=lines.FORMATS[opts.format], headers=headers)
+
+    def _query(self, request: Request) -> tuple[dict[str, str], _Options, list[dict[str, Any]]]:
+        """The generator's parameters (as given), the stream controls, and
+        the problems found so far."""
         errors: list[dict[str, Any]] = []
         given: dict[str, list[str]] = {}
         for key, value in request.query_params.multi_items():
@@ -299,27 +327,46 @@ class _Route:
                                "message": "must be the id of an event of this stream (an integer)"})
             else:
                 opts.start_seq = last + 1
+        return params, opts, errors
+
+    def _interval_problems(self, model) -> list[dict[str, Any]]:
+        interval, floor = model.sample_interval, self.settings.min_interval_s
+        if 0 < interval < floor:
+            return [{"field": model.interval_field, "value": interval,
+                     "message": f"must be 0 (unpaced) or >= {floor}, this server's smallest interval"}]
+        return []
+
+    async def _generator(self, request: Request, params: dict[str, str], opts: _Options,
+                         errors: list[dict[str, Any]]):
+        """The generator to stream, or None with ``errors`` filled in."""
         try:
             model = validate_params(self.spec.params_model, params)
         except InvalidParams as exc:
             errors.extend(exc.details)
         else:
-            interval, floor = model.sample_interval, self.settings.min_interval_s
-            if 0 < interval < floor:
-                errors.append({"field": model.interval_field, "value": interval,
-                               "message": f"must be 0 (unpaced) or >= {floor}, this server's smallest interval"})
+            errors.extend(self._interval_problems(model))
         if errors:
-            return _invalid(self.path, errors)
+            return None
         try:
-            gen = create(self.spec.name, model, seed=opts.seed, start_seq=opts.start_seq or 0)
+            return create(self.spec.name, model, seed=opts.seed, start_seq=opts.start_seq or 0)
         except InvalidParams as exc:
-            return _invalid(self.path, exc.details)
-        streams: StreamRegistry = self.app.state.streams
-        if streams.active >= self.settings.max_connections or streams.closing:
-            return JSONResponse({"error": "limit_reached", "message": f"at most {self.settings.max_connections} "
-                                 "streams at once; retry later"}, status_code=503, headers={"Retry-After": "5"})
-        headers = dict(_STREAM_HEADERS, **{"X-Wsgen-Seed": str(gen.seed), "X-Wsgen-Start-Seq": str(gen.seq)})
-        return SampleStream(self._body(gen, opts), media_type=lines.FORMATS[opts.format], headers=headers)
+            errors.extend(exc.details)
+            return None
+
+    # -- hooks of the stream body (a composition's differ) ----------------------
+    def _header(self, fmt: str, gen) -> bytes:
+        return lines.header(fmt, gen.anomalous)
+
+    def _encoder(self, fmt: str):
+        """A callable (block, times) -> bytes for the chunks of one stream."""
+        return lambda block, times: lines.encode(fmt, block, times)
+
+    def _times(self, block, seq: int, m: int, pacer: Pacer) -> np.ndarray:
+        """Stream time (Unix s) of each sample of ``block`` (slots ``seq .. seq+m-1``)."""
+        if pacer.interval > 0:
+            k = np.arange(seq - pacer.seq0, seq - pacer.seq0 + m, dtype=np.float64)
+            return pacer.wall0 + k * pacer.interval
+        return np.full(m, time.time())
 
     async def _body(self, gen, opts: _Options) -> AsyncIterator[bytes]:
         """The chunks of one stream (see the module docstring for the rules)."""
@@ -327,8 +374,8 @@ class _Route:
         streams: StreamRegistry = self.app.state.streams
         metrics = getattr(self.app.state, "metrics", None)
         samples_sent = metrics.samples.labels(gen.name, "http") if metrics else None
-        labelled = gen.anomalous
         with_times = lines.needs_times(fmt)
+        encode = self._encoder(fmt)
         streams.active += 1
         if metrics:
             metrics.http_streams.inc()
@@ -346,7 +393,7 @@ class _Route:
                     wall_end = pacer.wall0 + opts.duration
             tick = max(settings.tick_s, 0.0)
             block_max = max(1, settings.max_block)
-            head = lines.header(fmt, labelled)
+            head = self._header(fmt, gen)
             if head:
                 yield head
             last_sent = time.monotonic()
@@ -374,12 +421,7 @@ class _Route:
                     m = min(m, end - seq)
                 block = gen.take(m)
                 if with_times:
-                    if pacer.interval > 0:
-                        k = np.arange(seq - pacer.seq0, seq - pacer.seq0 + m, dtype=np.float64)
-                        times = pacer.wall0 + k * pacer.interval
-                    else:
-                        times = np.full(m, time.time())
-                    chunk = lines.encode(fmt, block, times)
+                    chunk = encode(block, self._times(block, seq, m, pacer))
                 else:
                     chunk = lines.text(block.values)
                 seq += m
@@ -445,6 +487,146 @@ class _Route:
                         "content": {"application/json": {"schema": _ERROR_SCHEMA}}},
             },
         }
+
+
+class _CompositeRoute(_Route):
+    """A composition stream: ``GET /composite?spec=<URL-encoded JSON>`` or
+    ``POST /composite`` with the spec as the JSON body; the stream controls
+    are query parameters in both. ``count`` counts slots (sample indices):
+    the stream sends exactly ``create_composite(spec, seed).take(count)``'s
+    delivered samples (fewer rows with gaps, more with duplicates)."""
+
+    def __init__(self, app: FastAPI, settings: Settings, path: str, body: bool) -> None:
+        self.app = app
+        self.settings = settings
+        self.path = path
+        self.body = body
+        self.fields = () if body else ("spec",)
+        self.controls = _control_names(self.fields)
+        self.by_query = {q: c for c, q in self.controls.items()}
+        public = [q for c, q in self.controls.items() if c != "token" or settings.token]
+        self.allowed = ", ".join(self.fields + tuple(public))
+
+    async def _generator(self, request: Request, params: dict[str, str], opts: _Options,
+                         errors: list[dict[str, Any]]):
+        raw: Any = None
+        problem: dict[str, Any] | None = None
+        if self.body:
+            raw = (await request.body()).decode("utf-8", "replace")
+            if not raw.strip():
+                problem = {"field": "spec", "value": None,
+                           "message": "missing: send the composition as the JSON request body"}
+        else:
+            raw = params.get("spec")
+            if raw is None:
+                problem = {"field": "spec", "value": None, "message": "missing: the composition as "
+                           "URL-encoded JSON (?spec=...), or POST it as the JSON body"}
+        data = None
+        if problem is None:
+            try:
+                data = json.loads(raw)
+            except ValueError as exc:
+                problem = {"field": "spec", "value": raw[:200], "message": f"not valid JSON: {exc}"}
+        spec = None
+        if problem is None:
+            try:
+                spec = validate_spec(data)
+            except InvalidParams as exc:
+                errors.extend(exc.details)
+            else:
+                errors.extend(self._interval_problems(spec))
+        else:
+            errors.append(problem)
+        if errors:
+            return None
+        try:
+            return create_composite(spec, seed=opts.seed, start_seq=opts.start_seq or 0)
+        except InvalidParams as exc:
+            errors.extend(exc.details)
+            return None
+
+    def _header(self, fmt: str, gen) -> bytes:
+        return lines.header(fmt, True, events=True)
+
+    def _encoder(self, fmt: str):
+        return lines.CompositeFormatter(fmt)
+
+    def _times(self, block, seq: int, m: int, pacer: Pacer) -> np.ndarray:
+        # the slot's time plus the sample's own offset from it (jitter, held back)
+        first = pacer.wall0 + (seq - pacer.seq0) * pacer.interval if pacer.interval > 0 else time.time()
+        return first + (block.offsets - seq * pacer.interval)
+
+    def openapi(self) -> dict[str, Any]:
+        params = []
+        if not self.body:
+            params.append({"name": "spec", "in": "query", "required": True,
+                           "description": "The composition (schema: CompositionSpec; see POST /composite and "
+                                          "GET /composite/presets) as URL-encoded JSON.",
+                           "schema": {"type": "string"},
+                           "example": json.dumps(_EXAMPLE_SPEC, separators=(",", ":"))})
+        for control, query in self.controls.items():
+            if control == "token" and not self.settings.token:
+                continue
+            cschema, description = CONTROLS[control]
+            if control == "count":
+                description = ("End the stream after this many slots (sample indices): the samples "
+                               "create_composite(spec, seed).take(count) delivers. Default: endless.")
+            if control == "format":
+                description = ("`text`: one value per line, 3 decimals, `nan` for a null fault. `ndjson`: "
+                               "{seq, t, value (null for a null fault), label, events: [{id, kind, first, "
+                               "last}]} per line; a gap's event is on the first sample past it. `csv`: "
+                               "`seq,t,value,label,events`, events as `kind:id:first:last` joined by `;`, "
+                               "an empty value for a null fault. `sse`: the ndjson objects as events.")
+            params.append({"name": query, "in": "query", "required": False, "description": description,
+                           "schema": dict(cschema)})
+        example = ('{"seq":5,"t":1700000000.5,"value":17.0,"label":true,'
+                   '"events":[{"id":160,"kind":"spike","first":5,"last":5}]}')
+        out: dict[str, Any] = {
+            "parameters": params,
+            "responses": {
+                "200": {
+                    "description": "The composition's delivered samples (see the format parameter); endless "
+                                   "unless count or duration is given. X-Wsgen-Seed holds the seed.",
+                    "content": {
+                        "text/plain": {"schema": {"type": "string"}, "example": "10.000\nnan\n10.502\n"},
+                        "application/x-ndjson": {"schema": {"type": "string"}, "example": example + "\n"},
+                        "text/csv": {"schema": {"type": "string"},
+                                     "example": "seq,t,value,label,events\n5,1700000000.500000,17.0,true,"
+                                                "spike:160:5:5\n"},
+                        "text/event-stream": {"schema": {"type": "string"}, "example": f"id: 5\ndata: {example}\n\n"},
+                    },
+                },
+                "422": {"description": "Invalid composition (details name each field by its dotted path, e.g. "
+                                       "anomalies.0.height.low) or query parameters; nothing was streamed.",
+                        "content": {"application/json": {"schema": _ERROR_SCHEMA}}},
+                "503": {"description": "Too many streams open; retry later.",
+                        "content": {"application/json": {"schema": _ERROR_SCHEMA}}},
+            },
+        }
+        if self.body:
+            out["requestBody"] = {"required": True, "description": "The composition (CompositionSpec).",
+                                  "content": {"application/json": {
+                                      "schema": {"$ref": "#/components/schemas/CompositionSpec"},
+                                      "example": _EXAMPLE_SPEC}}}
+        return out
+
+
+#: The example composition of the docs.
+_EXAMPLE_SPEC: dict[str, Any] = {
+    "interval": 0.1,
+    "base": {"kind": "sine", "params": {"amplitude": 2, "frequency": 0.5, "sample_rate": 10}, "offset": 10},
+    "noise": {"kind": "normal", "std_dev": 0.1},
+    "anomalies": [{"kind": "spike", "placement": {"mode": "random", "probability": 0.01},
+                   "height": {"low": 3, "high": 5}}],
+    "faults": {"nulls": {"placement": {"mode": "random", "probability": 0.01}}},
+}
+
+
+def _composition_components() -> dict[str, Any]:
+    """CompositionSpec's JSON Schema as OpenAPI components (refs rewritten)."""
+    schema = CompositionSpec.model_json_schema(ref_template="#/components/schemas/{model}")
+    defs = schema.pop("$defs", {})
+    return {**defs, "CompositionSpec": schema}
 
 
 _ERROR_SCHEMA = {
@@ -524,6 +706,33 @@ def create_app(settings: Settings) -> FastAPI:
             description=spec.description, tags=["anomalies (/anomalies/ paths)" if legacy else _tag(spec)],
             openapi_extra=route.openapi(),
         )
+
+    # -- compositions: GET with ?spec=<json>, POST with the spec as the body
+    for method, body in (("GET", False), ("POST", True)):
+        route = _CompositeRoute(app, settings, "/composite", body)
+        app.add_api_route(
+            "/composite", route, methods=[method], response_class=PlainTextResponse,
+            operation_id=f"stream_composite_{method.lower()}",
+            summary="Stream a composition" + (" (spec as the JSON body)" if body else " (spec as ?spec=<json>)"),
+            description="A composition: a base signal plus noise, anomaly injectors and stream faults, with "
+                        "the ground truth (labels, events) in every row of ndjson/csv/sse. See "
+                        "docs/compositions.md; presets at GET /composite/presets.",
+            tags=["compositions"], openapi_extra=route.openapi(),
+        )
+
+    @app.get("/composite/presets", summary="The composition JSON Schema and the five anomaly kinds as presets",
+             tags=["compositions"])
+    async def composite_presets() -> JSONResponse:
+        return JSONResponse(composition_catalogue())
+
+    plain_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = plain_openapi()
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(_composition_components())
+        return app.openapi_schema
+    app.openapi = openapi  # type: ignore[method-assign]
 
     # -- the web page (clients/web at the repo top): GET / is the page, its
     # files are under /static/web/ (before /static, and like it exempt from

@@ -25,14 +25,34 @@ Formats (``FORMATS`` maps each name to its media type):
     ``id: <seq>\\ndata: <the ndjson object>\\n\\n``. A stream ended by
     ``count``/``duration`` sends a last ``event: end`` (data
     ``{"next_seq": n}``) so clients can close instead of reconnecting.
+
+Compositions (``/composite``; :class:`CompositeFormatter`) deliver samples
+with faults, so their rows differ:
+
+* ``seq`` is each delivered sample's own index (``CompositeBlock.seqs``):
+  it jumps over a gap, repeats for a duplicate, goes down when a sample
+  arrives out of order; ``t`` is its own stream time (jitter included);
+* ``value`` of a null fault: ``nan`` in ``text`` (``float()`` reads it;
+  ``json.loads`` does not: use ndjson for strict JSON), ``null`` in
+  ndjson/sse, an empty field in csv;
+* every row has ``label`` and ``events``. ndjson/sse: ``"events"`` is the
+  list of the event objects ``{"id","kind","first","last"}`` the sample
+  lies in (``first <= seq <= last``), ``[]`` for most samples. A ``gap``
+  event has no sample of its own: it is listed on the first delivered
+  sample whose seq is past the gap (where a consumer sees the jump).
+  csv: an ``events`` column, each event as ``kind:id:first:last``, joined
+  by ``;`` (empty when none). Header ``seq,t,value,label,events``.
 """
 from __future__ import annotations
 
+import json
 from itertools import chain
+from typing import Any
 
 import numpy as np
 
 from .generators import Block
+from .generators.faults import MAX_DELAY
 
 #: Format name -> media type of the response.
 FORMATS: dict[str, str] = {
@@ -72,9 +92,12 @@ def needs_times(fmt: str) -> bool:
     return fmt != "text"
 
 
-def header(fmt: str, labelled: bool) -> bytes:
-    """Bytes sent before the first sample (the CSV header; else nothing)."""
+def header(fmt: str, labelled: bool, events: bool = False) -> bytes:
+    """Bytes sent before the first sample (the CSV header; else nothing).
+    ``events``: a composition's CSV (label and events columns)."""
     if fmt == "csv":
+        if events:
+            return b"seq,t,value,label,events\n"
         return b"seq,t,value,label\n" if labelled else b"seq,t,value\n"
     return b""
 
@@ -160,3 +183,87 @@ def encode(fmt: str, block: Block, times: np.ndarray | None = None) -> bytes:
     if fmt == "sse":
         return sse(block, times)
     raise ValueError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+
+
+# -- compositions ------------------------------------------------------------------
+
+_C_JSON = '{"seq":%d,"t":%.6f,"value":%s,"label":%s,"events":%s}'
+_C_ROWS = {"ndjson": _C_JSON + "\n", "csv": "%d,%.6f,%s,%s,%s\n", "sse": "id: %d\ndata: " + _C_JSON + "\n\n"}
+
+
+class CompositeFormatter:
+    """Formats the :class:`~wsgen.generators.composite.CompositeBlock` s of
+    one composition stream, in order (see the module docstring).
+
+    Stateful: a sample held back by ``out_of_order`` arrives in a later block
+    than its events, and a gap is listed on the first sample past it, so the
+    formatter remembers recent events (those that may still own a delivered
+    sample) and the gaps not yet listed.
+    """
+
+    def __init__(self, fmt: str) -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+        self.fmt = fmt
+        self._recent: dict[int, dict[str, Any]] = {}   # id -> non-gap event
+        self._gaps: dict[int, dict[str, Any]] = {}     # id -> gap not yet listed
+        self._gap_done = -1                             # last sample of the latest listed gap
+
+    def __call__(self, block: Block, times: np.ndarray | None = None) -> bytes:
+        if self.fmt == "text":
+            return text(block.values)
+        if times is None:
+            raise ValueError(f"format {self.fmt!r} needs the stream times of the samples")
+        seqs = np.asarray(getattr(block, "seqs", None) if getattr(block, "seqs", None) is not None
+                          else np.arange(block.seq, block.seq + len(block)), dtype=np.int64)
+        for e in getattr(block, "events", None) or ():
+            if e["kind"] == "gap":
+                if e["last"] > self._gap_done:
+                    self._gaps.setdefault(e["id"], e)
+            else:
+                self._recent.setdefault(e["id"], e)
+        m = len(seqs)
+        per_sample = self._assign(seqs)
+        horizon = block.seq - MAX_DELAY - 1      # a sample below it can no longer arrive
+        self._recent = {i: e for i, e in self._recent.items() if e["last"] >= horizon}
+        if not m:
+            return b""
+        if self.fmt == "csv":
+            values = ["" if v != v else repr(v) for v in block.values.tolist()]
+            evs = [";".join(f"{e['kind']}:{e['id']}:{e['first']}:{e['last']}" for e in lst) if lst else ""
+                   for lst in per_sample]
+        else:
+            values = ["null" if v != v else repr(v) for v in block.values.tolist()]
+            evs = ["[" + ",".join(json.dumps(e, separators=(",", ":")) for e in lst) + "]" if lst else "[]"
+                   for lst in per_sample]
+        labels = block.labels.tolist() if block.labels is not None else [False] * m
+        cols = [seqs.tolist(), times.tolist(), values, [_BOOL[b] for b in labels], evs]
+        if self.fmt == "sse":
+            cols.insert(0, cols[0])
+        return (_repeat(_C_ROWS[self.fmt], m) % tuple(chain.from_iterable(zip(*cols)))).encode("ascii")
+
+    def _assign(self, seqs: np.ndarray) -> list[list[dict[str, Any]]]:
+        """The events of each delivered sample, sorted by (first, id)."""
+        out: list[list[dict[str, Any]]] = [[] for _ in range(len(seqs))]
+        if not len(seqs):
+            return out
+        if self._recent:
+            events = sorted(self._recent.values(), key=lambda e: (e["first"], e["id"]))
+            order = np.argsort(seqs, kind="stable")
+            ordered = seqs[order]
+            lo = np.searchsorted(ordered, [e["first"] for e in events], "left")
+            hi = np.searchsorted(ordered, [e["last"] for e in events], "right")
+            for e, a, b in zip(events, lo.tolist(), hi.tolist()):
+                for i in order[a:b].tolist():
+                    out[i].append(e)
+        if self._gaps:
+            for gid, g in sorted(self._gaps.items(), key=lambda kv: kv[1]["first"]):
+                past = np.flatnonzero(seqs > g["last"])
+                if not len(past):
+                    continue
+                i = int(past[0])
+                out[i].append(g)
+                out[i].sort(key=lambda e: (e["first"], e["id"]))
+                del self._gaps[gid]
+                self._gap_done = max(self._gap_done, g["last"])
+        return out
