@@ -405,3 +405,81 @@ async def test_sync_client(server):
     np.testing.assert_array_equal(block.seqs, np.arange(end))
     expected, _ = engine("square", {"interval": 0.002}, 1, end, [(u, {"amplitude": 2})])
     np.testing.assert_array_equal(block.values, expected)
+
+
+# -- compositions ------------------------------------------------------------------
+
+COMPOSITION = {
+    "interval": 0.002,
+    "base": {"kind": "sine", "params": {"amplitude": 2.0, "frequency": 3.0, "sample_rate": 50}, "offset": 5.0},
+    "noise": {"kind": "normal", "std_dev": 0.1},
+    "anomalies": [{"kind": "spike", "placement": {"mode": "random", "probability": 0.05}, "height": 4.0}],
+    "faults": {"nulls": {"placement": {"mode": "random", "probability": 0.03}},
+               "gaps": {"placement": {"mode": "random", "probability": 0.02}, "max_length": 3},
+               "duplicates": {"placement": {"mode": "random", "probability": 0.03}},
+               "out_of_order": {"placement": {"mode": "random", "probability": 0.03}, "max_delay": 3},
+               "jitter": {"placement": {"mode": "random", "probability": 0.05}, "max_jitter": 0.0005}},
+}
+
+
+def composition_engine(n_slots, seed=5):
+    from wsgen.generators.composite import create_composite
+    return create_composite(COMPOSITION, seed=seed).take(n_slots)
+
+
+async def test_composition_blocks_carry_seqs_ts_and_events(server):
+    async with Client(server.ws_url) as c:
+        sub = await c.subscribe(COMPOSITION, seed=5, speed="max")
+        assert sub.composition and sub.generator == "composite" and sub.id == "composite-1"
+        assert sub.params["faults"]["nulls"]["placement"]["probability"] == 0.03   # full spec from the server
+        block = await sub.take(600)
+        with pytest.raises(ValueError):
+            await c.subscribe(COMPOSITION, {"amplitude": 1})
+    ref = composition_engine(1000)
+    np.testing.assert_array_equal(block.seqs, ref.seqs[:600])
+    np.testing.assert_array_equal(block.values, ref.values[:600])        # NaN where nulls hit
+    np.testing.assert_array_equal(block.labels, ref.labels[:600])
+    assert np.isnan(block.values).any() and (np.diff(block.seqs) <= 0).any() and (np.diff(block.seqs) > 1).any()
+    t0 = block.timestamps[0] - ref.offsets[0]
+    np.testing.assert_allclose(block.timestamps - t0, ref.offsets[:600], atol=1e-6)   # jitter included
+    kinds = {e["kind"] for e in block.events}
+    assert {"spike", "null", "gap", "duplicate", "out-of-order", "jitter"} <= kinds
+    assert len({e["id"] for e in block.events}) == len(block.events)
+
+
+async def test_composition_reconnect_resumes_exact_delivery(server):
+    async with Client(server.ws_url, backoff_base=0.02, backoff_cap=0.1) as c:
+        sub = await c.subscribe(COMPOSITION, seed=5)
+        blocks, total, drops = [], 0, 0
+        async for block in sub:
+            blocks.append(block)
+            total += len(block)
+            if total >= 80 * (drops + 1) and drops < 2 and c.reconnects == drops:
+                assert abort_all(server) == 1
+                drops += 1
+            if drops == 2 and total >= 400:
+                break
+        assert c.reconnects >= 2
+    got = Block.concat(blocks)
+    ref = composition_engine(2 * len(got) + 100)
+    np.testing.assert_array_equal(got.seqs, ref.seqs[:len(got)])          # duplicates kept, nothing repeated
+    np.testing.assert_array_equal(got.values, ref.values[:len(got)])
+
+
+async def test_composition_dedup_by_slot_unit():
+    c = Client("ws://127.0.0.1:9")
+    from wsgen.client import Subscription
+    sub = Subscription(c, "s", {"interval": 1.0}, {}, 1, 1.0, "block", "json", 0)
+
+    def blk(slot, seqs):
+        seqs = np.asarray(seqs, dtype=np.int64)
+        return Block(slot, 0.0, 1.0, seqs.astype(float), None, "s", explicit_seqs=seqs,
+                     explicit_timestamps=seqs.astype(float), events=[{"id": slot, "kind": "x", "first": 0, "last": 0}])
+    sub._deliver(blk(0, [0, 1, 1, 2]))       # duplicate 1 kept
+    sub._deliver(blk(4, [4, 3]))             # out of order kept
+    assert sub._subscribe_message()["start_seq"] == 4 and "params" not in sub._subscribe_message()
+    sub._deliver(blk(4, [4]))                # resumed at slot 4: already have 2 samples from there
+    sub._deliver(blk(5, [3, 5, 6]))          # slot 5: 1 more to skip ("3"), then new
+    block = await sub.take(7)
+    np.testing.assert_array_equal(block.seqs, [0, 1, 1, 2, 4, 3, 5])
+    assert [e["id"] for e in block.events] == [0, 4, 5]

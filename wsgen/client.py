@@ -155,6 +155,15 @@ class Block:
         lag: seconds the last sample was behind schedule when sent.
         skipped: samples dropped by the server (backpressure ``drop``) just
             before this block; their seqs are missing from ``seqs``.
+        events: ground truth of a composition: the event dicts ``{"id",
+            "kind", "first", "last"}`` of the message(s) the samples came
+            from (events overlapping their slots; see docs/compositions.md);
+            ``[]`` for other generators.
+
+    A composition's block takes ``seqs`` and ``timestamps`` from the message
+    (its ``seqs`` / ``ts`` arrays): with faults they are not an arange (a
+    gap jumps, a duplicate repeats, out-of-order goes down, jitter moves
+    the times), and ``values`` holds NaN where a null fault hit.
     """
 
     seq: int
@@ -168,6 +177,7 @@ class Block:
     # set when the block joins runs that are not one arithmetic progression
     explicit_seqs: np.ndarray | None = field(default=None, repr=False)
     explicit_timestamps: np.ndarray | None = field(default=None, repr=False)
+    events: list[dict[str, Any]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -197,7 +207,7 @@ class Block:
         first_t = float(times[0]) if times is not None and len(times) else self.t + self.dt * start
         return Block(first_seq, first_t, self.dt, self.values[start:stop],
                      None if self.labels is None else self.labels[start:stop], self.id, self.lag,
-                     self.skipped if start == 0 else 0, seqs, times)
+                     self.skipped if start == 0 else 0, seqs, times, self.events)
 
     @staticmethod
     def concat(blocks: list["Block"]) -> "Block":
@@ -215,16 +225,26 @@ class Block:
             b.seq == a.seq + len(a) for a, b in zip(blocks, blocks[1:]))
         seqs = None if contiguous else np.concatenate([b.seqs for b in blocks])
         times = np.concatenate([b.timestamps for b in blocks])
+        events: dict[Any, dict[str, Any]] = {}
+        for b in blocks:
+            for e in b.events:
+                events.setdefault(e.get("id"), e)
+        merged = sorted(events.values(), key=lambda e: (e.get("first", 0), e.get("id", 0)))
         return Block(first.seq, first.t, first.dt, values, labels, first.id, max(b.lag for b in blocks),
-                     sum(b.skipped for b in blocks), seqs, times)
+                     sum(b.skipped for b in blocks), seqs, times, merged)
 
 
 def _block_from_json(msg: Mapping[str, Any]) -> Block:
     values = np.asarray(msg["values"], dtype=np.float64)   # null (NaN on the wire) -> nan
     labels = msg.get("labels")
+    seqs = msg.get("seqs")
+    ts = msg.get("ts")
     return Block(int(msg["seq"]), float(msg["t"]), float(msg["dt"]), values,
                  None if labels is None else np.asarray(labels, dtype=bool), msg["id"],
-                 float(msg.get("lag", 0.0)), int(msg.get("skipped", 0)))
+                 float(msg.get("lag", 0.0)), int(msg.get("skipped", 0)),
+                 None if seqs is None else np.asarray(seqs, dtype=np.int64),
+                 None if ts is None else np.asarray(ts, dtype=np.float64),
+                 list(msg.get("events") or ()))
 
 
 def _block_from_binary(frame: bytes) -> Block:
@@ -261,15 +281,31 @@ class Subscription:
         backpressure, encoding: delivery options as subscribed.
         interval: seconds of stream time between samples (from the server).
         paused: whether the server was last told to pause it.
-        next_seq: seq of the next sample expected from the server.
+        next_seq: seq of the next sample expected from the server. For a
+            composition: the slot (sample index) its last received message
+            started at, where a reconnection resumes (see below).
+        composition: True when subscribed with a composition (then
+            ``generator`` is ``"composite"`` and ``params`` the full spec).
+
+    A composition resumes after a reconnection from the first slot of the
+    last message received, and drops as many delivered samples as it had
+    received from that slot on: deliveries from a slot do not depend on how
+    the server splits them into messages, so the consumer sees each
+    delivered sample once, duplicates by design (the ``duplicates`` fault)
+    and held-back (``out_of_order``) samples included. Received seqs are
+    never compared for dedup: they may repeat and go down by design.
     """
 
-    def __init__(self, client: "Client", id: str, generator: str, params: Mapping[str, Any], seed: int,
-                 speed: float | str, backpressure: str, encoding: str, start_seq: int) -> None:
+    def __init__(self, client: "Client", id: str, generator: str | Mapping[str, Any], params: Mapping[str, Any],
+                 seed: int, speed: float | str, backpressure: str, encoding: str, start_seq: int) -> None:
         self._client = client
         self.id = id
-        self.generator = generator
-        self.params: dict[str, Any] = dict(params)
+        self.composition = isinstance(generator, Mapping)
+        self.generator = "composite" if self.composition else generator
+        self.params: dict[str, Any] = dict(generator if self.composition else params)
+        # composition resume point: from slot ``_slot`` on, ``_have`` delivered samples were received;
+        # ``_n_at_slot``: samples of the message at ``_slot`` seen on this connection
+        self._slot, self._have, self._n_at_slot = start_seq, 0, 0
         self.seed = seed
         self.speed = _speed_to_wire(speed)
         self.backpressure = backpressure
@@ -295,6 +331,11 @@ class Subscription:
 
     # -- called by the client ------------------------------------------------
     def _subscribe_message(self) -> dict[str, Any]:
+        if self.composition:
+            self._n_at_slot = 0          # the server starts again at _slot
+            return {"type": "subscribe", "id": self.id, "generator": self.params, "seed": self.seed,
+                    "start_seq": self._slot, "speed": self.speed, "backpressure": self.backpressure,
+                    "encoding": self.encoding}
         return {"type": "subscribe", "id": self.id, "generator": self.generator, "params": self.params,
                 "seed": self.seed, "start_seq": self.next_seq, "speed": self.speed,
                 "backpressure": self.backpressure, "encoding": self.encoding}
@@ -303,11 +344,34 @@ class Subscription:
         """Queue a received block, dropping seqs already received."""
         if self._finished:
             return
+        if self.composition:
+            self._deliver_composition(block)
+            return
         if block.seq < self.next_seq:
             if block.seq + len(block) <= self.next_seq:
                 return
             block = block.slice(self.next_seq - block.seq)
         self.next_seq = block.seq + len(block)
+        self._items.append(block)
+        self._ready.set()
+
+    def _deliver_composition(self, block: Block) -> None:
+        """Queue a composition's block, dropping the samples delivered from
+        the resume slot that were received before a reconnection."""
+        q, n = block.seq, len(block)
+        if q < self._slot:
+            return                       # from before a resumption (cannot happen on one connection)
+        if q > self._slot:
+            self._have = max(0, self._have - self._n_at_slot)
+            self._slot = q
+        skip = min(self._have, n)
+        self._n_at_slot = n
+        self._have = max(self._have, n)
+        self.next_seq = self._slot
+        if skip:
+            block = block.slice(skip) if skip < n else None
+        if block is None or not len(block):
+            return
         self._items.append(block)
         self._ready.set()
 
@@ -762,20 +826,25 @@ class Client:
             if req in self._pending:     # timed out or the caller was cancelled
                 self._pending.remove(req)
 
-    def _new_id(self, generator: str) -> str:
+    def _new_id(self, generator: str | Mapping[str, Any]) -> str:
+        if not isinstance(generator, str):
+            generator = "composite"
         while True:
             ident = f"{generator}-{next(self._ids)}"
             if ident not in self._subs:
                 return ident
 
-    async def subscribe(self, generator: str, params: Mapping[str, Any] | None = None, *,
+    async def subscribe(self, generator: str | Mapping[str, Any], params: Mapping[str, Any] | None = None, *,
                         seed: int | None = None, speed: float | str = 1.0, backpressure: str = "block",
                         encoding: str = "json", id: str | None = None, start_seq: int = 0) -> Subscription:
         """Start a stream.
 
         Args:
             generator: registry name (``"sine"``, ``"random"``, ...; see
-                :meth:`list`).
+                :meth:`list`), or a composition (a dict: the JSON spec of
+                docs/compositions.md; ``params`` must then be empty, and
+                ``encoding`` ``"json"``). Its blocks carry ``events``, and
+                ``seqs`` / ``timestamps`` from the message.
             params: parameter values; omitted ones take their defaults.
             seed: integer in [0, 2**64); ``None``: the client draws one in
                 [0, 2**53) (read it back from ``sub.seed``), so that a
@@ -798,6 +867,8 @@ class Client:
                 ``details``), ``duplicate_id``, ``limit_reached``,
                 ``invalid_message`` (bad speed, seed, encoding...).
         """
+        if isinstance(generator, Mapping) and params:
+            raise ValueError("a composition carries its parameters in the generator dict; leave params out")
         if seed is None:
             seed = secrets.randbelow(SEED_DRAW_LIMIT)
         ident = self._new_id(generator) if id is None else id
@@ -837,7 +908,7 @@ class SyncSubscription:
 
     def __getattr__(self, name: str) -> Any:
         if name in ("id", "generator", "seed", "params", "speed", "backpressure", "encoding", "interval",
-                    "paused", "next_seq", "finished"):
+                    "paused", "next_seq", "finished", "composition"):
             return getattr(self.subscription, name)
         raise AttributeError(name)
 
@@ -929,7 +1000,8 @@ class SyncClient:
             fut.cancel()
             raise
 
-    def subscribe(self, generator: str, params: Mapping[str, Any] | None = None, **options: Any) -> SyncSubscription:
+    def subscribe(self, generator: str | Mapping[str, Any], params: Mapping[str, Any] | None = None,
+                  **options: Any) -> SyncSubscription:
         """As :meth:`Client.subscribe`."""
         return SyncSubscription(self, self._call(self.client.subscribe(generator, params, **options)))
 
@@ -976,7 +1048,7 @@ def _split_options(opts: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, A
     return client, sub
 
 
-def stream(url: str, generator: str, params: Mapping[str, Any] | None = None, seed: int | None = None,
+def stream(url: str, generator: str | Mapping[str, Any], params: Mapping[str, Any] | None = None, seed: int | None = None,
            **opts: Any) -> Iterator[Block]:
     """Blocks of one subscription, as they arrive (blocking iterator).
 
@@ -995,7 +1067,7 @@ def stream(url: str, generator: str, params: Mapping[str, Any] | None = None, se
         yield from sub
 
 
-def to_numpy(url: str, generator: str, n: int, params: Mapping[str, Any] | None = None, seed: int | None = None,
+def to_numpy(url: str, generator: str | Mapping[str, Any], n: int, params: Mapping[str, Any] | None = None, seed: int | None = None,
              **opts: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
     """Capture ``n`` samples of a stream as arrays.
 
