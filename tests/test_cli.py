@@ -277,3 +277,49 @@ def test_examples_run(url, name):
                        text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() and "Traceback" not in r.stderr
+
+
+COMPOSITION = {
+    "interval": 0.5,
+    "base": {"kind": "constant", "params": {"value": 1.0}},
+    "noise": {"kind": "uniform", "low": -0.1, "high": 0.1},
+    "anomalies": [{"kind": "spike", "placement": {"mode": "indices", "indices": [3]}, "height": 5.0}],
+    "faults": {"nulls": {"placement": {"mode": "indices", "indices": [7]}},
+               "gaps": {"placement": {"mode": "indices", "indices": [10]}, "min_length": 2, "max_length": 2},
+               "duplicates": {"placement": {"mode": "indices", "indices": [15]}}},
+}
+
+
+def test_sub_spec_composition_ndjson_and_csv(url, tmp_path):
+    from wsgen.generators.composite import create_composite
+    ref = create_composite(COMPOSITION, seed=9).take(40)
+    n = 30
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(COMPOSITION))
+    r = run("sub", "--spec", str(path), "--count", str(n), "--format", "ndjson", "--seed", "9", "--speed", "max",
+            "--url", url)
+    assert r.returncode == 0, r.stderr
+    assert_clean(r.stderr)
+    objs = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(objs) == n and set(objs[0]) == {"seq", "t", "value", "label", "events"}
+    assert [o["seq"] for o in objs] == ref.seqs[:n].tolist()
+    np.testing.assert_array_equal([np.nan if o["value"] is None else o["value"] for o in objs], ref.values[:n])
+    assert [o["label"] for o in objs] == ref.labels[:n].tolist()
+    by_seq = {o["seq"]: o for o in objs}
+    assert [e["kind"] for e in by_seq[3]["events"]] == ["spike"] and by_seq[7]["value"] is None
+    assert [(e["kind"], e["first"], e["last"]) for e in by_seq[12]["events"]] == [("gap", 10, 11)]
+    assert [o["seq"] for o in objs].count(15) == 2
+
+    r = run("sub", "--spec", json.dumps(COMPOSITION), "--count", "20", "--format", "csv", "--seed", "9",
+            "--speed", "max", "--url", url)
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert list(rows[0]) == ["seq", "t", "value", "label", "events"] and len(rows) == 20
+    by_seq = {int(row["seq"]): row for row in rows}
+    assert by_seq[3]["events"] == "spike:96:3:3" and by_seq[3]["label"] == "true"
+    assert by_seq[7]["value"] == "" and by_seq[7]["events"].startswith("null:")
+
+    bad = run("sub", "sine", "--spec", str(path), "--url", url)
+    assert bad.returncode == 2 and "--spec" in bad.stderr
+    bad = run("sub", "--spec", json.dumps({"anomalies": [{"kind": "nope"}]}), "--url", url)
+    assert bad.returncode == 2 and "invalid_params" in bad.stderr and "anomalies.0.kind" in bad.stderr

@@ -37,6 +37,19 @@
     drawn on standard error when that is a terminal and the capture is long
     (>= 1000 samples or >= 5 s expected).
 
+``wsgen sub --spec FILE.json`` (or ``--spec '<json>'``)
+    Subscribes to a composition (docs/compositions.md) instead of a named
+    generator; no generator parameters then. ``csv`` and ``ndjson`` rows are
+    those of the HTTP path's ``/composite`` (:class:`wsgen.lines.CompositeFormatter`):
+    each delivered sample with its own ``seq`` and ``t`` (a gap jumps, a
+    duplicate repeats, out-of-order goes down), ``value`` (``null`` / an
+    empty csv field for a null fault), ``label`` (true/false) and
+    ``events`` (ndjson: the event objects the sample lies in, a gap's on the
+    first sample past it; csv: ``kind:id:first:last`` joined by ``;``).
+    ``text`` prints ``nan`` for a null fault. ``--count`` counts delivered
+    samples. A line typed on standard input may also be a JSON object: a
+    partial spec applied as a live update (``{"noise": null}``).
+
 ``wsgen list [--url URL] [--json]``
     Every generator with its family and parameters (default, unit,
     description), from the local registry or, with ``--url``, from a server.
@@ -154,7 +167,9 @@ def configure_sub(parser: argparse.ArgumentParser) -> None:
     parser.description = ("Subscribe to a generator and print its samples. Unknown --name value pairs are "
                           "generator parameters (e.g. --amplitude 3). While it runs, type name=value, "
                           "pause, resume or quit on standard input.")
-    parser.add_argument("generator", help="generator name (see 'wsgen list')")
+    parser.add_argument("generator", nargs="?", help="generator name (see 'wsgen list'); omit with --spec")
+    parser.add_argument("--spec", metavar="FILE.json|JSON",
+                        help="subscribe to a composition: a JSON file, or the JSON itself (docs/compositions.md)")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                         help="a generator parameter (repeatable)")
     parser.add_argument("--format", choices=["text", "csv", "ndjson"], default="text",
@@ -196,11 +211,15 @@ def _print_error(exc) -> None:
 class Output:
     """Formats blocks onto a text stream (``text``, ``csv`` or ``ndjson``)."""
 
-    def __init__(self, fmt: str, stream: TextIO, labels: bool | None = None) -> None:
+    def __init__(self, fmt: str, stream: TextIO, labels: bool | None = None, composition: bool = False) -> None:
         self.fmt = fmt
         self.stream = stream
-        self.labels = labels
+        self.labels = True if composition else labels
         self._started = False
+        self._composite = None
+        if composition and fmt in ("csv", "ndjson"):
+            from .lines import CompositeFormatter
+            self._composite = CompositeFormatter(fmt)
 
     def start(self, labels: bool | None = None) -> None:
         """Write the header (csv) once; ``labels``: whether a label column
@@ -211,11 +230,18 @@ class Output:
             return
         self._started = True
         if self.fmt == "csv":
-            self.stream.write("seq,t,value,label\n" if self.labels else "seq,t,value\n")
+            if self._composite is not None:
+                self.stream.write("seq,t,value,label,events\n")
+            else:
+                self.stream.write("seq,t,value,label\n" if self.labels else "seq,t,value\n")
 
     def write(self, block) -> None:
         if not self._started:
             self.start(block.labels is not None if self.labels is None else self.labels)
+        if self._composite is not None:
+            self.stream.write(self._composite(block, block.timestamps).decode("ascii"))
+            self.stream.flush()
+            return
         values = block.values.tolist()
         if self.fmt == "text":
             text = "".join(f"{v!r}\n" for v in values)
@@ -302,7 +328,15 @@ async def _command(sub, line: str, stop: asyncio.Event, quiet: bool) -> None:
         return
     word = line.lower()
     try:
-        if word in ("quit", "exit", "q"):
+        if line.startswith("{"):
+            try:
+                changes = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                _eprint(f"wsgen: cannot read {line!r}: {exc}")
+                return
+            seq = await sub.update(changes)
+            _eprint(f"wsgen: updated at seq {seq}: {line}")
+        elif word in ("quit", "exit", "q"):
             stop.set()
         elif word == "pause":
             seq = await sub.pause()
@@ -389,7 +423,9 @@ async def sub_main(args, params: dict[str, Any], stdout: TextIO | None = None) -
     tasks: list[asyncio.Task] = []
     bar = None
     try:
-        subscribing = client.subscribe(args.generator, params, seed=args.seed, speed=args.speed,
+        composition = getattr(args, "composition", None)
+        subscribing = client.subscribe(composition if composition is not None else args.generator, params,
+                                       seed=args.seed, speed=args.speed,
                                        backpressure=args.backpressure,
                                        encoding="binary" if args.binary else "json")
         try:
@@ -406,7 +442,7 @@ async def sub_main(args, params: dict[str, Any], stdout: TextIO | None = None) -
         from .generators import GENERATORS
         if sub.generator in GENERATORS:
             labels = GENERATORS[sub.generator].anomalous
-        out = Output(args.format, stdout, labels)
+        out = Output(args.format, stdout, labels, composition=sub.composition)
         out.start()
         if want_progress(args.count, sub.interval, sub.speed, _isatty(stdout), _isatty(sys.stderr)):
             from tqdm import tqdm
@@ -459,6 +495,25 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
 
 
+def read_spec(text: str) -> dict[str, Any]:
+    """A composition from ``--spec``: JSON text (starting with ``{``) or
+    the path of a JSON file; raises ``ValueError``."""
+    source = text.strip()
+    if not source.startswith("{"):
+        try:
+            with open(text, "rb") as f:
+                source = f.read()
+        except OSError as exc:
+            raise ValueError(f"cannot read {text!r}: {exc.strerror or exc}") from None
+    try:
+        spec = orjson.loads(source)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON: {exc}") from None
+    if not isinstance(spec, dict):
+        raise ValueError("must be a JSON object (a composition)")
+    return spec
+
+
 def run_sub(args) -> int:
     """Entry point of ``wsgen sub``."""
     try:
@@ -467,6 +522,20 @@ def run_sub(args) -> int:
         _eprint(f"wsgen sub: -p {exc}")
         return 2
     params = {**args.extra_params, **options}
+    args.composition = None
+    if args.spec is not None:
+        if args.generator is not None or params or args.binary:
+            _eprint("wsgen sub: --spec subscribes to a composition: give no generator name, no parameters "
+                    "and no --binary")
+            return 2
+        try:
+            args.composition = read_spec(args.spec)
+        except ValueError as exc:
+            _eprint(f"wsgen sub: --spec: {exc}")
+            return 2
+    elif args.generator is None:
+        _eprint("wsgen sub: give a generator name, or --spec FILE.json for a composition")
+        return 2
     try:
         return asyncio.run(sub_main(args, params))
     except KeyboardInterrupt:   # before the signal handler was installed
