@@ -87,7 +87,7 @@ def test_subscribe_resolves_defaults_and_echoes_seed():
                      "params": {"amplitude": 4.0, "frequency": 2.0, "phase": 0.0, "sample_rate": 100.0,
                                 "interval": 1.0, "offset": 0.0},
                      "seed": 42, "seq": 0, "speed": 1.0, "backpressure": "block", "encoding": "json",
-                     "interval": 1.0}
+                     "interval": 1.0, "batch": False}
     chunk = take_all(session, clock, "a")
     assert chunk.block.seq == 0 and len(chunk.block) == 1 and chunk.block.values[0] == 0.0
     clock.advance(1.0 + EPS)
@@ -684,7 +684,7 @@ def test_subscribe_url_converts_strings_and_splits_options():
                       "params": {"amplitude": 2.0, "frequency": 2.0, "phase": 0.0, "sample_rate": 100.0,
                                  "interval": 0.01, "offset": 0.0},
                       "seed": 5, "seq": 10, "speed": "max", "backpressure": "drop", "encoding": "binary",
-                      "interval": 0.01}]
+                      "interval": 0.01, "batch": False}]
     chunk = session.subscriptions["sine"].take(clock.mono, 5, clock.wall)
     assert np.array_equal(chunk.block.values, create("sine", {"amplitude": 2}, seed=5).take(15).values[10:])
 

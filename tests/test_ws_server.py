@@ -178,7 +178,7 @@ async def test_subscribe_then_data_has_exact_sine_values(server):
     params = {"amplitude": 2.0, "frequency": 3.0, "interval": 0.005}
     reply = await subscribe(client, id="s", generator="sine", seed=1, params=params)
     assert reply == {"type": "subscribed", "id": "s", "generator": "sine", "seed": 1, "seq": 0, "speed": 1.0,
-                     "backpressure": "block", "encoding": "json", "interval": 0.005,
+                     "backpressure": "block", "encoding": "json", "interval": 0.005, "batch": False,
                      "params": {"amplitude": 2.0, "frequency": 3.0, "phase": 0.0, "sample_rate": 100.0,
                                 "interval": 0.005, "offset": 0.0}}
     await client.samples("s", 60)

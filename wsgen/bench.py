@@ -287,9 +287,10 @@ def run_fanout(args) -> int:
     import asyncio
     from .loadgen import fanout
     runs = [_with_server(args, lambda u, h, s: asyncio.run(
-        fanout(u, args.subscriptions, args.connections, args.interval, args.seconds, s))) for _ in range(args.repeat)]
+        fanout(u, args.subscriptions, args.connections, args.interval, args.seconds, s, args.batch)))
+        for _ in range(args.repeat)]
     row = _median_runs(runs)
-    return _report("fanout", args, [row], ["subscriptions", "connections", "interval_s", "samples_delivered",
+    return _report("fanout", args, [row], ["subscriptions", "connections", "batch", "interval_s", "samples_delivered",
                                            "samples_expected", "lateness_p50_ms", "lateness_p99_ms",
                                            "lateness_max_ms", "drift_ms", "server_cpu_pct", "server_rss_mb"],
                    {"lateness_p99_ms": 10, "drift_ms": 1, "server_cpu_pct": 60})
@@ -352,6 +353,8 @@ def configure_fanout(p):
     p.add_argument("--subscriptions", type=int, default=1000)
     p.add_argument("--connections", type=int, default=10)
     p.add_argument("--interval", type=float, default=0.01, help="sample interval in seconds (default 0.01 = 100/s)")
+    p.add_argument("--batch", action=argparse.BooleanOptionalAction, default=True,
+                   help="subscribe with batch: true (data of one wake-up share a frame; default on)")
     p.set_defaults(repeat=1)
 
 

@@ -103,7 +103,7 @@ async def throughput(url: str, encoding: str = "json", seconds: float = 3.0, gen
 
 
 async def fanout(url: str, subscriptions: int, connections: int, interval: float, seconds: float,
-                 server: ServerProcess | None = None) -> dict:
+                 server: ServerProcess | None = None, batch: bool = False) -> dict:
     """Scenario 2: N subscriptions over M connections at ``interval`` for ``seconds``.
 
     Clients read continuously; the measurement window opens once every
@@ -120,11 +120,11 @@ async def fanout(url: str, subscriptions: int, connections: int, interval: float
     acked = 0
 
     async def one(ci: int, n: int):
-        nonlocal delivered, acked
+        nonlocal acked
         async with connect(url, max_size=None, compression=None, open_timeout=120) as ws:
             for k in range(n):
                 await ws.send(json.dumps({"type": "subscribe", "id": f"s{k}", "generator": "sine",
-                                          "params": {"interval": interval}}))
+                                          "params": {"interval": interval}, "batch": batch}))
             while True:
                 timeout = window["end"] + 0.1 - time.time()
                 if timeout <= 0:
@@ -134,23 +134,25 @@ async def fanout(url: str, subscriptions: int, connections: int, interval: float
                 except asyncio.TimeoutError:
                     break
                 now = time.time()
-                m = orjson.loads(raw)
-                kind = m.get("type")
-                if kind == "subscribed":
-                    acked += 1
-                    if acked == subscriptions:
-                        ready.set()
-                    continue
-                if kind != "data":
-                    continue
-                count = len(m["values"])
-                key = (ci, m["id"])
-                origin.setdefault(key, m["t"] - m["seq"] * m["dt"])
-                due_last = m["t"] + (count - 1) * m["dt"]
-                if window["start"] <= due_last < window["end"]:
-                    first_in = max(0, int(np.ceil((window["start"] - m["t"]) / m["dt"] - 1e-9)))
-                    delivered += count - first_in
-                    lateness.append((due_last, now - due_last))
+                frame = orjson.loads(raw)
+                for m in frame["messages"] if frame.get("type") == "batch" else (frame,):
+                    if m.get("type") == "subscribed":
+                        acked += 1
+                        if acked == subscriptions:
+                            ready.set()
+                    elif m.get("type") == "data":
+                        measure(ci, m, now)
+
+    def measure(ci: int, m: dict, now: float) -> None:
+        nonlocal delivered
+        count = len(m["values"])
+        key = (ci, m["id"])
+        origin.setdefault(key, m["t"] - m["seq"] * m["dt"])
+        due_last = m["t"] + (count - 1) * m["dt"]
+        if window["start"] <= due_last < window["end"]:
+            first_in = max(0, int(np.ceil((window["start"] - m["t"]) / m["dt"] - 1e-9)))
+            delivered += count - first_in
+            lateness.append((due_last, now - due_last))
 
     tasks = [asyncio.create_task(one(i, n)) for i, n in enumerate(per_conn) if n]
     await asyncio.wait_for(ready.wait(), 120)
@@ -172,7 +174,7 @@ async def fanout(url: str, subscriptions: int, connections: int, interval: float
     head = lat_ms[due < window["start"] + 1.0]
     tail = lat_ms[due >= window["end"] - 1.0]
     drift = float(np.median(tail) - np.median(head)) if len(head) and len(tail) else float("nan")
-    return {"subscriptions": subscriptions, "connections": connections, "interval_s": interval,
+    return {"subscriptions": subscriptions, "connections": connections, "batch": batch, "interval_s": interval,
             "seconds": seconds, "samples_delivered": delivered, "samples_expected": expected,
             "lateness_p50_ms": _pct(lat_ms, 50), "lateness_p99_ms": _pct(lat_ms, 99),
             "lateness_max_ms": float(lat_ms.max()) if len(lat_ms) else float("nan"),

@@ -44,6 +44,23 @@ class Metrics:
         if chunk.skipped:
             self.dropped.labels(name).inc(chunk.skipped)
 
+    def sent_many(self, chunks) -> None:
+        """Count the data messages of one ``batch`` frame (one counter update
+        per generator, one histogram observation per message)."""
+        per_generator: dict[str, int] = {}
+        for chunk in chunks:
+            name = chunk.sub.name
+            per_generator[name] = per_generator.get(name, 0) + len(chunk.block)
+            self.lateness.observe(chunk.lag)
+            if chunk.skipped:
+                self.dropped.labels(name).inc(chunk.skipped)
+        for name, count in per_generator.items():
+            samples = self._ws_samples.get(name)
+            if samples is None:
+                samples = self._ws_samples[name] = self.samples.labels(name, "ws")
+            samples.inc(count)
+        self._ws_messages.inc(len(chunks))
+
     def error(self, code: str) -> None:
         self.errors.labels(code).inc()
 

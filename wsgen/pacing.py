@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 MAX_SPEED = math.inf
 
@@ -43,6 +43,18 @@ class Pacer:
     seq0: int
     due0: float
     wall0: float
+    #: Seconds of delivery time between samples (0 when unpaced); derived
+    #: from interval and speed, kept up to date by :meth:`retime`.
+    pace: float = field(init=False, default=0.0)
+    #: True when every sample is due at once (interval 0 or speed "max").
+    unpaced: bool = field(init=False, default=True)
+
+    def __post_init__(self) -> None:
+        self._repace()
+
+    def _repace(self) -> None:
+        self.pace = 0.0 if self.interval == 0 or math.isinf(self.speed) else self.interval / self.speed
+        self.unpaced = self.pace == 0.0
 
     @classmethod
     def start(cls, interval: float, speed: float = 1.0, seq: int = 0,
@@ -50,17 +62,6 @@ class Pacer:
         """A pacer whose sample ``seq`` is due now."""
         return cls(interval, speed, seq, time.monotonic() if now is None else now,
                    time.time() if wall is None else wall)
-
-    @property
-    def pace(self) -> float:
-        """Seconds of delivery time between samples (0 when unpaced)."""
-        if self.interval == 0 or math.isinf(self.speed):
-            return 0.0
-        return self.interval / self.speed
-
-    @property
-    def unpaced(self) -> bool:
-        return self.pace == 0.0
 
     def due_time(self, n: int) -> float:
         """Monotonic time at which sample ``n`` is due."""
@@ -104,6 +105,7 @@ class Pacer:
             self.interval = interval
         if speed is not None:
             self.speed = speed
+        self._repace()
         if prev_due is None:
             due, wall = self.due_time(seq), self.wall0 + (seq - self.seq0) * old_interval
         else:

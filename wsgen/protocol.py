@@ -68,6 +68,8 @@ class Subscribe(_Message):
     speed: Speed = 1.0
     backpressure: Literal["block", "drop"] = "block"
     encoding: Literal["json", "binary"] = "json"
+    batch: bool = Field(False, description="deliver this subscription's data inside `batch` messages "
+                                           "shared with the connection's other batched subscriptions")
 
 
 class Update(_Message):
@@ -191,10 +193,15 @@ def _wire_value(value: Any) -> Any:
 
 
 def subscribed(id: str, generator: str, params: dict, seed: int, seq: int, speed: float | str,
-               backpressure: str, encoding: str, interval: float) -> dict[str, Any]:
+               backpressure: str, encoding: str, interval: float, batch: bool = False) -> dict[str, Any]:
     return {"type": "subscribed", "id": id, "generator": generator, "params": params, "seed": seed,
             "seq": seq, "speed": speed, "backpressure": backpressure, "encoding": encoding,
-            "interval": interval}
+            "interval": interval, "batch": batch}
+
+
+def batch(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several ``data`` messages (of batched subscriptions) in one frame."""
+    return {"type": "batch", "messages": messages}
 
 
 def updated(id: str, seq: int, params: dict, speed: float | str) -> dict[str, Any]:

@@ -60,6 +60,7 @@ class Subscription:
     pacer: Pacer
     backpressure: str = "block"
     encoding: str = "json"
+    batch: bool = False
     paused: bool = False
     skipped: int = 0
     stats: dict[str, int] = field(default_factory=lambda: {"samples": 0, "messages": 0})
@@ -202,6 +203,10 @@ class Session:
         if len(self.subscriptions) >= self.settings.max_subscriptions:
             raise P.ProtocolError(P.LIMIT_REACHED, f"at most {self.settings.max_subscriptions} subscriptions "
                                   "per connection; unsubscribe one first", msg.id)
+        if msg.batch and msg.encoding == "binary":
+            raise P.ProtocolError(P.INVALID_MESSAGE, "batch groups JSON data messages; binary frames are "
+                                  "sent one per subscription: use batch with encoding \"json\"", msg.id,
+                                  [{"field": "batch", "value": True, "message": "must be false with encoding \"binary\""}])
         try:
             if isinstance(msg.generator, dict):
                 if msg.params:
@@ -226,11 +231,11 @@ class Session:
         while sub_id is None or sub_id in self.subscriptions:
             sub_id = f"{gen.name}-{next(self._auto_ids)}"
         pacer = Pacer.start(gen.sample_interval, msg.speed, gen.seq, self.clock(), self.wall())
-        sub = Subscription(sub_id, gen, pacer, msg.backpressure, msg.encoding)
+        sub = Subscription(sub_id, gen, pacer, msg.backpressure, msg.encoding, msg.batch)
         self.subscriptions[sub_id] = sub
         return [P.subscribed(sub_id, gen.name, gen.params.model_dump(), gen.seed, gen.seq,
                              P.speed_to_wire(msg.speed), msg.backpressure, msg.encoding,
-                             gen.sample_interval)]
+                             gen.sample_interval, msg.batch)]
 
     def _on_update(self, msg: P.Update) -> list[dict[str, Any]]:
         sub = self._sub(msg.id)

@@ -23,7 +23,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from . import encoding
+from . import encoding, protocol
 from .config import Settings
 from .generators import ANOMALY_KINDS, GENERATORS
 from .session import Chunk, Session
@@ -147,6 +147,13 @@ class Connection:
         if self.metrics:
             self.metrics.sent(chunk)
 
+    async def send_batch(self, chunks: list[Chunk]) -> None:
+        """The data of every batched subscription due in this wake-up, as one
+        ``batch`` message (one frame, one write)."""
+        await self.ws.send(encoding.dumps(protocol.batch([c.to_json() for c in chunks])), text=True)
+        if self.metrics:
+            self.metrics.sent_many(chunks)
+
     async def replies(self, messages: list[dict]) -> None:
         for message in messages:
             self._account(message)
@@ -204,6 +211,7 @@ class Connection:
         while True:
             now = clock()
             busy = False
+            batched: list[Chunk] = []
             for sub in list(self.session.subscriptions.values()):
                 if sub.paused or self.session.subscriptions.get(sub.id) is not sub:
                     continue  # paused, or unsubscribed while an earlier send waited
@@ -217,11 +225,18 @@ class Connection:
                     if stalled_until > -math.inf:
                         sub.drop_due(stalled_until, 1 << 62)  # no-op once dropped
                 chunk = sub.take(now, s.max_block)
-                if chunk is not None:
+                if chunk is not None and sub.batch:
+                    batched.append(chunk)
+                elif chunk is not None:
                     started = clock()
                     await self.send_chunk(chunk)
                     if clock() - started > stall_s:
                         stalled_until = clock()
+            if batched:
+                started = clock()
+                await self.send_batch(batched)
+                if clock() - started > stall_s:
+                    stalled_until = clock()
             if busy:
                 await asyncio.sleep(0)
                 if transport.get_write_buffer_size() > s.send_buffer_bytes:
