@@ -351,7 +351,8 @@ def configure_throughput(p):
 def configure_fanout(p):
     _server_options(p, "fanout", seconds=60.0)
     p.add_argument("--subscriptions", type=int, default=1000)
-    p.add_argument("--connections", type=int, default=10)
+    p.add_argument("--connections", type=int, default=20,
+                   help="connections (default 20: 50 subscriptions each, under the server's 64 per connection)")
     p.add_argument("--interval", type=float, default=0.01, help="sample interval in seconds (default 0.01 = 100/s)")
     p.add_argument("--batch", action=argparse.BooleanOptionalAction, default=True,
                    help="subscribe with batch: true (data of one wake-up share a frame; default on)")

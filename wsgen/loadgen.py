@@ -142,6 +142,8 @@ async def fanout(url: str, subscriptions: int, connections: int, interval: float
                             ready.set()
                     elif m.get("type") == "data":
                         measure(ci, m, now)
+                    elif m.get("type") == "error":
+                        raise RuntimeError(f"server refused a subscription: {m['code']}: {m['message']}")
 
     def measure(ci: int, m: dict, now: float) -> None:
         nonlocal delivered
