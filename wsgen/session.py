@@ -41,7 +41,7 @@ class Chunk:
         events = getattr(self.block, "events", None)
         if events is not None:                      # a composition: ground truth and faults
             msg["events"] = events
-            if self.sub.generator.params.faults is not None:
+            if self.sub.generator.params.faults.any:
                 msg["seqs"] = self.block.seqs
                 msg["ts"] = self.t + self.block.offsets - self.block.seq * self.dt
         if self.lag:

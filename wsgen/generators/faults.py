@@ -99,6 +99,11 @@ class Faults(Model):
     jitter: Optional[JitterFault] = None
     out_of_order: Optional[ReorderFault] = None
 
+    @property
+    def any(self) -> bool:
+        """True when at least one fault is configured."""
+        return any(getattr(self, name) is not None for name in type(self).model_fields)
+
 
 #: fault field -> (event kind, slot)
 FAULTS: dict[str, tuple[str, int]] = {"gaps": ("gap", 16), "nulls": ("null", 17), "duplicates": ("duplicate", 18),
