@@ -212,7 +212,11 @@ class Connection:
             now = clock()
             busy = False
             batched: list[Chunk] = []
-            for sub in list(self.session.subscriptions.values()):
+            subs = list(self.session.subscriptions.values())
+            # Batched subscriptions last: their chunks are then taken and sent
+            # with no await between (a chunk held while another send waits
+            # could go out after a "paused" or "unsubscribed" reply).
+            for sub in [x for x in subs if not x.batch] + [x for x in subs if x.batch]:
                 if sub.paused or self.session.subscriptions.get(sub.id) is not sub:
                     continue  # paused, or unsubscribed while an earlier send waited
                 if sub.pacer.unpaced:
