@@ -53,16 +53,16 @@ class Client:
 
     async def recv(self, timeout: float = 5.0) -> dict:
         msg = self.decode(await asyncio.wait_for(self.ws.recv(), timeout))
-        if msg["type"] == "data":
-            self.data[msg["id"]].append(msg)
-            self.frames.append((time.time(), msg))
+        for data in msg["messages"] if msg["type"] == "batch" else [msg] if msg["type"] == "data" else []:
+            self.data[data["id"]].append(data)
+            self.frames.append((time.time(), data))
         return msg
 
     async def reply(self, timeout: float = 5.0) -> dict:
         """The next message that is not data (data on the way is filed)."""
         while True:
             msg = await self.recv(timeout)
-            if msg["type"] != "data":
+            if msg["type"] not in ("data", "batch"):
                 return msg
 
     async def request(self, message: dict | str) -> dict:
@@ -538,6 +538,31 @@ async def test_backpressure_block_bounds_the_buffer_and_spares_other_connections
     assert max(m.get("lag", 0) for m in stalled.data["b"]) > 0.5
     await hang_up(stalled)
     await paced.ws.close()
+
+
+@pytest.mark.parametrize("kind", ["pause", "unsubscribe"])
+async def test_no_batched_data_after_paused_or_unsubscribed_even_when_the_pump_was_blocked(server, kind):
+    # The pump may be blocked sending another subscription's data when the
+    # pause arrives; samples of a batched subscription it had already taken
+    # must not go out after the "paused" reply.
+    client = await stalled_client(server, id="b", generator="sine", seed=1, batch=True, params={"interval": 0.001})
+    await subscribe(client, id="fast", generator="sine", params={"interval": 2e-5})
+    await asyncio.sleep(0.5)                                   # the pump is now stuck sending "fast"
+    await client.ws.send(json.dumps({"type": kind, "id": "b"}))
+    client.ws.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    after, paused = [], None
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (paused is None or len(after) < 50):
+        msg = await client.recv()
+        if msg["type"] == kind + "d":
+            paused = msg
+        elif paused is not None:
+            after.append(msg)
+    assert paused is not None and paused["id"] == "b"
+    late = [m for m in after if m["type"] == "batch"]
+    assert late == [], [(d["id"], d["seq"]) for m in late for d in m["messages"]]
+    assert sum(len(d["values"]) for d in client.data["b"]) == paused["seq"]
+    await hang_up(client)
 
 
 # -- encodings ----------------------------------------------------------------
