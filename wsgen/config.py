@@ -20,8 +20,10 @@ class Settings:
         max_message_bytes: largest incoming WebSocket message (close 1009).
         tick_s: scheduler tick; samples due within one tick share a message.
         max_block: most samples in one data message / HTTP chunk.
-        send_buffer_bytes: per-connection output buffer high-water mark;
-            above it ``block`` subscriptions wait and ``drop`` ones skip.
+        send_buffer_bytes: per-connection output buffer budget in bytes: the
+            socket's write high-water mark is a quarter of it (``send`` waits
+            above that: backpressure ``block``; ``drop`` subscriptions skip
+            what falls due while a send waits).
         graceful_timeout_s: seconds clients get to close on shutdown.
         ping_interval_s: keepalive ping interval (None disables); a client
             that does not answer within as long again is dropped.

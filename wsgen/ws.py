@@ -177,6 +177,7 @@ class Connection:
 
     async def run(self, name: str | None, query: dict[str, str]) -> None:
         pump = asyncio.create_task(self.pump())
+        pump.add_done_callback(self._pump_ended)
         try:
             if name is not None:
                 await self.replies(self.session.subscribe_url(name, query))
@@ -188,13 +189,23 @@ class Connection:
             pump.cancel()
             try:
                 await pump
-            except (asyncio.CancelledError, ConnectionClosed):
-                pass
+            except Exception:
+                pass  # reported by _pump_ended
             self.session.close()
             if self.metrics:
                 for name in self._counted.values():
                     self.metrics.subscriptions.labels(name).dec()
                 self._counted.clear()
+
+    def _pump_ended(self, pump: asyncio.Task) -> None:
+        """A pump that fails (a server bug, never a client's doing) must not
+        leave a silent connection: log it and close with 1011."""
+        if pump.cancelled():
+            return
+        exc = pump.exception()
+        if exc is not None and not isinstance(exc, ConnectionClosed):
+            log.error("ws pump failed for %s; closing with 1011", self.peer, exc_info=exc)
+            asyncio.ensure_future(self.ws.close(1011, "internal error"))
 
     async def pump(self) -> None:
         """Send what falls due, tick by tick, until cancelled."""
