@@ -72,15 +72,42 @@ class Pacer:
         (unbounded streams: callers cap it)."""
         if self.unpaced:
             return 1 << 62
-        due_through = self.seq0 + math.floor((now - self.due0) / self.pace)
-        # The division rounds (``now`` is a large float): settle on the
-        # definition, sample n is due when due_time(n) <= now, so a sample is
-        # due at exactly its due time, never one rounding error later.
-        while self.due_time(due_through + 1) <= now:
-            due_through += 1
-        while due_through >= self.seq0 and self.due_time(due_through) > now:
-            due_through -= 1
+        paces = (now - self.due0) / self.pace
+        if not -(1 << 62) < paces < 1 << 62:
+            # a pace so small (e.g. a subnormal interval) that the quotient
+            # overflows: everything is due (or nothing yet); floor(inf) raises
+            return 1 << 62 if paces > 0 else 0
+        due_through = self._last_due(self.seq0 + math.floor(paces), now)
         return max(0, due_through - next_seq + 1)
+
+    def _last_due(self, guess: int, now: float) -> int:
+        """The last sample due at ``now`` (``seq0 - 1`` if none), found from
+        ``guess``. The division rounds (``now`` is a large float): settle on
+        the definition, sample n is due when due_time(n) <= now, so a sample
+        is due at exactly its due time, never one rounding error later. The
+        search gallops then bisects: with a pace far below the resolution of
+        ``now`` many samples share one due time, and stepping one by one
+        would block the event loop (1e-18 s: 0.2 s per call)."""
+        floor = self.seq0 - 1            # "none due": never evaluated
+        n = max(guess, floor)
+        if self.due_time(n + 1) <= now:
+            step = 1
+            while self.due_time(n + step) <= now:
+                n += step
+                step *= 2
+            hi = n + step
+        else:
+            hi, step = n + 1, 1
+            while n > floor and self.due_time(n) > now:
+                hi, n = n, max(floor, n - step)
+                step *= 2
+        while hi - n > 1:                # due_time(n) <= now < due_time(hi)
+            mid = (n + hi) // 2
+            if self.due_time(mid) <= now:
+                n = mid
+            else:
+                hi = mid
+        return n
 
     def stream_time(self, n: int, now_wall: float | None = None) -> float:
         """Unix time stamped on sample ``n`` (stream time)."""
