@@ -474,7 +474,7 @@ async def test_composition_dedup_by_slot_unit():
     def blk(slot, seqs):
         seqs = np.asarray(seqs, dtype=np.int64)
         return Block(slot, 0.0, 1.0, seqs.astype(float), None, "s", explicit_seqs=seqs,
-                     explicit_timestamps=seqs.astype(float), events=[{"id": slot, "kind": "x", "first": 0, "last": 0}])
+                     explicit_timestamps=seqs.astype(float), events=[{"id": slot, "kind": "x", "first": slot, "last": slot}])
     sub._deliver(blk(0, [0, 1, 1, 2]))       # duplicate 1 kept
     sub._deliver(blk(4, [4, 3]))             # out of order kept
     assert sub._subscribe_message()["start_seq"] == 4 and "params" not in sub._subscribe_message()

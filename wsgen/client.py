@@ -205,9 +205,15 @@ class Block:
         times = None if self.explicit_timestamps is None else self.explicit_timestamps[start:stop]
         first_seq = int(seqs[0]) if seqs is not None and len(seqs) else self.seq + start
         first_t = float(times[0]) if times is not None and len(times) else self.t + self.dt * start
+        events = self.events
+        if events and (start, stop) != (0, len(self)):
+            # keep the ground truth of the samples kept: events overlapping their seqs
+            lo, hi = ((int(seqs.min()), int(seqs.max())) if seqs is not None and len(seqs)
+                      else (self.seq + start, self.seq + stop - 1))
+            events = [e for e in events if e.get("last", hi) >= lo and e.get("first", lo) <= hi]
         return Block(first_seq, first_t, self.dt, self.values[start:stop],
                      None if self.labels is None else self.labels[start:stop], self.id, self.lag,
-                     self.skipped if start == 0 else 0, seqs, times, self.events)
+                     self.skipped if start == 0 else 0, seqs, times, events)
 
     @staticmethod
     def concat(blocks: list["Block"]) -> "Block":
@@ -313,6 +319,7 @@ class Subscription:
         self.interval: float | None = None
         self.paused = False
         self.next_seq = start_seq
+        self.start_seq = start_seq   # seq of the first sample asked for
         self.acknowledged = False       # the server confirmed it at least once
         self._items: deque = deque()
         self._ready = asyncio.Event()

@@ -686,11 +686,24 @@ def create_app(settings: Settings) -> FastAPI:
         version="1",
         description="Synthetic time series over HTTP, compatible with the original streaming-data-gen "
                     "service: `GET /<generator>` streams one value per line. Query parameters: the "
-                    "generator's own, plus `seed`, `speed`, `count`, `duration`, `format`, `start_seq`. "
+                    "generator's own, plus `seed`, `speed`, `count`, `duration` (called `stream_duration` "
+                    "on `/count-per-duration`, whose own `duration` is its window), `format`, `start_seq`. "
                     "Streams are endless by default: set `count` when using *Try it out* here.",
         docs_url=None, redoc_url=None, openapi_url="/openapi.json",
     )
     app.state.settings = settings
+
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            names = ", ".join(f"/{n}" for n in GENERATORS)
+            return JSONResponse({"error": "not_found", "message": f"no endpoint at {request.url.path}; "
+                                 f"streams: {names} (anomaly kinds also under /anomalies/), /composite; "
+                                 "see /docs"}, status_code=404)
+        return JSONResponse({"error": "http_error", "message": str(exc.detail)}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
     app.state.streams = StreamRegistry()
     app.state.metrics = Metrics()
 

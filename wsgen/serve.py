@@ -13,6 +13,7 @@ import contextlib
 import logging
 import re
 import signal
+import socket
 import sys
 from dataclasses import dataclass, field
 from urllib.parse import unquote
@@ -117,7 +118,11 @@ async def start(settings: Settings) -> Running:
         config = uvicorn.Config(app, host=settings.host, port=settings.http_port or 0, log_level="warning",
                                 access_log=False, lifespan="off", timeout_graceful_shutdown=settings.graceful_timeout_s)
         http_server = _EmbeddedUvicorn(config)
-        http_task = asyncio.create_task(http_server.serve())
+        # Bind here, so a busy port is a plain OSError ("cannot start: ...")
+        # rather than uvicorn exiting inside its task.
+        family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+        sock = socket.create_server((settings.host, settings.http_port or 0), family=family)
+        http_task = asyncio.create_task(http_server.serve(sockets=[sock]))
         while not http_server.started:
             if http_task.done():
                 http_task.result()
@@ -147,7 +152,7 @@ async def serve_forever(settings: Settings) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: sys.exit(1) if stop.is_set() else stop.set())
-    log.info("wsgen serving WebSocket on %s%s", running.ws_url,
+    log.debug("wsgen serving WebSocket on %s%s", running.ws_url,
              f" and HTTP on {running.http_url}" if running.http_url else "")
     print(f"wsgen: WebSocket {running.ws_url}" + (f"  HTTP {running.http_url}" if running.http_url else ""),
           flush=True)

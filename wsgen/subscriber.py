@@ -7,7 +7,8 @@
 
     * ``text``   one value per line, ``repr`` of the float (the shortest text
       that reads back to the same float64: full precision).
-    * ``csv``    header ``seq,t,value`` plus ``,label`` (0/1) for the anomaly
+    * ``csv``    header ``seq,t,value`` plus ``,label`` (true/false, as the
+      HTTP csv) for the anomaly
       kinds; ``t`` is the stream time in Unix seconds.
     * ``ndjson`` one JSON object per line: ``seq``, ``t``, ``value`` and, for
       the anomaly kinds, ``label`` (true/false).
@@ -253,7 +254,7 @@ class Output:
                 if labels is None:
                     text = "".join(f"{s},{t!r},{v!r}\n" for s, t, v in zip(seqs, times, values))
                 else:
-                    text = "".join(f"{s},{t!r},{v!r},{int(lb)}\n"
+                    text = "".join(f"{s},{t!r},{v!r},{'true' if lb else 'false'}\n"
                                    for s, t, v, lb in zip(seqs, times, values, labels))
             else:
                 if labels is None:
@@ -436,7 +437,7 @@ async def sub_main(args, params: dict[str, Any], stdout: TextIO | None = None) -
         if not done:
             return 0
         if not args.quiet:
-            _eprint(f"wsgen: subscribed {sub.generator} seed={sub.seed} from seq {sub.next_seq} "
+            _eprint(f"wsgen: subscribed {sub.generator} seed={sub.seed} from seq {sub.start_seq} "
                     f"(interval {sub.interval} s, speed {sub.speed})")
         labels = None
         from .generators import GENERATORS

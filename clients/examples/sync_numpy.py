@@ -17,7 +17,7 @@ print(f"stream time spans {timestamps[-1] - timestamps[0]:.0f} s (interval {np.d
 
 # Blocks as they arrive, live (here 20 samples per second of stream time, 5x real time).
 total = 0
-for block in stream(URL, "square", {"interval": 0.05, "frequency": 1}, seed=1, speed=5):
+for block in stream(URL, "square", {"interval": 0.05, "frequency": 1, "sample_rate": 10}, seed=1, speed=5):
     total += len(block)
     print(f"block seq {block.seq}: {block.values.tolist()}")
     if total >= 20:
