@@ -187,10 +187,10 @@ class Connection:
             pass
         finally:
             pump.cancel()
-            try:
-                await pump
-            except Exception:
-                pass  # reported by _pump_ended
+            # wait without raising: a cancelled pump raises CancelledError (not
+            # an Exception), which escaped and skipped the cleanup below; a
+            # failed one is reported by _pump_ended
+            await asyncio.wait([pump])
             self.session.close()
             if self.metrics:
                 for name in self._counted.values():
