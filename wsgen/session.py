@@ -104,6 +104,18 @@ class Subscription:
         return m
 
 
+class _Recent(list):
+    """A list that keeps only its last :attr:`KEEP` items: a connection
+    that sends bad messages forever must not grow the server's memory."""
+
+    KEEP = 64
+
+    def append(self, item) -> None:
+        super().append(item)
+        if len(self) > 2 * self.KEEP:
+            del self[:-self.KEEP]
+
+
 class Session:
     """The subscriptions of one connection and the protocol's rules.
 
@@ -119,7 +131,7 @@ class Session:
         self.wall = wall or time.time
         self.subscriptions: dict[str, Subscription] = {}
         self._auto_ids = itertools.count(1)
-        self.errors: list[str] = []   # codes of the errors replied, for metrics
+        self.errors: list[str] = _Recent()   # codes of the latest errors replied
 
     # -- entry points ---------------------------------------------------
     def handle(self, data: str | bytes) -> list[dict[str, Any]]:
