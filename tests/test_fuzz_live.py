@@ -341,7 +341,14 @@ def test_vanishing_intervals_neither_kill_the_connection_nor_stall_the_server(sr
     watcher.start()
     started = time.monotonic()
     with connect(srv.url, open_timeout=5, max_size=None, max_queue=None) as ws:
-        for id, interval, speed in [("sub", 5e-324, 1), ("pico", 1e-12, 1e6), ("femto", 1e-15, 1)]:
+        # a subnormal interval is refused outright (intervals are 0 or >= 1 us) ...
+        ws.send(json.dumps({"type": "subscribe", "id": "sub", "generator": "uniform",
+                            "params": {"interval": 5e-324}}))
+        refused = json.loads(ws.recv(3))
+        assert refused["type"] == "error" and refused["code"] == "invalid_params", refused
+        assert refused["details"][0]["field"] == "interval"
+        # ... but speed still divides the smallest interval into vanishing paces
+        for id, interval, speed in [("sub", 1e-6, 1e6), ("pico", 1e-6, 1e6), ("femto", 2e-6, 5e5)]:
             ws.send(json.dumps({"type": "subscribe", "id": id, "generator": "uniform",
                                 "params": {"interval": interval}, "speed": speed}))
         next_seq: dict[str, int] = {}

@@ -91,9 +91,20 @@ WAVES = ["sine", "cosine", "square", "sawtooth", "triangle"]
 
 
 @pytest.mark.parametrize("kind", WAVES)
-@pytest.mark.parametrize("bad", [0, 0.0, -1, -1e-300])
+@pytest.mark.parametrize("bad", [0, 0.0, -1, -1e-300, 5e-324, 1e-7])
 def test_sample_rate_must_be_positive(kind, bad):
-    refused(kind, {"sample_rate": bad}, "sample_rate", "greater than 0")
+    # > 0, and at least 1e-6 Hz so frequency / sample_rate stays finite
+    refused(kind, {"sample_rate": bad}, "sample_rate", "greater than or equal to 0.000001")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("bad", [5e-324, 1e-300, 9e-7])
+def test_nonzero_intervals_below_a_microsecond_are_refused(kind, bad):
+    field = get_spec(kind).interval_field
+    with pytest.raises(InvalidParams) as exc:
+        create(kind, {field: bad})
+    assert exc.value.details[0]["field"] == field
+    assert "0.000001" in exc.value.details[0]["message"] or "1e-06" in exc.value.details[0]["message"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -102,8 +113,8 @@ def test_intervals_must_not_be_negative(kind):
     for bad in (-1, -0.001):
         refused(kind, {field: bad}, field, "0")
     if kind in ("periodic-spike", "count-per-duration"):
-        # stream time places their anomalies: the interval must be > 0
-        refused(kind, {field: 0}, field, "greater than 0")
+        # stream time places their anomalies: the interval must be > 0 (>= 1 us)
+        refused(kind, {field: 0}, field, "greater than or equal to 0.000001")
     else:
         assert create(kind, {field: 0}, seed=1).sample_interval == 0.0
     assert create(kind, {field: 0.25}, seed=1).sample_interval == 0.25

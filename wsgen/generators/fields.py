@@ -4,15 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 #: Largest magnitude accepted for a level (amplitude, offset, base value...);
 #: keeps every sample finite whatever the combination.
 MAX_LEVEL = 1e12
 #: Longest sample interval accepted, in seconds (one day).
 MAX_INTERVAL_S = 86_400.0
+#: Shortest non-zero sample interval accepted, in seconds (1 us): below it
+#: stream time and schedules lose their meaning (and 5e-324 overflows them).
+MIN_INTERVAL_S = 1e-6
 #: Largest whole-sample count accepted (gaps, lengths, counts).
 MAX_COUNT = 10**9
+
+
+def _interval_floor(value: float) -> float:
+    if 0 < value < MIN_INTERVAL_S:
+        raise ValueError(f"must be 0 (unpaced) or at least {MIN_INTERVAL_S:g} s")
+    return value
 
 
 def level(default: float, description: str):
@@ -20,9 +29,10 @@ def level(default: float, description: str):
 
 
 def interval(default: float, description: str, positive: bool = False):
-    bound = {"gt": 0} if positive else {"ge": 0}
+    """Seconds in [MIN_INTERVAL_S, MAX_INTERVAL_S], or 0 unless ``positive``."""
+    bound = {"ge": MIN_INTERVAL_S} if positive else {"ge": 0}
     return Annotated[float, Field(default, le=MAX_INTERVAL_S, description=description,
-                                  json_schema_extra={"unit": "s"}, **bound)]
+                                  json_schema_extra={"unit": "s"}, **bound), AfterValidator(_interval_floor)]
 
 
 def count(default: int, description: str, minimum: int = 1):

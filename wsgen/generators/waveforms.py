@@ -40,7 +40,7 @@ _EPS = 1e-9  # cycles of rounding tolerated at period and duty boundaries
 
 Frequency = Annotated[float, Field(2.0, ge=0, le=1e9, description="Frequency in Hz (cycles per second of signal time)",
                                    json_schema_extra={"unit": "Hz"})]
-SampleRate = Annotated[float, Field(100.0, gt=0, le=1e9,
+SampleRate = Annotated[float, Field(100.0, ge=1e-6, le=1e9,
                                     description="Sample rate in samples per second of signal time; sample n is at n / sample_rate s",
                                     json_schema_extra={"unit": "Hz"})]
 Phase = Annotated[float, Field(0.0, ge=-1e6, le=1e6, description="Phase offset in degrees",
