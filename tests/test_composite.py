@@ -654,3 +654,80 @@ def test_spec_model_is_frozen_and_refuses_nan_directly():
         spec.interval = 3
     with pytest.raises(Exception):
         CompositionSpec.model_validate({"base": {"offset": math.inf}})
+
+
+# -- bounds: live events, lookahead --------------------------------------------------------
+
+from wsgen.generators.injectors import MAX_BLOCKED_LENGTH, MAX_INJECTORS, MAX_LIVE  # noqa: E402
+
+ENDLESS = {"kind": "level-shift", "placement": {"mode": "random", "probability": 1},
+           "min_length": 10**9, "max_length": 10**9, "allow_overlap": True}
+
+
+def _most_live(events, n, m):
+    """Most events live at once over samples n .. n+m-1."""
+    count = np.zeros(m + 1, np.int64)
+    for e in events:
+        count[max(e["first"], n) - n] += 1
+        count[min(e["last"] + 1, n + m) - n] -= 1
+    return int(np.cumsum(count)[:m].max())
+
+
+def test_endless_overlapping_events_stay_bounded():
+    gen = create_composite({"interval": 0.1, "base": {"kind": "sine"}, "anomalies": [ENDLESS] * MAX_INJECTORS}, seed=1)
+    for _ in range(4):
+        block = gen.take(8192)
+        assert len(block.events) == MAX_INJECTORS * MAX_LIVE
+        for part in gen._parts:
+            assert len(part.schedule.starts) == MAX_LIVE
+    # the first MAX_LIVE samples start the events of each injector, then none
+    assert sorted({e["first"] for e in block.events}) == list(range(MAX_LIVE))
+
+
+@pytest.mark.parametrize("kind", ["level-shift", "noisy-cluster", "flatline", "dropout"])
+def test_live_cap_is_deterministic_across_block_splits(kind):
+    spec = {"interval": 0.1, "anomalies": [{"kind": kind, "placement": {"mode": "random", "probability": 0.5},
+                                            "min_length": 30, "max_length": 80, "allow_overlap": True}]}
+    one = create_composite(spec, seed=5).take(3000)
+    assert _most_live(one.events, 0, 3000) == MAX_LIVE
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        cuts = np.diff(np.r_[0, np.sort(rng.integers(0, 3000, 12)), 3000]).tolist()
+        out, events = collect(create_composite(spec, seed=5), cuts)
+        same(out, {k: getattr(one, k) for k in ("values", "labels", "seqs", "offsets")})
+        assert sorted(events.values(), key=lambda e: e["id"]) == sorted(one.events, key=lambda e: e["id"])
+
+
+def test_short_overlapping_events_cost_the_block_times_the_cap():
+    spec = {"interval": 0.1, "anomalies": [{"kind": "level-shift", "allow_overlap": True,
+                                            "placement": {"mode": "random", "probability": 1},
+                                            "min_length": 10_000, "max_length": 10_000}]}
+    gen = create_composite(spec, seed=1)
+    for _ in range(3):
+        block = gen.take(8192)
+        # live at the block start, plus at most MAX_LIVE started in it (events outlast the block)
+        assert len(block.events) <= 2 * MAX_LIVE
+        assert _most_live(block.events, block.seq, 8192) <= MAX_LIVE
+
+
+def test_lookahead_of_earlier_injectors_is_bounded():
+    spike = {"kind": "spike", "placement": {"mode": "random", "probability": 1}}
+    shift = {"kind": "level-shift", "placement": {"mode": "random", "probability": 1},
+             "min_length": MAX_BLOCKED_LENGTH, "max_length": MAX_BLOCKED_LENGTH}
+    gen = create_composite({"anomalies": [spike, shift] * (MAX_INJECTORS // 2)}, seed=1)
+    for _ in range(3):
+        gen.take(8192)
+    reach = MAX_INJECTORS // 2 * MAX_BLOCKED_LENGTH + 8192
+    for part in gen._parts:
+        assert part.schedule.decided - gen.seq <= reach
+        assert len(part.schedule.starts) <= reach + 8192
+
+
+def test_long_events_of_a_later_non_overlapping_injector_are_refused():
+    first = {"kind": "spike"}
+    long = {"kind": "level-shift", "min_length": 1, "max_length": MAX_BLOCKED_LENGTH + 1}
+    with pytest.raises(InvalidParams) as exc:
+        validate_spec({"anomalies": [first, long]})
+    assert exc.value.details[0]["field"] == "anomalies.1.max_length"
+    validate_spec({"anomalies": [long, first]})  # the first may be long
+    validate_spec({"anomalies": [first, {**long, "allow_overlap": True}]})  # so may an overlapping one

@@ -84,7 +84,7 @@ from pydantic_core import PydanticCustomError
 from .base import Block, Generator, draw_seed
 from .faults import FAULTS, Faults, FaultSet
 from .fields import MAX_LEVEL, interval, level
-from .injectors import (CHUNK, INJECTORS, MAX_INJECTORS, PLACEMENT_MODES, STATEFUL_KINDS, AnyInjector, BlockContext,
+from .injectors import (CHUNK, INJECTORS, Blockers, MAX_BLOCKED_LENGTH, MAX_INJECTORS, PLACEMENT_MODES, STATEFUL_KINDS, AnyInjector, BlockContext,
                         InjectorPart, Intervals, Model, Stream, StreamKey, UniformHeight, default_key, tagged)
 from .params import GeneratorParams, InvalidParams, _jsonable, validate_params
 from .registry import GENERATORS, get_spec
@@ -201,7 +201,7 @@ class CompositionSpec(GeneratorParams):
         for i, inj in enumerate(self.anomalies):
             path = f"anomalies.{i}"
             problems += self._placement_problems(path, inj.placement)
-            problems += _length_problems(path, inj)
+            problems += _length_problems(path, inj, blocked=i > 0 and not inj.allow_overlap)
             if isinstance(getattr(inj, "height", None), UniformHeight) and inj.height.low > inj.height.high:
                 problems.append((f"{path}.height.low", f"must be <= high ({inj.height.high})"))
             if inj.kind == "frequency-change" and self.base.kind not in WAVEFORM_KINDS:
@@ -235,9 +235,14 @@ class CompositionSpec(GeneratorParams):
         return []
 
 
-def _length_problems(path: str, spec) -> list[tuple[str, str]]:
+def _length_problems(path: str, spec, blocked: bool = False) -> list[tuple[str, str]]:
     lo, hi = spec.length_bounds
-    return [(f"{path}.min_length", f"must be <= max_length ({hi})")] if lo > hi else []
+    if lo > hi:
+        return [(f"{path}.min_length", f"must be <= max_length ({hi})")]
+    if blocked and hi > MAX_BLOCKED_LENGTH:
+        return [(f"{path}.max_length", f"must be <= {MAX_BLOCKED_LENGTH} for an injector after the first without "
+                                       f"allow_overlap (the ones before it are decided that far ahead)")]
+    return []
 
 
 # -- validation and merging -------------------------------------------------------
@@ -501,25 +506,26 @@ class Composite(Generator):
         Injector ``j`` avoids the events of injectors before it, and the
         events of later ones (and of retired ones) that started before the
         last live update, so injector ``i < j`` must be decided
-        ``max_length(j) - 1`` samples beyond ``j``.
+        ``max_length(j) - 1`` samples beyond ``j`` (the length of ``j``'s
+        candidates still to come, at most ``MAX_BLOCKED_LENGTH``: the
+        lookahead is bounded by the sum of those of the later injectors).
         """
         parts = self._parts
         horizon = [until] * len(parts)
         for j in range(len(parts) - 1, 0, -1):
             if not parts[j].spec.allow_overlap:
-                need = horizon[j] + parts[j].max_length - 1
+                need = horizon[j] + parts[j].schedule.source.longest - 1
                 horizon[:j] = [max(h, need) for h in horizon[:j]]
         for j, part in enumerate(parts):
             if part.schedule.decided >= horizon[j]:
                 continue
             blocked = None
             if not part.spec.allow_overlap:
-                spans = [(q.schedule.starts, q.schedule.ends) for q in parts[:j]]
-                spans += [q.schedule.frozen(self._freeze) for q in [*parts[j + 1:], *self._retired]
-                          if not q.spec.allow_overlap]
+                spans = [q.schedule.frozen(self._freeze) for q in [*parts[j + 1:], *self._retired]
+                         if not q.spec.allow_overlap]
                 starts = np.concatenate([s for s, _ in spans]) if spans else np.empty(0, np.int64)
-                if len(starts):
-                    blocked = Intervals(starts, np.concatenate([e for _, e in spans]))
+                fixed = Intervals(starts, np.concatenate([e for _, e in spans])) if len(starts) else None
+                blocked = Blockers([q.schedule for q in parts[:j]], fixed)
             part.schedule.decide(horizon[j], blocked, part.spec.allow_overlap)
         self._faults.decide(until)
 

@@ -19,7 +19,14 @@ of a composition (an anomaly injector or a fault) owns. This module holds:
   part, or (after a live update) an event in progress since before the
   update, is dropped unless the part has ``allow_overlap`` (earlier in the
   list wins, so adding an injector never moves the events of the ones before
-  it; when events do overlap each keeps its own id, kind and window);
+  it; when events do overlap each keeps its own id, kind and window).
+  Bounds: an ``allow_overlap`` part keeps at most ``MAX_LIVE`` (16) events
+  live at once: deciding in start order, a candidate that would be one more
+  is not started (so a block costs O(block * MAX_LIVE) and reports at most
+  the events live at its start plus those starting in it, whatever the
+  lengths and block sizes); a non-overlapping injector after the first has
+  ``max_length <= MAX_BLOCKED_LENGTH`` (10000), since the injectors before
+  it are decided that far ahead;
 * the **anomaly injectors** (models and their effect on a block of values):
 
   - ``spike``:            one sample, ``+ height``;
@@ -65,7 +72,9 @@ parameters (heights, amplitude, std_dev, slope, factor, fill) apply from
 """
 from __future__ import annotations
 
+import bisect
 import copy
+import heapq
 import math
 from typing import Annotated, Any, Literal, Optional, Union
 
@@ -87,6 +96,15 @@ MAX_INDEX = 2**48
 ID_SLOTS = 32
 #: Samples of candidates drawn at once when deciding events.
 CHUNK = 1 << 18
+#: Most events of one ``allow_overlap`` injector live at once (started and
+#: not ended): a candidate that would make one more is not started. Decided
+#: in start order, so it does not depend on block sizes; it bounds the work
+#: and the events of a block to O(block * MAX_LIVE).
+MAX_LIVE = 16
+#: Longest event (``max_length``) of a non-overlapping injector that is not
+#: the first: the injectors before it must be decided that far ahead to know
+#: what it must avoid, which bounds that lookahead.
+MAX_BLOCKED_LENGTH = 10_000
 _EPS = 1e-9  # stream-time phase rounding tolerated by ``periodic`` (as the original)
 
 
@@ -377,6 +395,11 @@ class Source:
     def forget(self, before: int) -> None:
         """Events ending at or before ``before`` will not be asked again."""
 
+    @property
+    def longest(self) -> int:
+        """Longest candidate still to come."""
+        return self.lengths.bounds[1]
+
 
 class RandomSource(Source):
     """Two uniforms per sample from ``(K,)``: ``u1 < probability`` starts an
@@ -435,6 +458,11 @@ class GapsSource(Source):
             if len(straddles):
                 self._clipped = (at, int(track.ends[kept + straddles[0]]) + self._shift)
             self._bounds = new
+
+    @property
+    def longest(self):
+        clipped = self._clipped[1] - self._clipped[0] if self._clipped is not None else 0
+        return max(self.lengths.bounds[1], clipped)
 
     def forget(self, before):
         if len(self._track.starts):
@@ -582,6 +610,20 @@ class Intervals:
         return (k >= 0) & (self._ends[np.maximum(k, 0)] > s)
 
 
+class Blockers:
+    """Events a part must avoid: the schedules of the parts before it and
+    fixed intervals (``hits`` is True where ``[s, e)`` overlaps any)."""
+
+    def __init__(self, schedules: list["Schedule"], fixed: Intervals | None = None) -> None:
+        self._schedules, self._fixed = schedules, fixed
+
+    def hits(self, s: np.ndarray, e: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(s), bool) if self._fixed is None else self._fixed.hits(s, e)
+        for sched in self._schedules:
+            out |= sched.hits(s, e)
+        return out
+
+
 def _sequential(starts: np.ndarray, ends: np.ndarray, busy: int) -> np.ndarray:
     """Mask of the events kept when each must start at or after the end of
     the last kept one (``busy`` before the first)."""
@@ -593,6 +635,37 @@ def _sequential(starts: np.ndarray, ends: np.ndarray, busy: int) -> np.ndarray:
     for i, (s, e) in enumerate(zip(starts.tolist(), ends.tolist())):  # loop over events only
         if s >= busy:
             keep[i], busy = True, e
+    return keep
+
+
+def _capped(starts: np.ndarray, ends: np.ndarray, live: np.ndarray, cap: int) -> np.ndarray | None:
+    """Mask of the events kept when at most ``cap`` may be live at once
+    (``live``: ends of the kept events still running at ``starts[0]``),
+    deciding in start order; None when all are kept."""
+    # live at s_i if all were kept: earlier ones not ended by s_i (an event
+    # ending at or before s_i started before it)
+    prior = np.sort(live)
+    count = (len(prior) - np.searchsorted(prior, starts, side="right")
+             + np.arange(len(starts)) - np.searchsorted(np.sort(ends), starts, side="right"))
+    if count.max() < cap:
+        return None
+    keep = np.zeros(len(starts), bool)
+    first = int(np.argmax(count >= cap))  # all before it are kept
+    keep[:first] = True
+    heap = [*prior.tolist(), *ends[:first].tolist()]
+    heapq.heapify(heap)
+    s_list, e_list = starts.tolist(), ends.tolist()
+    i, k = first, len(s_list)
+    while i < k:  # over kept events and jumps only
+        s = s_list[i]
+        while heap and heap[0] <= s:
+            heapq.heappop(heap)
+        if len(heap) < cap:
+            keep[i] = True
+            heapq.heappush(heap, e_list[i])
+            i += 1
+        else:  # full: skip to the first candidate starting when one ends
+            i = bisect.bisect_left(s_list, heap[0], i + 1)
     return keep
 
 
@@ -613,8 +686,18 @@ class Schedule:
         self.state = np.empty(0)
         self.decided = at
         self._busy = 0  # end of the last kept event (own overlap)
+        self._reach: np.ndarray | None = None  # running max of ends (cache of ``hits``)
 
-    def decide(self, until: int, blocked: Intervals | None, allow_overlap: bool) -> None:
+    def hits(self, s: np.ndarray, e: np.ndarray) -> np.ndarray:
+        """Whether ``[s, e)`` overlaps a kept event (O(log events) each)."""
+        if not len(self.starts):
+            return np.zeros(len(s), bool)
+        if self._reach is None:
+            self._reach = np.maximum.accumulate(self.ends)
+        k = np.searchsorted(self.starts, e, side="left") - 1
+        return (k >= 0) & (self._reach[np.maximum(k, 0)] > s)
+
+    def decide(self, until: int, blocked: "Blockers | Intervals | None", allow_overlap: bool) -> None:
         """Decide the candidates starting before ``until``."""
         while self.decided < until:
             b = min(until, self.decided + CHUNK)
@@ -626,7 +709,12 @@ class Schedule:
                     s, e, u = s[free], e[free], u[free]
                 keep = _sequential(s, e, self._busy)
                 s, e, u = s[keep], e[keep], u[keep]
+            elif len(s):
+                keep = _capped(s, e, self.ends[self.ends > s[0]], MAX_LIVE)
+                if keep is not None:
+                    s, e, u = s[keep], e[keep], u[keep]
             if len(s):
+                self._reach = None
                 self.starts = np.concatenate([self.starts, s])
                 self.ends = np.concatenate([self.ends, e])
                 self.u = np.concatenate([self.u, u])
@@ -654,12 +742,14 @@ class Schedule:
         """Drop the events that ended at or before ``before``."""
         keep = self.ends > before
         if not keep.all():
+            self._reach = None
             self.starts, self.ends, self.u, self.state = (a[keep] for a in (self.starts, self.ends, self.u, self.state))
         self.source.forget(before)
 
     def truncate(self, at: int) -> None:
         """Drop the events starting at or after ``at`` (they will be re-decided)."""
         k = int(np.searchsorted(self.starts, at, side="left"))
+        self._reach = None
         self.starts, self.ends, self.u, self.state = (a[:k] for a in (self.starts, self.ends, self.u, self.state))
         self.decided = min(self.decided, at)
         self._busy = int(self.ends.max()) if k else 0
