@@ -50,8 +50,16 @@ class Running:
         return f"http://{self.settings.host}:{self.http_port}" if self.http_port else None
 
     async def stop(self) -> None:
-        """Close every client (1001), stop both servers, within the grace period."""
+        """Close every client (1001), stop both servers, within the grace period.
+
+        Clients still connected when it ends (typically ones that stopped
+        reading: neither the close frame nor the end of an HTTP stream can
+        reach them) are dropped then, so the process can exit on time and
+        uvicorn need not cancel their streams (which it logs as tracebacks).
+        """
         timeout = self.settings.graceful_timeout_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         self.ws_server.close()
         if self._http is not None:
             self._http.config.app.state.streams.close()   # end open HTTP streams now
@@ -59,12 +67,27 @@ class Running:
         try:
             await asyncio.wait_for(self.ws_server.wait_closed(), timeout)
         except asyncio.TimeoutError:
-            log.warning("clients did not close within %.1f s", timeout)
+            stuck = list(self.ws_server.all_connections)       # (``connections`` lists OPEN ones only)
+            log.warning("%d WebSocket client(s) did not close within %.1f s; dropping them", len(stuck), timeout)
+            for connection in stuck:
+                connection.transport.abort()
+            try:
+                await asyncio.wait_for(self.ws_server.wait_closed(), 1.0)
+            except asyncio.TimeoutError:
+                pass
         if self._http_task is not None:
             try:
-                await asyncio.wait_for(self._http_task, timeout)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
-                self._http_task.cancel()
+                await asyncio.wait_for(asyncio.shield(self._http_task), max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                stuck = list(self._http.server_state.connections)
+                log.warning("%d HTTP client(s) did not close within %.1f s; dropping them", len(stuck), timeout)
+                for connection in stuck:
+                    if connection.transport is not None:
+                        connection.transport.abort()
+                try:
+                    await asyncio.wait_for(self._http_task, 1.0)
+                except (asyncio.TimeoutError, asyncio.CancelledError):
+                    self._http_task.cancel()
         self.stopped.set()
 
 
@@ -116,7 +139,9 @@ async def start(settings: Settings) -> Running:
         app = create_app(settings)
         app.state.metrics = metrics
         config = uvicorn.Config(app, host=settings.host, port=settings.http_port or 0, log_level="warning",
-                                access_log=False, lifespan="off", timeout_graceful_shutdown=settings.graceful_timeout_s)
+                                access_log=False, lifespan="off",
+                                # a backstop: stop() drops stuck clients at the grace period first
+                                timeout_graceful_shutdown=settings.graceful_timeout_s + 2)
         http_server = _EmbeddedUvicorn(config)
         # Bind here, so a busy port is a plain OSError ("cannot start: ...")
         # rather than uvicorn exiting inside its task.
