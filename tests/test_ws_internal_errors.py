@@ -30,3 +30,30 @@ async def test_failing_pump_closes_with_1011_and_is_logged(server, monkeypatch, 
         await ws.send(json.dumps({"type": "subscribe", "id": "s", "generator": "sine"}))
         assert json.loads(await ws.recv())["type"] == "subscribed"
         assert json.loads(await ws.recv())["type"] == "data"
+
+
+async def test_failing_message_handler_replies_internal_error_and_connection_goes_on(server, monkeypatch, caplog):
+    async with connect(server.ws_url) as ws:
+        await ws.send(json.dumps({"type": "subscribe", "id": "keep", "generator": "sine", "seed": 1,
+                                  "params": {"interval": 0.01}}))
+        assert json.loads(await ws.recv())["type"] == "subscribed"
+
+        def broken_update(self, msg):
+            raise OverflowError("simulated bug in update")
+
+        monkeypatch.setattr(wsgen.session.Session, "_on_update", broken_update)
+        caplog.set_level(logging.ERROR, logger="wsgen.session")
+        await ws.send(json.dumps({"type": "update", "id": "keep", "params": {"amplitude": 2}}))
+        seqs = []
+        while True:
+            msg = json.loads(await ws.recv())
+            if msg["type"] == "error":
+                assert msg["code"] == "internal_error" and msg["message"]
+                break
+            seqs.append(msg["seq"])
+        for _ in range(3):                                   # "keep" goes on, gap-free
+            msg = json.loads(await ws.recv())
+            assert msg["type"] == "data" and msg["id"] == "keep"
+            assert not seqs or msg["seq"] > seqs[-1]
+            seqs.append(msg["seq"])
+    assert any("internal error" in r.getMessage() and r.exc_info for r in caplog.records)

@@ -23,8 +23,9 @@ INVALID_PARAMS = "invalid_params"
 UNKNOWN_ID = "unknown_id"
 DUPLICATE_ID = "duplicate_id"
 LIMIT_REACHED = "limit_reached"
+INTERNAL_ERROR = "internal_error"
 ERROR_CODES = (INVALID_JSON, INVALID_MESSAGE, UNKNOWN_TYPE, UNKNOWN_GENERATOR, INVALID_PARAMS,
-               UNKNOWN_ID, DUPLICATE_ID, LIMIT_REACHED)
+               UNKNOWN_ID, DUPLICATE_ID, LIMIT_REACHED, INTERNAL_ERROR)
 
 SubscriptionId = Annotated[str, Field(min_length=1, max_length=128, description="The client's name for the subscription")]
 Seed = Annotated[int, Field(ge=0, lt=2**64, description="Seed of the random streams, in [0, 2**64)")]

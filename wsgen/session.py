@@ -7,6 +7,7 @@ protocol's rules live (docs/protocol.md).
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -17,6 +18,8 @@ from .generators.composite import composition_catalogue, create_composite
 from .generators import (Block, Generator, GeneratorParams, InvalidParams, UnknownGenerator, catalogue, create,
                          get_spec)
 from .pacing import Pacer
+
+log = logging.getLogger("wsgen.session")
 
 #: Query keys of a URL subscription that are subscription options, not params.
 URL_OPTIONS = ("seed", "speed", "backpressure", "encoding", "start_seq", "token")
@@ -142,6 +145,13 @@ class Session:
         except P.ProtocolError as exc:
             self.errors.append(exc.code)
             return [exc.to_message()]
+        except Exception:
+            # A bug of ours, never the client's doing: say so, keep the
+            # connection and its other subscriptions, log the traceback.
+            log.exception("internal error while handling a client message")
+            self.errors.append(P.INTERNAL_ERROR)
+            return [P.error(P.INTERNAL_ERROR, "the server failed to handle this message (a bug, logged on "
+                            "the server); the connection and its other subscriptions go on")]
 
     def apply(self, msg) -> list[dict[str, Any]]:
         handler = getattr(self, "_on_" + msg.type)
