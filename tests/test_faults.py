@@ -1,0 +1,437 @@
+"""Faults: clients that stop reading, vanish, flood; shutdown under load.
+
+* a slow consumer does not grow the server's memory (``wsgen serve`` child
+  process, RSS) and does not make a paced stream on another connection
+  later (p99 lateness with and without it);
+* 1,000 subscribed connections dropped abruptly (no close frame) leave no
+  task, connection, subscription or memory behind (server in a thread with
+  its own loop: its tasks are counted; tracemalloc for memory);
+* a client flooding errors, or sending without ever reading the replies,
+  does not grow the server's memory;
+* SIGTERM to ``wsgen serve`` with 500 active subscriptions: every client
+  gets 1001, the process exits 0 within ``--graceful-timeout``, no
+  traceback — also when some clients stopped reading.
+"""
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tracemalloc
+
+import numpy as np
+import orjson
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from wsgen.config import Settings
+from wsgen.loadgen import ServerProcess
+from wsgen.serve import start
+
+pytestmark = pytest.mark.timeout(120)
+
+HANDSHAKE = ("GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+
+
+def masked(payload: bytes, opcode: int = 0x1) -> bytes:
+    """One masked client frame (mask of zeros: the payload goes as is)."""
+    n = len(payload)
+    head = bytes([0x80 | opcode])
+    head += bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack("!H", n)
+    return head + b"\0\0\0\0" + payload
+
+
+def stalled_socket(port: int, subscribe: dict) -> socket.socket:
+    """A raw WebSocket client with a 4 KB receive buffer that subscribes and
+    then never reads again (nor answers pings)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(HANDSHAKE.format(port=port).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    sock.sendall(masked(json.dumps(subscribe).encode()))
+    return sock
+
+
+def abort(sock: socket.socket) -> None:
+    """Close with RST: no FIN, no close frame."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+async def paced_lateness(url: str, seconds: float, subs: int = 10, interval: float = 0.01) -> np.ndarray:
+    """Lateness (s) of every data message of ``subs`` paced subscriptions on
+    one connection read for ``seconds``: arrival minus the due time of the
+    message's last sample (stream time is due time at speed 1)."""
+    late = []
+    async with connect(url, max_size=None) as ws:
+        for i in range(subs):
+            await ws.send(json.dumps({"type": "subscribe", "id": f"p{i}", "generator": "sine",
+                                      "params": {"interval": interval}}))
+        acked = 0
+        seqs: dict[str, int] = {}
+        deadline = None
+        while deadline is None or time.monotonic() < deadline:
+            m = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+            now = time.time()
+            if m["type"] == "subscribed":
+                acked += 1
+                if acked == subs:
+                    deadline = time.monotonic() + seconds
+                continue
+            assert m["type"] == "data", m
+            assert seqs.get(m["id"], m["seq"]) == m["seq"] and "skipped" not in m      # gap-free
+            seqs[m["id"]] = m["seq"] + len(m["values"])
+            if acked == subs:
+                late.append(now - (m["t"] + (len(m["values"]) - 1) * m["dt"]))
+    return np.array(late)
+
+
+# -- slow consumers ---------------------------------------------------------------
+
+async def test_slow_consumers_neither_grow_server_memory_nor_delay_others():
+    server = ServerProcess.start(http=False)
+    try:
+        port = int(server.ws_url.rsplit(":", 1)[1])
+        await paced_lateness(server.ws_url, 0.5)                       # warm up
+        baseline = await paced_lateness(server.ws_url, 3.0)
+        rss0 = server.rss_bytes()
+        # four clients that subscribe to floods and stop reading: speed max (block), JSON and
+        # binary; 100 000 samples/s with backpressure "drop"; batched 1 ms streams
+        floods = [
+            {"type": "subscribe", "id": "a", "generator": "sine", "speed": "max"},
+            {"type": "subscribe", "id": "b", "generator": "normal", "speed": "max", "encoding": "binary"},
+            {"type": "subscribe", "id": "c", "generator": "uniform", "params": {"interval": 1e-5},
+             "backpressure": "drop"},
+            {"type": "subscribe", "id": "d", "generator": "random", "params": {"data_interval": 0.001},
+             "speed": 1000, "batch": True},
+        ]
+        socks = [stalled_socket(port, f) for f in floods]
+        await asyncio.sleep(1.5)                                       # their buffers fill
+        rss1 = server.rss_bytes()
+        loaded = await paced_lateness(server.ws_url, 3.0)
+        rss2 = server.rss_bytes()
+        for s in socks:
+            abort(s)
+        p99_base, p99_loaded = np.percentile(baseline, 99) * 1000, np.percentile(loaded, 99) * 1000
+        print(f"\nslow consumers: p99 lateness {p99_base:.2f} ms -> {p99_loaded:.2f} ms, "
+              f"median {np.median(baseline) * 1000:.2f} -> {np.median(loaded) * 1000:.2f} ms; "
+              f"RSS {rss0 / 1e6:.1f} -> {rss1 / 1e6:.1f} -> {rss2 / 1e6:.1f} MB")
+        # memory: a few buffers' worth (write limit 256 KB + one message each), and flat while stalled
+        assert rss1 - rss0 < 20e6, (rss0, rss1)
+        assert rss2 - rss1 < 3e6, (rss1, rss2)
+        # lateness on the other connection: unchanged (within a few ms of scheduler noise)
+        assert len(loaded) > 2000 and len(baseline) > 2000
+        assert p99_loaded < max(2 * p99_base, p99_base + 5), (p99_base, p99_loaded)
+        assert np.median(loaded) * 1000 < np.median(baseline) * 1000 + 2
+    finally:
+        server.stop()
+
+
+# -- vanishing clients ----------------------------------------------------------------
+
+class ThreadedServer:
+    """``wsgen.serve.start(settings)`` in a thread with its own event loop, so
+    the server's tasks can be counted apart from the clients'."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.running = self.call(start(settings))
+
+    def call(self, coro, timeout: float = 30):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def tasks(self) -> int:
+        async def count():
+            return len(asyncio.all_tasks())
+        return self.call(count())
+
+    def gauges(self) -> tuple[float, float]:
+        """(wsgen_connections, sum of wsgen_subscriptions over generators)."""
+        families = {m.name: m for m in self.running.metrics.registry.collect()}
+        subs = sum(s.value for s in families["wsgen_subscriptions"].samples)
+        return families["wsgen_connections"].samples[0].value, subs
+
+    def stop(self) -> None:
+        self.call(self.running.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+async def vanish(url: str, port: int, n: int, batch: int = 100) -> int:
+    """Open ``n`` connections in batches and drop every one abruptly, in
+    four ways; returns how many subscriptions the server acknowledged."""
+    acked = 0
+    for start_at in range(0, n, batch):
+        size = min(batch, n - start_at)
+        kinds = [i % 10 for i in range(size)]
+
+        async def one(kind: int):
+            nonlocal acked
+            if kind == 9:                                   # half a handshake, then gone
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(HANDSHAKE.format(port=port).encode()[:40])
+                await writer.drain()
+                return writer
+            ws = await connect(url, open_timeout=30, max_queue=4)
+            if kind == 8:                                   # gone before the subscription is answered
+                await ws.send(json.dumps({"type": "subscribe", "generator": "sine", "params": {"interval": 0.01}}))
+                return ws
+            fields = {"speed": "max"} if kind == 7 else {"params": {"interval": 0.02}}   # 7: a full buffer
+            await ws.send(json.dumps({"type": "subscribe", "id": "s", "generator": "normal", **fields}))
+            await ws.send(json.dumps({"type": "subscribe", "id": "t", "generator": "sine", "batch": kind == 6,
+                                      "params": {"interval": 0.05}}))
+            while (m := orjson.loads(await ws.recv()))["type"] != "subscribed" or m["id"] != "t":
+                acked += m["type"] == "subscribed"
+            acked += 1
+            return ws
+
+        conns = await asyncio.gather(*[one(k) for k in kinds])
+        await asyncio.sleep(0.05)                            # data in flight
+        for c in conns:
+            transport = c.transport if hasattr(c, "transport") else c.transport
+            transport.abort()                                # RST, no close frame
+        del conns
+    return acked
+
+
+async def test_a_thousand_vanishing_clients_leave_nothing_behind():
+    srv = ThreadedServer(Settings(host="127.0.0.1", port=0, http_port=0, graceful_timeout_s=2,
+                                  max_connections=3000, max_connections_per_ip=3000))
+    running = srv.running
+    try:
+        await asyncio.sleep(0.1)
+        tasks0 = srv.tasks()
+
+        def settled() -> bool:
+            return (running.gate.open == 0 and not running.ws_server.connections
+                    and srv.tasks() == tasks0 and srv.gauges() == (0, 0))
+
+        async def wait_settled(timeout: float = 20) -> None:
+            deadline = time.monotonic() + timeout
+            while not settled():
+                assert time.monotonic() < deadline, (running.gate.open, len(running.ws_server.connections),
+                                                     srv.tasks(), tasks0, srv.gauges())
+                await asyncio.sleep(0.05)
+
+        await vanish(running.ws_url, running.ws_port, 100)             # warm-up: caches, lazy imports
+        await wait_settled()
+        gc.collect()
+        tracemalloc.start()
+        try:
+            started = time.monotonic()
+            acked = await vanish(running.ws_url, running.ws_port, 1000)
+            opened = time.monotonic() - started
+            assert acked >= 0.75 * 1000 * 2 * 0.8, acked                 # most subscriptions were live
+            await wait_settled()
+            gc.collect()
+            await asyncio.sleep(0.2)
+            gc.collect()
+            left, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        print(f"\n1000 vanishing clients: opened and dropped in {opened:.1f} s; {acked} subscriptions; "
+              f"memory still allocated since: {left / 1e3:.0f} kB (peak {peak / 1e6:.1f} MB)")
+        assert running.gate.per_ip == {}
+        assert left < 1.5e6, left                          # vs ~50 kB per leaked connection
+        assert peak > 10 * left                            # the clients did cost memory while open
+        # and the server still serves
+        async with connect(running.ws_url) as ws:
+            await ws.send(json.dumps({"type": "subscribe", "id": "x", "generator": "sine", "params": {"interval": 0.01}}))
+            assert orjson.loads(await ws.recv())["type"] == "subscribed"
+            assert orjson.loads(await ws.recv())["type"] == "data"
+    finally:
+        srv.stop()
+
+
+# -- flooding clients -------------------------------------------------------------------
+
+async def test_an_error_flood_and_a_client_that_never_reads_replies_do_not_grow_memory():
+    running = await start(Settings(host="127.0.0.1", port=0, http_port=0, graceful_timeout_s=2))
+    try:
+        async with connect(running.ws_url, max_queue=None) as ws:
+            async def errors(n: int) -> None:
+                for _ in range(n):
+                    await ws.send("{")
+                for _ in range(n):
+                    assert orjson.loads(await ws.recv())["code"] == "invalid_json"
+
+            await errors(1000)                                         # warm up
+            gc.collect()
+            tracemalloc.start()
+            try:
+                await errors(5000)
+                gc.collect()
+                left = tracemalloc.get_traced_memory()[0]
+            finally:
+                tracemalloc.stop()
+            print(f"\n5000 errors: {left} bytes still allocated")
+            assert left < 25e3, left             # nothing kept per error (was ~11 bytes each: 56 kB)
+            assert running.metrics.registry.get_sample_value("wsgen_errors_total", {"code": "invalid_json"}) == 6000
+
+        # a client that sends list requests (40 kB replies each) and never reads: the server stops
+        # reading it once its own buffer is full, instead of queueing replies
+        sock = await asyncio.to_thread(stalled_socket, running.ws_port, {"type": "list"})   # (blocking calls)
+        sock.setblocking(False)
+        request = masked(b'{"type": "list"}')
+        gc.collect()
+        tracemalloc.start()
+        try:
+            sent = 0
+            deadline = time.monotonic() + 2
+            while time.monotonic() < deadline:
+                try:
+                    sent += sock.send(request * 64)
+                except BlockingIOError:
+                    await asyncio.sleep(0.01)
+                else:
+                    await asyncio.sleep(0)
+            used = tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+        requests = sent // len(request)
+        print(f"\nnever-reading client: {requests} list requests accepted by TCP in 2 s; "
+              f"server memory {used / 1e6:.1f} MB")
+        assert used < 10e6, used                 # vs requests x 40 kB if replies were queued
+        abort(sock)
+        await asyncio.sleep(0.2)
+        assert running.gate.open == 0
+    finally:
+        await running.stop()
+
+
+# -- graceful shutdown under load -----------------------------------------------------------
+
+def wsgen_serve(*args: str, stderr) -> tuple[subprocess.Popen, str, int]:
+    proc = subprocess.Popen([sys.executable, "-m", "wsgen.cli", "serve", "--port", "0", "--http-port", "0", *args],
+                            stdout=subprocess.PIPE, stderr=stderr, text=True)
+    line = proc.stdout.readline()
+    m = re.search(r"WebSocket (ws://127\.0\.0\.1:(\d+))", line)
+    assert m, line
+    return proc, m.group(1), int(m.group(2))
+
+
+async def test_sigterm_with_500_subscriptions_closes_every_client_1001_and_exits_0_in_time():
+    grace = 3.0
+    with tempfile.TemporaryFile("w+") as err:
+        proc, url, _ = wsgen_serve("--graceful-timeout", str(grace), "--max-subscriptions", "10", stderr=err)
+        try:
+            ready = asyncio.Event()
+            subscribed = 0
+            codes: list[int | None] = []
+            samples = [0]
+
+            async def client(i: int) -> None:
+                nonlocal subscribed
+                async with connect(url, max_size=None, open_timeout=30) as ws:
+                    for k in range(10):
+                        await ws.send(json.dumps({"type": "subscribe", "id": f"s{k}", "generator": "sine",
+                                                  "params": {"interval": 0.05}, "batch": i % 2 == 0}))
+                    try:
+                        while True:
+                            m = orjson.loads(await ws.recv())
+                            if m["type"] == "subscribed":
+                                subscribed += 1
+                                if subscribed == 500:
+                                    ready.set()
+                            elif m["type"] in ("data", "batch"):
+                                samples[0] += 1
+                    except ConnectionClosed as exc:
+                        codes.append(exc.rcvd.code if exc.rcvd else None)
+
+            tasks = [asyncio.create_task(client(i)) for i in range(50)]
+            await asyncio.wait_for(ready.wait(), 30)
+            await asyncio.sleep(1.0)
+            flowing = samples[0]
+            assert flowing > 1000, flowing
+            proc.send_signal(signal.SIGTERM)
+            sent = time.monotonic()
+            code = await asyncio.wait_for(asyncio.to_thread(proc.wait), grace + 5)
+            exited = time.monotonic() - sent
+            await asyncio.wait_for(asyncio.gather(*tasks), 5)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        err.seek(0)
+        log = err.read()
+    print(f"\nSIGTERM with 500 subscriptions on 50 connections: exit {code} after {exited:.2f} s")
+    assert code == 0
+    assert exited < grace, exited
+    assert codes == [1001] * 50, codes
+    assert "Traceback" not in log and "ERROR" not in log, log[-3000:]
+
+
+async def test_sigterm_exits_within_the_grace_period_even_when_clients_stopped_reading():
+    """Clients whose buffers are full can take neither a close frame nor the
+    end of an HTTP stream: they are dropped at the end of the grace period
+    (1 s here, shorter than the 2 s close timeout), and nobody's stream is
+    cancelled with a traceback."""
+    grace = 1.0
+    http_port = _free_port()
+    with tempfile.TemporaryFile("w+") as err:
+        proc, url, port = wsgen_serve("--graceful-timeout", str(grace), "--http-port", str(http_port), stderr=err)
+        try:
+            stalled = [stalled_socket(port, {"type": "subscribe", "generator": "sine", "speed": "max"})
+                       for _ in range(5)]
+            for _ in range(3):                                     # HTTP streams nobody reads
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.connect(("127.0.0.1", http_port))
+                s.sendall(b"GET /sine?speed=max HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                stalled.append(s)
+            codes: list[int | None] = []
+
+            async def reader() -> None:
+                async with connect(url) as ws:
+                    await ws.send(json.dumps({"type": "subscribe", "generator": "sine", "params": {"interval": 0.01}}))
+                    try:
+                        while True:
+                            await ws.recv()
+                    except ConnectionClosed as exc:
+                        codes.append(exc.rcvd.code if exc.rcvd else None)
+
+            readers = [asyncio.create_task(reader()) for _ in range(5)]
+            await asyncio.sleep(1.5)                               # the stalled ones' buffers are full
+            proc.send_signal(signal.SIGTERM)
+            sent = time.monotonic()
+            code = await asyncio.wait_for(asyncio.to_thread(proc.wait), grace + 10)
+            exited = time.monotonic() - sent
+            await asyncio.wait_for(asyncio.gather(*readers), 5)
+            for s in stalled:
+                s.close()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        err.seek(0)
+        log = err.read()
+    print(f"\nSIGTERM with 5 stalled WebSocket clients and 3 stalled HTTP streams: exit {code} after {exited:.2f} s")
+    assert code == 0
+    assert exited < grace + 0.5, exited                            # the grace period, plus teardown
+    assert codes == [1001] * 5, codes                              # the readers got their close
+    assert "did not close within" in log                          # the stalled ones were dropped, said so
+    assert "Traceback" not in log and "ERROR" not in log, log[-3000:]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
