@@ -68,6 +68,7 @@ from urllib.parse import quote
 
 import anyio
 import numpy as np
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -82,6 +83,9 @@ from .generators.composite import CompositionSpec, composition_catalogue, create
 from .pacing import Pacer
 
 __all__ = ["CONTROLS", "StreamRegistry", "create_app"]
+
+#: Largest composition accepted as JSON (body or ``?spec=``), in bytes.
+MAX_SPEC_BYTES = 1 << 20
 
 #: Largest ``speed`` accepted (as on the WebSocket path); ``max`` = unpaced.
 MAX_SPEED = 1e6
@@ -512,8 +516,16 @@ class _CompositeRoute(_Route):
         raw: Any = None
         problem: dict[str, Any] | None = None
         if self.body:
-            raw = (await request.body()).decode("utf-8", "replace")
-            if not raw.strip():
+            body = bytearray()
+            async for piece in request.stream():      # bounded: never the whole of a huge body
+                body += piece
+                if len(body) > MAX_SPEC_BYTES:
+                    break
+            raw = body.decode("utf-8", "replace")
+            if len(body) > MAX_SPEC_BYTES:
+                problem = {"field": "spec", "value": f"<{len(body)}+ bytes>",
+                           "message": f"too large: a composition is at most {MAX_SPEC_BYTES} bytes of JSON"}
+            elif not raw.strip():
                 problem = {"field": "spec", "value": None,
                            "message": "missing: send the composition as the JSON request body"}
         else:
@@ -524,7 +536,7 @@ class _CompositeRoute(_Route):
         data = None
         if problem is None:
             try:
-                data = json.loads(raw)
+                data = orjson.loads(raw)   # strict JSON, bounded nesting (no RecursionError)
             except ValueError as exc:
                 problem = {"field": "spec", "value": raw[:200], "message": f"not valid JSON: {exc}"}
         spec = None
