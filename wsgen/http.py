@@ -93,6 +93,8 @@ MAX_SPEED = 1e6
 MAX_SEQ = 2**53
 #: Longest ``duration`` of a stream, in seconds (about 31 years).
 MAX_DURATION_S = 1e9
+#: Smallest chunk of an unpaced stream when many share the loop (samples).
+UNPACED_MIN_CHUNK = 256
 #: An idle SSE stream sends a comment this often so proxies keep it open.
 SSE_KEEPALIVE_S = 15.0
 
@@ -143,6 +145,7 @@ class StreamRegistry:
 
     def __init__(self) -> None:
         self.active = 0
+        self.unpaced = 0      # open streams delivering as fast as read (they share the loop)
         self.closing = False
         self._sleepers: set[asyncio.Future] = set()
 
@@ -383,6 +386,7 @@ class _Route:
         streams.active += 1
         if metrics:
             metrics.http_streams.inc()
+        counted_unpaced = False
         try:
             pacer = Pacer.start(gen.sample_interval, opts.speed, gen.seq)
             seq = gen.seq
@@ -397,6 +401,8 @@ class _Route:
                     wall_end = pacer.wall0 + opts.duration
             tick = max(settings.tick_s, 0.0)
             block_max = max(1, settings.max_block)
+            counted_unpaced = pacer.unpaced
+            streams.unpaced += counted_unpaced
             head = self._header(fmt, gen)
             if head:
                 yield head
@@ -407,7 +413,10 @@ class _Route:
                 if pacer.unpaced:
                     if wall_end is not None and time.time() >= wall_end:
                         break
-                    m = block_max
+                    # Fair share: unpaced streams split max_block between them,
+                    # so a paced stream waits for one round of small chunks,
+                    # not for N big ones (a lone stream keeps big chunks).
+                    m = max(UNPACED_MIN_CHUNK, block_max // max(1, streams.unpaced))
                 else:
                     now = time.monotonic()
                     m = pacer.due_count(seq, now)
@@ -443,6 +452,7 @@ class _Route:
                 yield tail
         finally:
             streams.active -= 1
+            streams.unpaced -= counted_unpaced
             if metrics:
                 metrics.http_streams.dec()
 
