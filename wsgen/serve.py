@@ -140,6 +140,9 @@ async def start(settings: Settings) -> Running:
         app.state.metrics = metrics
         config = uvicorn.Config(app, host=settings.host, port=settings.http_port or 0, log_level="warning",
                                 access_log=False, lifespan="off",
+                                # connections (idle or half-sent requests included) past the
+                                # limit get 503 instead of exhausting file descriptors
+                                limit_concurrency=settings.max_connections,
                                 # a backstop: stop() drops stuck clients at the grace period first
                                 timeout_graceful_shutdown=settings.graceful_timeout_s + 2)
         http_server = _EmbeddedUvicorn(config)
