@@ -15,6 +15,8 @@ class Settings:
             ``None`` in tests means "pick a free one").
         max_connections: WebSocket connections in total.
         max_connections_per_ip: WebSocket connections per client address.
+        max_http_connections: open HTTP connections (streams, idle or
+            half-sent requests); beyond, uvicorn answers 503.
         max_subscriptions: subscriptions per connection.
         min_interval_s: smallest sample interval accepted (other than 0).
         max_message_bytes: largest incoming WebSocket message (close 1009).
@@ -40,6 +42,7 @@ class Settings:
     log_level: str = "info"
     max_connections: int = 2000
     max_connections_per_ip: int = 1000
+    max_http_connections: int = 4000
     max_subscriptions: int = 64
     min_interval_s: float = 0.0
     max_message_bytes: int = 65536

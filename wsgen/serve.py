@@ -142,7 +142,7 @@ async def start(settings: Settings) -> Running:
                                 access_log=False, lifespan="off",
                                 # connections (idle or half-sent requests included) past the
                                 # limit get 503 instead of exhausting file descriptors
-                                limit_concurrency=settings.max_connections,
+                                limit_concurrency=settings.max_http_connections,
                                 # a backstop: stop() drops stuck clients at the grace period first
                                 timeout_graceful_shutdown=settings.graceful_timeout_s + 2)
         http_server = _EmbeddedUvicorn(config)
