@@ -394,9 +394,13 @@ class _Route:
             wall_end = None
             if opts.duration is not None:
                 if pacer.interval > 0:
-                    # samples whose offset k * interval < duration
-                    n = math.ceil(opts.duration / pacer.interval - 1e-9)
-                    end = seq + n if end is None else min(end, seq + n)
+                    # samples whose offset k * interval < duration: sample 0 always
+                    # (the fudge against rounding made it 0 samples for a duration
+                    # below 1e-9 intervals); a ratio past 2**62 is endless
+                    ratio = opts.duration / pacer.interval
+                    if ratio < 1 << 62:
+                        n = max(1, math.ceil(ratio - 1e-9))
+                        end = seq + n if end is None else min(end, seq + n)
                 else:
                     wall_end = pacer.wall0 + opts.duration
             tick = max(settings.tick_s, 0.0)
