@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="smallest sample interval accepted in seconds, other than 0 (unpaced)")
     serve.add_argument("--max-message-bytes", type=int, default=_env("WSGEN_MAX_MESSAGE_BYTES", 65536),
                        help="largest incoming WebSocket message; larger ones close with 1009")
-    serve.add_argument("--tick", type=float, default=_env("WSGEN_TICK", 0.005),
+    serve.add_argument("--tick", type=float, default=_env("WSGEN_TICK", 0.002),
                        help="scheduler tick in seconds: samples due within one tick go out in one message")
     serve.add_argument("--graceful-timeout", type=float, default=_env("WSGEN_GRACEFUL_TIMEOUT", 5.0),
                        help="seconds to wait for clients to close on shutdown")

@@ -46,7 +46,7 @@ class Settings:
     max_subscriptions: int = 64
     min_interval_s: float = 0.0
     max_message_bytes: int = 65536
-    tick_s: float = 0.005
+    tick_s: float = 0.002
     max_block: int = 8192
     send_buffer_bytes: int = 1 << 20
     graceful_timeout_s: float = 5.0
