@@ -389,7 +389,7 @@ class _Route:
         counted_unpaced = False
         try:
             pacer = Pacer.start(gen.sample_interval, opts.speed, gen.seq)
-            seq = gen.seq
+            seq = first = gen.seq
             end = None if opts.count is None else seq + opts.count
             wall_end = None
             if opts.duration is not None:
@@ -415,7 +415,8 @@ class _Route:
                 if end is not None and seq >= end:
                     break
                 if pacer.unpaced:
-                    if wall_end is not None and time.time() >= wall_end:
+                    # (the first sample is at offset 0 < duration: always sent)
+                    if wall_end is not None and seq > first and time.time() >= wall_end:
                         break
                     # Fair share: unpaced streams split max_block between them,
                     # so a paced stream waits for one round of small chunks,
