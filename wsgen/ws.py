@@ -117,6 +117,13 @@ def _single(headers: Headers, name: str, repeated: str | None = None) -> str | N
     return values[0] if len(values) == 1 else None if not values else repeated
 
 
+def _peer_addr(connection: ServerConnection) -> str:
+    addr = connection.remote_address
+    if not addr:
+        return "?"
+    return f"[{addr[0]}]:{addr[1]}" if ":" in str(addr[0]) else f"{addr[0]}:{addr[1]}"
+
+
 def _peer_ip(connection: ServerConnection) -> str:
     addr = connection.remote_address
     return str(addr[0]) if addr else "?"
@@ -132,6 +139,7 @@ class Connection:
         self.metrics = metrics
         self._waiter: asyncio.Future | None = None
         self.peer = _peer_ip(ws)
+        self.addr = _peer_addr(ws)   # ip:port, as in the open and close lines
         self._counted: dict[str, str] = {}   # subscription id -> generator, for the gauge
 
     async def send(self, message: dict) -> None:
@@ -164,7 +172,8 @@ class Connection:
         """Metrics and logs for one reply."""
         kind = message["type"]
         if kind == "error":
-            log.info("ws error %s code=%s id=%s", self.peer, message["code"], message["id"])
+            # %r: the id is the client's text; newlines in it must not forge log lines
+            log.info("ws error %s code=%s id=%r", self.addr, message["code"], message["id"])
             if self.metrics:
                 self.metrics.error(message["code"])
         elif self.metrics and kind == "subscribed":
@@ -204,7 +213,7 @@ class Connection:
             return
         exc = pump.exception()
         if exc is not None and not isinstance(exc, ConnectionClosed):
-            log.error("ws pump failed for %s; closing with 1011", self.peer, exc_info=exc)
+            log.error("ws pump failed for %s; closing with 1011", self.addr, exc_info=exc)
             asyncio.ensure_future(self.ws.close(1011, "internal error"))
 
     async def pump(self) -> None:
@@ -297,8 +306,8 @@ def make_handler(settings: Settings, gate: Gate, metrics=None):
         gate.enter(ip)
         started = time.monotonic()
         routed = route(ws.request.path) or (None, {})
-        log.info("ws open %s:%s path=%s", ip, ws.remote_address[1] if ws.remote_address else "?",
-                 urlsplit(ws.request.path).path)
+        addr = _peer_addr(ws)
+        log.info("ws open %s path=%s", addr, urlsplit(ws.request.path).path)
         if metrics:
             metrics.connections.inc()
         conn = Connection(ws, settings, metrics)
@@ -308,7 +317,7 @@ def make_handler(settings: Settings, gate: Gate, metrics=None):
             gate.leave(ip)
             if metrics:
                 metrics.connections.dec()
-            log.info("ws close %s code=%s duration=%.3fs", ip,
+            log.info("ws close %s code=%s duration=%.3fs", addr,
                      ws.close_code if ws.close_code is not None else "-", time.monotonic() - started)
 
     return handler, process_request
