@@ -59,6 +59,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 import math
 import re
 import time
@@ -669,6 +670,49 @@ _ERROR_SCHEMA = {
 }
 
 
+# -- access log ------------------------------------------------------------------
+
+log = logging.getLogger("wsgen.http")
+
+
+class _AccessLog:
+    """One log line per request when it ends (a stream: when it closes) with
+    the client address, status, the ``error`` code of an error answer and
+    the duration; one more when a stream starts. The path only, never the
+    query string (it may carry ``?token=``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.monotonic()
+        client = scope.get("client")
+        addr = f"{client[0]}:{client[1]}" if client else "?"
+        path = scope.get("path", "")
+        state: dict[str, Any] = {"status": None, "code": None}
+
+        async def logged(message) -> None:
+            if message["type"] == "http.response.start":
+                state["status"] = message["status"]
+                if message["status"] == 200 and any(k.lower() == b"x-wsgen-seed" for k, _ in message.get("headers", [])):
+                    log.info("http stream open %s %s %s", addr, scope.get("method"), path)
+            elif message["type"] == "http.response.body" and (state["status"] or 0) >= 400 and state["code"] is None:
+                try:
+                    state["code"] = json.loads(message.get("body", b"")).get("error")
+                except (ValueError, AttributeError):
+                    state["code"] = "-"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, logged)
+        finally:
+            code = f" code={state['code']}" if state["code"] else ""
+            log.info("http %s %s %s status=%s%s duration=%.3fs", addr, scope.get("method"), path,
+                     state["status"] if state["status"] is not None else "-", code, time.monotonic() - started)
+
+
 # -- auth ----------------------------------------------------------------------
 
 class _TokenGate:
@@ -830,4 +874,5 @@ def create_app(settings: Settings) -> FastAPI:
 
     if settings.token:
         app.add_middleware(_TokenGate, token=settings.token)
+    app.add_middleware(_AccessLog)   # last added: outermost, so it sees the token gate's 401s too
     return app
