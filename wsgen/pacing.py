@@ -95,6 +95,8 @@ class Pacer:
             while self.due_time(n + step) <= now:
                 n += step
                 step *= 2
+                if step > 1 << 60:       # a pace below the resolution of ``now``: all due
+                    return self.seq0 + (1 << 62) - 1
             hi = n + step
         else:
             hi, step = n + 1, 1
