@@ -30,6 +30,7 @@ import struct
 import threading
 import time
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -39,6 +40,7 @@ from websockets.sync.client import connect
 from wsgen import protocol as P
 from wsgen.config import Settings
 from wsgen.encoding import decode_binary
+from wsgen.pacing import Pacer
 from wsgen.generators import GENERATORS
 from wsgen.serve import start
 
@@ -316,10 +318,32 @@ def test_fuzz_left_the_server_clean(srv, keeper):
 
 # -- extreme but valid parameters -----------------------------------------------------
 
-def test_vanishing_intervals_neither_kill_the_connection_nor_stall_the_server(srv, bystander):
-    """A subnormal interval made the pacer's floor(inf) raise (the pump died:
-    no more data on that connection); 1e-12 s at speed 1e6 stepped through
-    samples one by one (0.16 s per wake-up, the whole server stalled)."""
+def test_pacer_survives_paces_below_the_clock_resolution():
+    """The pacer behind both paths: a pace whose quotient overflows made
+    floor(inf) raise (the pump died, 1011), and a pace far below the
+    resolution of the monotonic clock was settled one sample at a time
+    (1e-18 s: 0.16 s per wake-up, the event loop blocked). Validation now
+    keeps intervals >= 1 us, speed <= 1e6; the pacer holds regardless."""
+    for interval, speed in [(5e-324, 1.0), (1e-12, 1e6), (1e-15, 1e6), (1e-9, 1e6), (1e-6, 1e6)]:
+        p = Pacer.start(interval, speed, 7, now=12345.678, wall=0.0)
+        started = time.perf_counter()
+        counts = [p.due_count(7, 12345.678 + dt) for dt in (-1.0, 0.0, 1e-9, 0.005, 3600.0)]
+        assert time.perf_counter() - started < 0.01, (interval, speed)
+        assert counts[0] == 0 and counts[1] >= 1 and counts == sorted(counts), counts
+    # and it still agrees exactly with its definition: sample n is due iff due_time(n) <= now
+    rng = np.random.default_rng(7)
+    for _ in range(3000):
+        interval, speed = float(rng.choice([1e-3, 1 / 3, 1e-6, 7e-3])), float(rng.choice([1.0, 60.0, 1e3]))
+        p = Pacer(interval, speed, int(rng.integers(0, 100)), float(rng.choice([0.0, 12345.678, 1e6 + 0.1])), 0.0)
+        now = p.due0 + float(rng.uniform(-0.01, 0.05))
+        n = p.due_count(p.seq0, now)
+        assert (n == 0 or p.due_time(p.seq0 + n - 1) <= now) and p.due_time(p.seq0 + n) > now
+
+
+def test_vanishing_paces_neither_kill_the_connection_nor_stall_the_server(srv, bystander):
+    """Speed divides the smallest interval into paces below a microsecond of a
+    microsecond: each such stream delivers as fast as it is read, and the
+    paced stream on another connection keeps its schedule."""
     bystander.keep_flowing(2)
     while True:                                               # drain what queued up unread
         try:
