@@ -151,54 +151,42 @@ class Waveform(Generator):
         return c if c > 0.0 else 0.0
 
 
-class Sine(Waveform):
+class _Trig(Waveform):
+    """Sine and cosine: ``offset + amplitude * f(2*pi*c + phase)``, ``f`` in ``_f``."""
+
+    _f = staticmethod(np.sin)
+
+    def _render(self, n, m):
+        p = self.params
+        if m == 1:
+            c = self._cycles_one(n) * TWO_PI
+            if p.phase:
+                c += math.radians(p.phase)
+            v = float(self._f(c)) * p.amplitude
+            if p.offset:
+                v += p.offset
+            return np.array([v]), None
+        a = self._cycles(n, m)
+        a *= TWO_PI
+        if p.phase:
+            a += math.radians(p.phase)
+        self._f(a, out=a)
+        a *= p.amplitude
+        if p.offset:
+            a += p.offset
+        return a, None
+
+
+class Sine(_Trig):
     name = "sine"
     Params = SineParams
-
-    def _render(self, n, m):
-        p = self.params
-        if m == 1:
-            c = self._cycles_one(n) * TWO_PI
-            if p.phase:
-                c += math.radians(p.phase)
-            v = float(np.sin(c)) * p.amplitude
-            if p.offset:
-                v += p.offset
-            return np.array([v]), None
-        a = self._cycles(n, m)
-        a *= TWO_PI
-        if p.phase:
-            a += math.radians(p.phase)
-        np.sin(a, out=a)
-        a *= p.amplitude
-        if p.offset:
-            a += p.offset
-        return a, None
+    _f = staticmethod(np.sin)
 
 
-class Cosine(Waveform):
+class Cosine(_Trig):
     name = "cosine"
     Params = CosineParams
-
-    def _render(self, n, m):
-        p = self.params
-        if m == 1:
-            c = self._cycles_one(n) * TWO_PI
-            if p.phase:
-                c += math.radians(p.phase)
-            v = float(np.cos(c)) * p.amplitude
-            if p.offset:
-                v += p.offset
-            return np.array([v]), None
-        a = self._cycles(n, m)
-        a *= TWO_PI
-        if p.phase:
-            a += math.radians(p.phase)
-        np.cos(a, out=a)
-        a *= p.amplitude
-        if p.offset:
-            a += p.offset
-        return a, None
+    _f = staticmethod(np.cos)
 
 
 class Square(Waveform):
