@@ -114,3 +114,13 @@ async def test_composition_live_update_of_noise_keeps_anomalies(server):
                 labels.extend(msg["labels"])
     reference = create_composite(spec, seed=3).take(len(labels))
     np.testing.assert_array_equal(np.array(labels), reference.labels)   # noise never moves the anomalies
+
+
+async def test_composition_start_seq_beyond_its_bound_is_refused_quickly(server):
+    from wsgen.generators.composite import MAX_START_SEQ
+    async with connect(server.ws_url) as ws:
+        await ws.send(json.dumps({"type": "subscribe", "id": "far", "generator": {"base": {"kind": "sine"}},
+                                  "start_seq": MAX_START_SEQ + 1}))
+        err = strict_loads(await ws.recv())
+        assert err["type"] == "error" and err["code"] == "invalid_params"
+        assert err["details"][0]["field"] == "start_seq"
