@@ -377,3 +377,26 @@ async def test_cli_flags_token_env_allow_origin_and_per_ip_limit():
     assert code == 0
     assert "< GET /sine?token=<redacted>" in log and "Traceback" not in log
     assert TOKEN not in log
+
+
+async def test_dns_rebinding_guard_refuses_foreign_host_on_loopback_server(full_server):
+    """A page on evil.example that resolves to 127.0.0.1 still sends its own
+    name in Host: a loopback-bound server refuses it on both paths."""
+    import requests
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    with pytest.raises(InvalidStatus) as info:
+        async with connect(full_server.ws_url, additional_headers={"Host": f"evil.example:{full_server.ws_port}"}):
+            pass
+    assert info.value.response.status_code == 403
+    loop = asyncio.get_running_loop()
+    bad = await loop.run_in_executor(None, lambda: requests.get(full_server.http_url + "/healthz",
+                                                                headers={"Host": "evil.example"}, timeout=5))
+    assert bad.status_code == 400
+    good = await loop.run_in_executor(None, lambda: requests.get(
+        full_server.http_url.replace("127.0.0.1", "localhost") + "/healthz", timeout=5))
+    assert good.status_code == 200
+    async with connect(full_server.ws_url.replace("127.0.0.1", "localhost")) as ws:
+        await ws.send('{"type": "list"}')
+        assert '"generators"' in await ws.recv()

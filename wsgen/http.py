@@ -763,6 +763,11 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url=None, redoc_url=None, openapi_url="/openapi.json",
     )
     app.state.settings = settings
+    if settings.host in ("localhost", "::1") or settings.host.startswith("127."):
+        # DNS-rebinding guard (same rule as the WebSocket handshake)
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+        app.add_middleware(TrustedHostMiddleware,
+                           allowed_hosts=sorted({"localhost", "127.0.0.1", "::1", "[::1]", settings.host}))
 
     from starlette.exceptions import HTTPException as StarletteHTTPException
 

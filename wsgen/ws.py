@@ -85,6 +85,9 @@ class Gate:
                 return _response(http.HTTPStatus.UNAUTHORIZED, "missing or wrong bearer token",
                                  {"WWW-Authenticate": "Bearer"})
         origin, host = _single(request.headers, "Origin", ""), _single(request.headers, "Host", "")
+        if not host_allowed(s.host, host):
+            return _response(http.HTTPStatus.FORBIDDEN, "Host not allowed: a server bound to a loopback "
+                             "address answers only to localhost, 127.0.0.1 or [::1]")
         if not self.origin_allowed(origin, host):
             return _response(http.HTTPStatus.FORBIDDEN, "origin not allowed; see --allow-origin")
         if route(request.path) is None:
@@ -122,6 +125,22 @@ def _peer_addr(connection: ServerConnection) -> str:
     if not addr:
         return "?"
     return f"[{addr[0]}]:{addr[1]}" if ":" in str(addr[0]) else f"{addr[0]}:{addr[1]}"
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def host_allowed(bind_host: str, host_header: str | None) -> bool:
+    """DNS-rebinding guard: a server bound to a loopback address accepts only
+    loopback names in the Host header (a page on evil.example that resolves to
+    127.0.0.1 still sends Host: evil.example). Other bindings accept any Host."""
+    if bind_host not in LOOPBACK_NAMES and not bind_host.startswith("127."):
+        return True
+    try:
+        name = urlsplit("//" + (host_header or "")).hostname
+    except ValueError:
+        return False
+    return name is not None and (name in LOOPBACK_NAMES or name.startswith("127."))
 
 
 def _peer_ip(connection: ServerConnection) -> str:
