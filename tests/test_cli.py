@@ -23,17 +23,7 @@ from wsgen import subscriber
 ROOT = Path(__file__).resolve().parent.parent
 WSGEN = [sys.executable, "-m", "wsgen.cli"]
 
-
-def engine(name, params, seed, n, updates=()):
-    gen = wsgen.create(name, params, seed=seed)
-    blocks = []
-    for at, changes in updates:
-        blocks.append(gen.take(at - gen.seq))
-        gen.update(changes)
-    blocks.append(gen.take(n - gen.seq))
-    values = np.concatenate([b.values for b in blocks])
-    labels = None if blocks[0].labels is None else np.concatenate([b.labels for b in blocks])
-    return values, labels
+from reference import engine  # noqa: E402  (tests/ is on sys.path under pytest)
 
 
 @pytest.fixture(scope="module")

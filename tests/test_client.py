@@ -13,18 +13,7 @@ from wsgen.client import (Block, Client, ClientClosed, ConnectionLost, SyncClien
 from wsgen.config import Settings
 from wsgen.serve import start
 
-
-def engine(name, params, seed, n, updates=()):
-    """Values (and labels) of the uninterrupted stream; ``updates``: (seq, changes)."""
-    gen = wsgen.create(name, params, seed=seed)
-    blocks = []
-    for at, changes in sorted(updates, key=lambda u: u[0]):
-        blocks.append(gen.take(at - gen.seq))
-        gen.update(changes)
-    blocks.append(gen.take(n - gen.seq))
-    values = np.concatenate([b.values for b in blocks])
-    labels = None if blocks[0].labels is None else np.concatenate([b.labels for b in blocks])
-    return values, labels
+from reference import engine  # noqa: E402  (tests/ is on sys.path under pytest)
 
 
 def abort_all(server) -> int:
