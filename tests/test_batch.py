@@ -48,3 +48,33 @@ async def test_batch_with_binary_encoding_is_refused_and_connection_goes_on(serv
         assert err["details"][0]["field"] == "batch"
         await ws.send(json.dumps({"type": "subscribe", "id": "b", "generator": "sine", "batch": True}))
         assert json.loads(await ws.recv())["type"] == "subscribed"
+
+
+async def test_fast_subscriptions_of_a_connection_share_wake_ups(server):
+    """Subscribed at scattered moments, five 10 ms streams still fall due
+    together (the connection's pacing grid): about 100 frames a second of
+    five messages each, not up to 500 frames of one or two."""
+    import asyncio
+    import time
+    async with connect(server.ws_url) as ws:
+        for k in range(5):
+            await ws.send(json.dumps({"type": "subscribe", "id": f"s{k}", "generator": "sine", "seed": k,
+                                      "params": {"interval": 0.01}, "batch": True}))
+            await asyncio.sleep(0.0031)
+        sizes, seqs, t_end = [], {}, None
+        while t_end is None or time.monotonic() < t_end:
+            frame = json.loads(await ws.recv())
+            if frame["type"] != "batch":
+                assert frame["type"] == "subscribed"
+                continue
+            if t_end is None:
+                t_end = time.monotonic() + 1.0
+            sizes.append(len(frame["messages"]))
+            for m in frame["messages"]:
+                assert m["seq"] == seqs.get(m["id"], 0)                 # gap-free, in order
+                seqs[m["id"]] = m["seq"] + len(m["values"])
+    assert 80 <= len(sizes) <= 125, len(sizes)
+    assert sum(s == 5 for s in sizes) >= 0.9 * len(sizes), sizes
+    for k in range(5):
+        ref = wsgen.create("sine", {"interval": 0.01}, seed=k).take(seqs[f"s{k}"]).values
+        assert len(ref) >= 90

@@ -46,7 +46,10 @@ class Clock:
 
 
 def make(**settings) -> tuple[Session, Clock]:
+    """A session on fake clocks; without grid alignment unless ``align_s`` is
+    given (the rules of a lone stream are exact to the float without it)."""
     clock = Clock()
+    settings.setdefault("align_s", 0.0)
     return Session(Settings(**settings), clock=lambda: clock.mono, wall=lambda: clock.wall), clock
 
 
@@ -524,6 +527,78 @@ def test_take_delivers_exactly_the_due_samples_with_stream_time():
     assert (rest.block.seq, len(rest.block), rest.t) == (10, 6, WALL0 + 10 * 0.01)
     ref = create("sine", seed=1).take(16).values
     assert np.array_equal(np.concatenate([part.block.values, rest.block.values]), ref[6:])
+
+
+# -- grid alignment ---------------------------------------------------------
+
+def test_fast_streams_of_one_connection_fall_due_together_on_its_grid():
+    session, clock = make(align_s=0.05)
+    grid = session.grid
+    assert MONO0 - 0.05 < grid <= MONO0                        # a phase of the grid, in the past
+    firsts = {}
+    for k, delay in enumerate([0.0, 0.0033, 0.0071, 0.0139]):  # subscribed at scattered moments
+        clock.at(delay)
+        subscribe(session, id=f"s{k}", generator="sine", seed=k, params={"interval": 0.01})
+        sub = session.subscriptions[f"s{k}"]
+        due = sub.next_due()
+        # the first sample is due at the next point of the grid: not before
+        # the subscription, less than one pace after it
+        assert clock.mono <= due < clock.mono + 0.01
+        assert ((due - grid) / 0.01) == pytest.approx(round((due - grid) / 0.01), abs=1e-6)
+        firsts[k] = (clock.mono, due)
+    # from the first common grid point on, every stream falls due at the same
+    # float instants: one wake-up serves them all
+    clock.mono, clock.wall = firsts[3][1], WALL0 + (firsts[3][1] - MONO0)
+    for sub in session.subscriptions.values():                  # catch up to that point
+        sub.take(clock.mono, 8192, clock.wall)
+    for _ in range(50):
+        dues = {s.next_due() for s in session.subscriptions.values()}
+        assert len(dues) == 1, dues
+        (due,) = dues
+        clock.wall += due - clock.mono
+        clock.mono = due
+        chunks = [s.take(clock.mono, 8192, clock.wall) for s in session.subscriptions.values()]
+        assert all(c is not None and len(c.block) == 1 and c.lag == 0.0 for c in chunks)
+        # stream time: each sample stamped with the wall-clock time it is due
+        assert all(c.t == pytest.approx(clock.wall, abs=1e-6) for c in chunks)
+    # stream time stays exact from each stream's first sample; values are untouched
+    for k in range(4):
+        sub = session.subscriptions[f"s{k}"]
+        assert sub.pacer.stream_time(sub.generator.seq + 7) == sub.pacer.stream_time(sub.generator.seq) + 7 * 0.01
+        assert sub.generator.seq > 50
+
+
+def test_connections_get_spread_grid_phases_and_slow_streams_start_at_once():
+    phases = []
+    for _ in range(8):
+        session, clock = make(align_s=0.05)
+        phases.append(round((MONO0 - session.grid) % 0.01, 9))
+        # a pace above align_s is not aligned: the first sample is due at once
+        subscribe(session, id="slow", generator="sine", params={"interval": 0.1})
+        assert session.subscriptions["slow"].next_due() == clock.mono
+        # unpaced streams are never aligned either
+        subscribe(session, id="max", generator="sine", params={"interval": 0.01}, speed="max")
+        assert session.subscriptions["max"].due(clock.mono) > 1000
+    assert len(set(phases)) == 8                              # eight connections, eight phases
+    gaps = np.diff(sorted(phases))
+    assert gaps.min() > 0.0002                                # spread, not clustered
+
+
+def test_resume_of_a_fast_stream_lands_on_the_grid_without_pile_up():
+    session, clock = make(align_s=0.05)
+    subscribe(session, id="a", generator="sine", seed=1, params={"interval": 0.004})
+    subscribe(session, id="b", generator="sine", seed=1, params={"interval": 0.004})
+    a, b = session.subscriptions["a"], session.subscriptions["b"]
+    ask(session, {"type": "pause", "id": "a"})
+    clock.advance(10.0017)
+    ask(session, {"type": "resume", "id": "a"})
+    assert clock.mono <= a.next_due() < clock.mono + 0.004     # no backlog: due within one pace
+    b.take(clock.mono, 1 << 30, clock.wall)                     # b caught up with its schedule
+    assert a.next_due() == b.next_due()                         # both on the connection's grid
+    seq = a.generator.seq
+    chunk = a.take(a.next_due(), 100, clock.wall + (a.next_due() - clock.mono))
+    assert (chunk.block.seq, len(chunk.block)) == (seq, 1)
+    assert np.array_equal(chunk.block.values, create("sine", {"interval": 0.004}, seed=1).take(seq + 1).values[seq:])
 
 
 @pytest.mark.parametrize("interval", [0.001, 0.01, 0.02, 1 / 3, 0.0001])

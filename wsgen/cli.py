@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="largest incoming WebSocket message; larger ones close with 1009")
     serve.add_argument("--tick", type=float, default=_env("WSGEN_TICK", 0.002),
                        help="scheduler tick in seconds: samples due within one tick go out in one message")
+    serve.add_argument("--align", type=float, default=_env("WSGEN_ALIGN", 0.05),
+                       help="streams paced at most this many seconds apart start on their connection's "
+                            "grid, so they fall due together (first sample up to one pace later); 0: off")
     serve.add_argument("--graceful-timeout", type=float, default=_env("WSGEN_GRACEFUL_TIMEOUT", 5.0),
                        help="seconds to wait for clients to close on shutdown")
     serve.add_argument("--max-connections-per-ip", type=int, default=_env("WSGEN_MAX_CONNECTIONS_PER_IP", 1000),

@@ -21,6 +21,11 @@ class Settings:
         min_interval_s: smallest sample interval accepted (other than 0).
         max_message_bytes: largest incoming WebSocket message (close 1009).
         tick_s: scheduler tick; samples due within one tick share a message.
+        align_s: streams whose pace (interval / speed) is at most this many
+            seconds start (and resume) on their connection's pacing grid, so
+            that a connection's fast streams fall due together and one
+            wake-up serves them all; their first sample may then come up to
+            one pace later. 0 turns alignment off.
         max_block: most samples in one data message / HTTP chunk.
         send_buffer_bytes: per-connection output buffer budget in bytes: the
             socket's write high-water mark is a quarter of it (``send`` waits
@@ -47,6 +52,7 @@ class Settings:
     min_interval_s: float = 0.0
     max_message_bytes: int = 65536
     tick_s: float = 0.002
+    align_s: float = 0.05
     max_block: int = 8192
     send_buffer_bytes: int = 1 << 20
     graceful_timeout_s: float = 5.0

@@ -372,7 +372,7 @@ class _Route:
     def _times(self, block, seq: int, m: int, pacer: Pacer) -> np.ndarray:
         """Stream time (Unix s) of each sample of ``block`` (slots ``seq .. seq+m-1``)."""
         if pacer.interval > 0:
-            k = np.arange(seq - pacer.seq0, seq - pacer.seq0 + m, dtype=np.float64)
+            k = np.arange(seq - pacer.tseq0, seq - pacer.tseq0 + m, dtype=np.float64)
             return pacer.wall0 + k * pacer.interval
         return np.full(m, time.time())
 
@@ -381,7 +381,6 @@ class _Route:
         settings, fmt = self.settings, opts.format
         streams: StreamRegistry = self.app.state.streams
         metrics = getattr(self.app.state, "metrics", None)
-        samples_sent = metrics.samples.labels(gen.name, "http") if metrics else None
         with_times = lines.needs_times(fmt)
         encode = self._encoder(fmt)
         streams.active += 1
@@ -446,8 +445,8 @@ class _Route:
                 seq += m
                 last_sent = time.monotonic()
                 yield chunk
-                if samples_sent is not None:
-                    samples_sent.inc(m)
+                if metrics:
+                    metrics.sent_http(gen.name, m)
                 # Let other clients run between chunks: a send that does not
                 # block would otherwise keep the loop for this stream alone.
                 await asyncio.sleep(0)
@@ -581,7 +580,7 @@ class _CompositeRoute(_Route):
 
     def _times(self, block, seq: int, m: int, pacer: Pacer) -> np.ndarray:
         # the slot's time plus the sample's own offset from it (jitter, held back)
-        first = pacer.wall0 + (seq - pacer.seq0) * pacer.interval if pacer.interval > 0 else time.time()
+        first = pacer.wall0 + (seq - pacer.tseq0) * pacer.interval if pacer.interval > 0 else time.time()
         return first + (block.offsets - seq * pacer.interval)
 
     def openapi(self) -> dict[str, Any]:

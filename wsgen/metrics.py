@@ -2,16 +2,70 @@
 
 Each server instance owns its registry, so several servers in one process
 (tests) do not share counters.
+
+Gauges and the error counter are ``prometheus_client`` objects (they move a
+few times per connection). What moves once per data message (samples and
+messages sent, samples dropped, the schedule-lateness histogram; up to
+100,000 times a second under fan-out) is tallied in plain Python numbers by
+:class:`Delivery` and handed to the registry as metric families at scrape
+time: the library's documented custom-collector mechanism, without its
+per-update locks and label lookups on the hot path.
 """
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from bisect import bisect_left
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
+#: Upper bounds (seconds) of the lateness histogram's buckets (+Inf added).
+LATENESS_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5)
+
+
+class Delivery:
+    """Tallies of data sent, exposed as ``wsgen_samples_sent``,
+    ``wsgen_messages_sent``, ``wsgen_samples_dropped`` (counters) and
+    ``wsgen_schedule_lateness_seconds`` (histogram, one observation per
+    WebSocket data message: how far its last sample was behind its due
+    time)."""
+
+    def __init__(self) -> None:
+        self.samples: dict[tuple[str, str], int] = {}     # (generator, path) -> samples
+        self.messages: dict[str, int] = {}                 # path -> data messages
+        self.dropped: dict[str, int] = {}                  # generator -> samples skipped
+        self.buckets = [0] * (len(LATENESS_BUCKETS) + 1)   # per bucket, not cumulative
+        self.lateness_sum = 0.0
+
+    def collect(self):
+        samples = CounterMetricFamily("wsgen_samples_sent", "Samples sent", labels=["generator", "path"])
+        for (name, path), n in sorted(self.samples.items()):
+            samples.add_metric([name, path], n)
+        messages = CounterMetricFamily("wsgen_messages_sent", "Data messages sent", labels=["path"])
+        for path, n in sorted(self.messages.items()):
+            messages.add_metric([path], n)
+        dropped = CounterMetricFamily("wsgen_samples_dropped", "Samples skipped under backpressure 'drop'",
+                                      labels=["generator"])
+        for name, n in sorted(self.dropped.items()):
+            dropped.add_metric([name], n)
+        cumulative, total = [], 0
+        for bound, n in zip((*LATENESS_BUCKETS, float("inf")), self.buckets):
+            total += n
+            cumulative.append((_le(bound), total))
+        lateness = HistogramMetricFamily(
+            "wsgen_schedule_lateness_seconds",
+            "How far the last sample of a data message was behind its due time",
+            buckets=cumulative, sum_value=self.lateness_sum)
+        return [samples, messages, dropped, lateness]
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(float(bound))
+
 
 class Metrics:
-    """Counters the WebSocket and HTTP adapters update."""
+    """What the WebSocket and HTTP adapters count."""
 
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
@@ -19,47 +73,36 @@ class Metrics:
         self.subscriptions = Gauge("wsgen_subscriptions", "Active subscriptions by generator",
                                    ["generator"], registry=r)
         self.http_streams = Gauge("wsgen_http_streams", "Open HTTP streams", registry=r)
-        self.samples = Counter("wsgen_samples_sent", "Samples sent", ["generator", "path"], registry=r)
-        self.messages = Counter("wsgen_messages_sent", "Data messages sent", ["path"], registry=r)
-        self.dropped = Counter("wsgen_samples_dropped", "Samples skipped under backpressure 'drop'",
-                               ["generator"], registry=r)
-        self.lateness = Histogram("wsgen_schedule_lateness_seconds",
-                                  "How far the last sample of a data message was behind its due time",
-                                  buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5),
-                                  registry=r)
         self.errors = Counter("wsgen_errors", "Error replies by code", ["code"], registry=r)
-        self._ws_samples: dict = {}
-        self._ws_messages = self.messages.labels("ws")
+        self.delivery = Delivery()
+        r.register(self.delivery)
 
     def sent(self, chunk) -> None:
-        """Count one WebSocket data message (called per message: label
-        children are looked up once per generator and cached)."""
-        name = chunk.sub.name
-        samples = self._ws_samples.get(name)
-        if samples is None:
-            samples = self._ws_samples[name] = self.samples.labels(name, "ws")
-        samples.inc(len(chunk.block))
-        self._ws_messages.inc()
-        self.lateness.observe(chunk.lag)
-        if chunk.skipped:
-            self.dropped.labels(name).inc(chunk.skipped)
+        """Count one WebSocket data message."""
+        self.sent_many((chunk,))
 
     def sent_many(self, chunks) -> None:
-        """Count the data messages of one ``batch`` frame (one counter update
-        per generator, one histogram observation per message)."""
-        per_generator: dict[str, int] = {}
+        """Count the WebSocket data messages of one wake-up (or one ``batch``
+        frame)."""
+        d = self.delivery
+        samples, buckets = d.samples, d.buckets
+        total = 0.0
         for chunk in chunks:
-            name = chunk.sub.name
-            per_generator[name] = per_generator.get(name, 0) + len(chunk.block)
-            self.lateness.observe(chunk.lag)
+            key = (chunk.sub.generator.name, "ws")
+            samples[key] = samples.get(key, 0) + len(chunk.block)
+            lag = chunk.lag
+            buckets[bisect_left(LATENESS_BUCKETS, lag)] += 1    # bucket i: bound[i-1] < lag <= bound[i]
+            total += lag
             if chunk.skipped:
-                self.dropped.labels(name).inc(chunk.skipped)
-        for name, count in per_generator.items():
-            samples = self._ws_samples.get(name)
-            if samples is None:
-                samples = self._ws_samples[name] = self.samples.labels(name, "ws")
-            samples.inc(count)
-        self._ws_messages.inc(len(chunks))
+                name = chunk.sub.generator.name
+                d.dropped[name] = d.dropped.get(name, 0) + chunk.skipped
+        d.lateness_sum += total
+        d.messages["ws"] = d.messages.get("ws", 0) + len(chunks)
+
+    def sent_http(self, generator: str, samples: int) -> None:
+        """Count ``samples`` sent on an HTTP stream of ``generator``."""
+        key = (generator, "http")
+        self.delivery.samples[key] = self.delivery.samples.get(key, 0) + samples
 
     def error(self, code: str) -> None:
         self.errors.labels(code).inc()

@@ -207,7 +207,7 @@ def run(args) -> int:
     settings = Settings(host=args.host, port=args.port, http_port=args.http_port, log_level=args.log_level,
                         max_connections=args.max_connections, max_subscriptions=args.max_subscriptions,
                         min_interval_s=args.min_interval, max_message_bytes=args.max_message_bytes,
-                        tick_s=args.tick, graceful_timeout_s=args.graceful_timeout,
+                        tick_s=args.tick, align_s=args.align, graceful_timeout_s=args.graceful_timeout,
                         max_connections_per_ip=args.max_connections_per_ip, token=args.token or None,
                         allow_origins=list(args.allow_origin or []))
     configure_logging(args.log_level)

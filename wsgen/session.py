@@ -17,15 +17,17 @@ from .config import Settings
 from .generators.composite import composition_catalogue, create_composite
 from .generators import (Block, Generator, GeneratorParams, InvalidParams, UnknownGenerator, catalogue, create,
                          get_spec)
-from .pacing import Pacer
+from .pacing import Pacer, grid_phase
 
 log = logging.getLogger("wsgen.session")
+
+_sessions = itertools.count()   # numbers the sessions, for their grid phases
 
 #: Query keys of a URL subscription that are subscription options, not params.
 URL_OPTIONS = ("seed", "speed", "backpressure", "encoding", "start_seq", "token")
 
 
-@dataclass
+@dataclass(slots=True)
 class Chunk:
     """Samples ready to send for one subscription (one ``data`` message)."""
 
@@ -86,16 +88,21 @@ class Subscription:
 
     def take(self, now: float, limit: int, wall: float | None = None) -> Chunk | None:
         """Generate the samples due at ``now`` (at most ``limit``)."""
-        m = min(self.due(now), limit)
+        if self.paused:
+            return None
+        pacer, seq = self.pacer, self.generator.seq
+        m = pacer.due_count(seq, now)
         if m <= 0:
             return None
-        seq = self.generator.seq
-        lag = self.pacer.lag(seq + m - 1, now)
+        if m > limit:
+            m = limit
+        lag = pacer.lag(seq + m - 1, now)
         block = self.generator.take(m)
-        chunk = Chunk(self, block, self.pacer.stream_time(seq, wall), self.pacer.interval, lag, self.skipped)
+        chunk = Chunk(self, block, pacer.stream_time(seq, wall), pacer.interval, lag, self.skipped)
         self.skipped = 0
-        self.stats["samples"] += m
-        self.stats["messages"] += 1
+        stats = self.stats
+        stats["samples"] += m
+        stats["messages"] += 1
         return chunk
 
     def drop_due(self, now: float, limit: int) -> int:
@@ -133,6 +140,11 @@ class Session:
         self.clock = clock or time.monotonic
         self.wall = wall or time.time
         self.subscriptions: dict[str, Subscription] = {}
+        #: origin of this connection's pacing grid (monotonic seconds): fast
+        #: streams start on it so that they fall due together; each
+        #: connection's lies a different fraction of ``align_s`` in the past,
+        #: so that connections do not all fall due at once (pacing.py)
+        self.grid = self.clock() - grid_phase(next(_sessions), self.settings.align_s)
         self._auto_ids = itertools.count(1)
         self.errors: list[str] = _Recent()   # codes of the latest errors replied
 
@@ -252,7 +264,8 @@ class Session:
         sub_id = msg.id
         while sub_id is None or sub_id in self.subscriptions:
             sub_id = f"{gen.name}-{next(self._auto_ids)}"
-        pacer = Pacer.start(gen.sample_interval, msg.speed, gen.seq, self.clock(), self.wall())
+        pacer = Pacer.start(gen.sample_interval, msg.speed, gen.seq, self.clock(), self.wall(),
+                            self.grid, self.settings.align_s)
         sub = Subscription(sub_id, gen, pacer, msg.backpressure, msg.encoding, msg.batch)
         self.subscriptions[sub_id] = sub
         return [P.subscribed(sub_id, gen.name, gen.params.model_dump(), gen.seed, gen.seq,
@@ -299,7 +312,7 @@ class Session:
         sub = self._sub(msg.id)
         if sub.paused:
             sub.paused = False
-            sub.pacer.resume(sub.generator.seq, self.clock(), self.wall())
+            sub.pacer.resume(sub.generator.seq, self.clock(), self.wall(), self.grid, self.settings.align_s)
         return [P.state_change("resumed", sub.id, sub.generator.seq)]
 
     def _on_unsubscribe(self, msg: P.Unsubscribe) -> list[dict[str, Any]]:

@@ -377,7 +377,7 @@ class Clock:
         self._tt0, self.trend = t, trend
 
 
-@dataclass(frozen=True)
+@dataclass
 class CompositeBlock(Block):
     """What slots ``seq .. seq+span-1`` of a composition deliver.
 
