@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import re
 import subprocess
@@ -150,13 +151,17 @@ async def fanout(url: str, subscriptions: int, connections: int, interval: float
                         raise RuntimeError(f"server refused a subscription: {m['code']}: {m['message']}")
 
     def measure(ci: int, m: dict, now: float) -> None:
+        # runs 100,000 times a second under the default fan-out: plain floats
+        # and math (a numpy scalar op costs a microsecond here)
         nonlocal delivered
         count = len(m["values"])
+        t, dt = m["t"], m["dt"]
         key = (ci, m["id"])
-        origin.setdefault(key, m["t"] - m["seq"] * m["dt"])
-        due_last = m["t"] + (count - 1) * m["dt"]
+        if key not in origin:
+            origin[key] = t - m["seq"] * dt
+        due_last = t + (count - 1) * dt
         if window["start"] <= due_last < window["end"]:
-            first_in = max(0, int(np.ceil((window["start"] - m["t"]) / m["dt"] - 1e-9)))
+            first_in = max(0, math.ceil((window["start"] - t) / dt - 1e-9))
             delivered += count - first_in
             due_times.append(due_last)
             lateness.append(now - due_last)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from . import protocol as P
@@ -39,18 +39,23 @@ class Chunk:
     skipped: int      # samples dropped (backpressure "drop") since the last chunk
 
     def to_json(self) -> dict[str, Any]:
-        msg: dict[str, Any] = {"type": "data", "id": self.sub.id, "seq": self.block.seq, "t": self.t,
-                               "dt": self.dt, "values": self.block.values}
-        if self.block.labels is not None:
-            msg["labels"] = self.block.labels
-        events = getattr(self.block, "events", None)
+        block = self.block
+        values, labels = block.values, block.labels
+        if len(values) <= 8:        # orjson writes short lists faster than short arrays
+            values = values.tolist()
+            labels = None if labels is None else labels.tolist()
+        msg: dict[str, Any] = {"type": "data", "id": self.sub.id, "seq": block.seq, "t": self.t,
+                               "dt": self.dt, "values": values}
+        if labels is not None:
+            msg["labels"] = labels
+        events = getattr(block, "events", None)
         if events is not None:                      # a composition: ground truth and faults
             msg["events"] = events
             if self.sub.generator.params.faults.any:
                 msg["seqs"] = self.block.seqs
                 msg["ts"] = self.t + self.block.offsets - self.block.seq * self.dt
         if self.lag:
-            msg["lag"] = round(self.lag, 6)
+            msg["lag"] = int(self.lag * 1e6 + 0.5) / 1e6   # to the microsecond (round() costs 4x more)
         if self.skipped:
             msg["skipped"] = self.skipped
         return msg
@@ -68,7 +73,8 @@ class Subscription:
     batch: bool = False
     paused: bool = False
     skipped: int = 0
-    stats: dict[str, int] = field(default_factory=lambda: {"samples": 0, "messages": 0})
+    samples_sent: int = 0
+    messages_sent: int = 0
 
     @property
     def name(self) -> str:
@@ -86,6 +92,11 @@ class Subscription:
             return math.inf
         return self.pacer.due_time(self.generator.seq)
 
+    @property
+    def stats(self) -> dict[str, int]:
+        """Samples and data messages produced so far."""
+        return {"samples": self.samples_sent, "messages": self.messages_sent}
+
     def take(self, now: float, limit: int, wall: float | None = None) -> Chunk | None:
         """Generate the samples due at ``now`` (at most ``limit``)."""
         if self.paused:
@@ -96,13 +107,13 @@ class Subscription:
             return None
         if m > limit:
             m = limit
-        lag = pacer.lag(seq + m - 1, now)
+        # how late the last sample is (>= 0: it is due); 0 when unpaced
+        lag = now - pacer.due_time(seq + m - 1) if pacer.pace else 0.0
         block = self.generator.take(m)
         chunk = Chunk(self, block, pacer.stream_time(seq, wall), pacer.interval, lag, self.skipped)
         self.skipped = 0
-        stats = self.stats
-        stats["samples"] += m
-        stats["messages"] += 1
+        self.samples_sent += m
+        self.messages_sent += 1
         return chunk
 
     def drop_due(self, now: float, limit: int) -> int:
@@ -147,6 +158,7 @@ class Session:
         self.grid = self.clock() - grid_phase(next(_sessions), self.settings.align_s)
         self._auto_ids = itertools.count(1)
         self.errors: list[str] = _Recent()   # codes of the latest errors replied
+        self._order: list[Subscription] | None = None   # cache of send_order()
 
     # -- entry points ---------------------------------------------------
     def handle(self, data: str | bytes) -> list[dict[str, Any]]:
@@ -205,8 +217,17 @@ class Session:
         """Earliest monotonic time any subscription has a sample due."""
         return min((s.next_due() for s in self.subscriptions.values()), default=math.inf)
 
+    def send_order(self) -> list[Subscription]:
+        """The subscriptions, those sending their own frames first and the
+        batched ones last (cached until one is added or removed)."""
+        if self._order is None:
+            subs = list(self.subscriptions.values())
+            self._order = [s for s in subs if not s.batch] + [s for s in subs if s.batch]
+        return self._order
+
     def close(self) -> None:
         self.subscriptions.clear()
+        self._order = None
 
     # -- message handlers -----------------------------------------------
     def _sub(self, id: str) -> Subscription:
@@ -268,6 +289,7 @@ class Session:
                             self.grid, self.settings.align_s)
         sub = Subscription(sub_id, gen, pacer, msg.backpressure, msg.encoding, msg.batch)
         self.subscriptions[sub_id] = sub
+        self._order = None
         return [P.subscribed(sub_id, gen.name, gen.params.model_dump(), gen.seed, gen.seq,
                              P.speed_to_wire(msg.speed), msg.backpressure, msg.encoding,
                              gen.sample_interval, msg.batch)]
@@ -318,6 +340,7 @@ class Session:
     def _on_unsubscribe(self, msg: P.Unsubscribe) -> list[dict[str, Any]]:
         sub = self._sub(msg.id)
         del self.subscriptions[sub.id]
+        self._order = None
         return [P.state_change("unsubscribed", sub.id, sub.generator.seq)]
 
     def _on_list(self, msg: P.ListGenerators) -> list[dict[str, Any]]:

@@ -157,6 +157,7 @@ class Connection:
         self.session = Session(settings)
         self.metrics = metrics
         self._waiter: asyncio.Future | None = None
+        self._poked = False   # set by poke(): the pump looks again before sleeping
         self.peer = _peer_ip(ws)
         self.addr = _peer_addr(ws)   # ip:port, as in the open and close lines
         self._counted: dict[str, str] = {}   # subscription id -> generator, for the gauge
@@ -247,34 +248,46 @@ class Connection:
         # wait ended; ``drop`` subscriptions skip what fell due until then.
         stall_s = max(s.tick_s, 0.02)
         stalled_until = -math.inf
+        session = self.session
+        live = session.subscriptions
+        max_block = s.max_block
         while True:
             now = clock()
-            busy = False
+            self._poked = False
+            busy = awaited = False
             batched: list[Chunk] = []
-            subs = list(self.session.subscriptions.values())
-            # Batched subscriptions last: their chunks are then taken and sent
-            # with no await between (a chunk held while another send waits
-            # could go out after a "paused" or "unsubscribed" reply).
-            for sub in [x for x in subs if not x.batch] + [x for x in subs if x.batch]:
-                if sub.paused or self.session.subscriptions.get(sub.id) is not sub:
-                    continue  # paused, or unsubscribed while an earlier send waited
+            next_due = math.inf
+            # Batched subscriptions come last in the send order: their chunks
+            # are then taken and sent with no await between (a chunk held
+            # while another send waits could go out after a "paused" or
+            # "unsubscribed" reply).
+            for sub in session.send_order():
+                if awaited and live.get(sub.id) is not sub:
+                    continue  # unsubscribed while an earlier send waited
+                if sub.paused:
+                    continue
                 if sub.pacer.unpaced:
                     busy = True
-                if sub.backpressure == "drop" and not sub.pacer.unpaced:
+                elif sub.backpressure == "drop":
                     # unpaced: nothing is "due" to drop; the send waits for the drain
                     if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
                         sub.drop_due(clock(), 1 << 62)
                         continue
                     if stalled_until > -math.inf:
                         sub.drop_due(stalled_until, 1 << 62)  # no-op once dropped
-                chunk = sub.take(now, s.max_block)
-                if chunk is not None and sub.batch:
-                    batched.append(chunk)
-                elif chunk is not None:
-                    started = clock()
-                    await self.send_chunk(chunk)
-                    if clock() - started > stall_s:
-                        stalled_until = clock()
+                chunk = sub.take(now, max_block)
+                if chunk is not None:
+                    if sub.batch:
+                        batched.append(chunk)
+                    else:
+                        awaited = True
+                        started = clock()
+                        await self.send_chunk(chunk)
+                        if clock() - started > stall_s:
+                            stalled_until = clock()
+                due = sub.pacer.due_time(sub.generator.seq)   # sub.next_due(), inlined: not paused
+                if due < next_due:
+                    next_due = due
             if batched:
                 started = clock()
                 await self.send_batch(batched)
@@ -285,11 +298,15 @@ class Connection:
                 if transport.get_write_buffer_size() > s.send_buffer_bytes:
                     await asyncio.sleep(s.tick_s / 5)
                 continue
-            wake_at = max(self.session.next_due(), now + s.tick_s)
-            await self._sleep_until(wake_at)
+            if self._poked:
+                continue   # a message changed the subscriptions while we were sending
+            if awaited:
+                next_due = session.next_due()   # computed before some sends: may be stale
+            await self._sleep_until(max(next_due, now + s.tick_s))
 
     def poke(self) -> None:
         """Wake the pump now (a message changed the subscriptions)."""
+        self._poked = True
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
