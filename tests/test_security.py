@@ -178,6 +178,40 @@ async def test_ws_token_required_and_checked_before_origin_route_and_limits(secu
     await ws.close()
 
 
+async def test_bearer_scheme_is_case_insensitive_with_any_spaces_or_tabs_on_both_paths(secured):
+    """RFC 9110: the auth scheme is case-insensitive and is followed by one or
+    more spaces (tabs tolerated); the token itself is compared exactly. The
+    WebSocket handshake and the HTTP app apply the same rule."""
+    good = [f"bearer {TOKEN}", f"BEARER {TOKEN}", f"bEaReR {TOKEN}", f"Bearer   {TOKEN}", f"Bearer\t{TOKEN}",
+            f"bearer \t {TOKEN}"]
+    bad = [f"Bearer{TOKEN}", f"bearerx {TOKEN}", f"bear {TOKEN}", f"Bearer {TOKEN.lower()}", f"Bearer {TOKEN.upper()}",
+           f"Bearer {TOKEN} {TOKEN}", f"Bearer {TOKEN},x", f"Basic {TOKEN}", TOKEN, "bearer", f"{TOKEN} Bearer"]
+    async with httpx.AsyncClient(base_url=secured.http_url, timeout=10) as http:
+        for value in good:
+            r = await http.get("/sine", params={"count": 2, "speed": "max"}, headers={"Authorization": value})
+            assert r.status_code == 200 and r.text == "0.000\n0.501\n", (value, r.status_code, r.text[:200])
+            ws = await opens(secured.ws_url + "/sine?interval=0.01", additional_headers={"Authorization": value})
+            assert json.loads(await ws.recv())["type"] == "subscribed"
+            await gap_free_samples(ws, 3)
+            await ws.close()
+        for value in bad:
+            assert is_unauthorized_json(await http.get("/generators", headers={"Authorization": value})), value
+            r = await refused(secured.ws_url, 401, additional_headers={"Authorization": value})
+            assert r.headers["WWW-Authenticate"] == "Bearer", value
+        # a Bearer header, even a lower-case one, is the credential: a right ?token= does not rescue a wrong one
+        assert is_unauthorized_json(await http.get("/generators", params={"token": TOKEN},
+                                                   headers={"Authorization": "bearer nope"}))
+        await refused(secured.ws_url + f"/?token={TOKEN}", 401, additional_headers={"Authorization": "BEARER nope"})
+        # a header of another scheme (or none) leaves ?token= as the credential, as before
+        r = await http.get("/generators", params={"token": TOKEN}, headers={"Authorization": f"Basic {TOKEN}"})
+        assert r.status_code == 200
+        await (await opens(secured.ws_url + f"/?token={TOKEN}", additional_headers={"Authorization": "Basic x"})).close()
+        # a repeated Authorization header is no credential on either path
+        assert is_unauthorized_json(await http.get("/generators", headers=[("Authorization", f"bearer {TOKEN}")] * 2))
+        await refused(secured.ws_url, 401, additional_headers=[("Authorization", f"bearer {TOKEN}")] * 2)
+    assert secured.gate.open == 0
+
+
 async def test_the_token_never_reaches_the_logs(secured, caplog):
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="wsgen.websockets")   # even if another test made it quieter
@@ -191,6 +225,8 @@ async def test_the_token_never_reaches_the_logs(secured, caplog):
     await ws.close()
     ws = await opens(url, additional_headers=BEARER)
     await ws.close()
+    ws = await opens(url, additional_headers={"Authorization": f"bearer \t{TOKEN}"})   # any case, tabs: RFC 9110
+    await ws.close()
     await refused(url + f"/nope?token={TOKEN}", 404)
     ws = await opens(url + f"/?to%6Ben={TOKEN}")       # the key percent-encoded: still the token
     await ws.close()
@@ -201,6 +237,8 @@ async def test_the_token_never_reaches_the_logs(secured, caplog):
         assert (await http.get(f"/sine?count=2&speed=nope&token={TOKEN}")).status_code == 422
         assert (await http.get(f"/docs?token={TOKEN}")).status_code == 200
         assert (await http.get("/generators", headers=BEARER)).status_code == 200
+        assert (await http.get("/generators", headers={"Authorization": f"BEARER  {TOKEN}"})).status_code == 200
+        assert (await http.get("/generators", headers={"Authorization": f"bearer {TOKEN}x"})).status_code == 401
         assert (await http.get(f"/generators?token={TOKEN}x")).status_code == 401
     await asyncio.sleep(0.1)
     client_side = ("httpx", "httpcore", "websockets.client", "urllib3")

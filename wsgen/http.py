@@ -57,7 +57,6 @@ Other endpoints: ``/docs`` (Swagger UI, vendored: no CDN), ``/openapi.json``,
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import math
@@ -78,6 +77,7 @@ from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import lines
+from .access import token_ok
 from .config import Settings
 from .generators import ANOMALY_KINDS, GENERATORS, GeneratorSpec, InvalidParams, catalogue, create, validate_params
 from .generators.composite import CompositionSpec, composition_catalogue, create_composite, validate_spec
@@ -716,19 +716,18 @@ class _AccessLog:
 
 class _TokenGate:
     """Require ``Authorization: Bearer <token>`` (or ``?token=``) on every
-    path but ``/healthz`` and the static files."""
+    path but ``/healthz`` and the static files: the rule of the WebSocket
+    handshake (:func:`wsgen.access.token_ok`); 401 otherwise."""
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
-        self.token = token.encode()
+        self.token = token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] == "/healthz" or scope["path"].startswith("/static/"):
             return await self.app(scope, receive, send)
         request = Request(scope)
-        auth = request.headers.get("authorization", "")
-        given = auth[7:] if auth.startswith("Bearer ") else request.query_params.get("token", "")
-        if hmac.compare_digest(given.encode(), self.token):
+        if token_ok(self.token, request.headers.getlist("authorization"), request.query_params.get("token")):
             return await self.app(scope, receive, send)
         response = JSONResponse({"error": "unauthorized", "message": "missing or wrong bearer token: send "
                                  "'Authorization: Bearer <token>' or add ?token=<token>"},

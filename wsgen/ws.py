@@ -11,7 +11,6 @@ skip what falls due while the buffer is full instead.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import http
 import logging
 import math
@@ -24,6 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from . import encoding, protocol
+from .access import token_ok
 from .config import Settings
 from .generators import ANOMALY_KINDS, GENERATORS
 from .session import Chunk, Session
@@ -78,10 +78,8 @@ class Gate:
     def check(self, connection: ServerConnection, request: Request) -> Response | None:
         s = self.settings
         if s.token:
-            auth = _single(request.headers, "Authorization") or ""
-            given = auth[7:] if auth.startswith("Bearer ") else dict(
-                parse_qsl(urlsplit(request.path).query)).get("token", "")
-            if not hmac.compare_digest(given.encode(), s.token.encode()):
+            query_token = dict(parse_qsl(urlsplit(request.path).query)).get("token")
+            if not token_ok(s.token, request.headers.get_all("Authorization"), query_token):
                 return _response(http.HTTPStatus.UNAUTHORIZED, "missing or wrong bearer token",
                                  {"WWW-Authenticate": "Bearer"})
         origin, host = _single(request.headers, "Origin", ""), _single(request.headers, "Host", "")
