@@ -431,10 +431,15 @@ async def test_dns_rebinding_guard_refuses_foreign_host_on_loopback_server(full_
     loop = asyncio.get_running_loop()
     bad = await loop.run_in_executor(None, lambda: requests.get(full_server.http_url + "/healthz",
                                                                 headers={"Host": "evil.example"}, timeout=5))
-    assert bad.status_code == 400
+    assert bad.status_code == 400 and bad.json()["error"] == "bad_host", bad.text   # JSON, like every HTTP error
     good = await loop.run_in_executor(None, lambda: requests.get(
         full_server.http_url.replace("127.0.0.1", "localhost") + "/healthz", timeout=5))
     assert good.status_code == 200
+    # the handshake's rule on both paths: any loopback name passes, with or without a port
+    for host in ["127.0.0.2", f"[::1]:{full_server.http_port}", "LOCALHOST"]:
+        r = await loop.run_in_executor(None, lambda: requests.get(full_server.http_url + "/healthz",
+                                                                  headers={"Host": host}, timeout=5))
+        assert r.status_code == 200, (host, r.text)
     async with connect(full_server.ws_url.replace("127.0.0.1", "localhost")) as ws:
         await ws.send('{"type": "list"}')
         assert '"generators"' in await ws.recv()

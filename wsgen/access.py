@@ -3,7 +3,8 @@
 Each rule is written once here, so that the two paths cannot drift apart:
 
 * :func:`token_ok`: the bearer token (``Authorization: Bearer <token>``,
-  else ``?token=<token>``).
+  else ``?token=<token>``);
+* :func:`host_allowed`: the DNS-rebinding guard on the ``Host`` header.
 
 Nothing here logs: the token must never reach a log line.
 """
@@ -11,8 +12,9 @@ from __future__ import annotations
 
 import hmac
 import re
+from urllib.parse import urlsplit
 
-__all__ = ["bearer_token", "token_ok"]
+__all__ = ["HOST_REFUSED", "LOOPBACK_NAMES", "bearer_token", "host_allowed", "loopback_bound", "token_ok"]
 
 #: An ``Authorization`` value of the Bearer scheme (RFC 9110 section 11.4,
 #: RFC 6750 section 2.1): the scheme name in any case, one or more spaces
@@ -49,3 +51,32 @@ def token_ok(expected: str, authorization: list[str], query_token: str | None) -
     if given is None:
         given = query_token or ""
     return hmac.compare_digest(given.encode(), expected.encode())
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+#: Why a Host was refused (the WebSocket 403 and HTTP 400 answers say it).
+HOST_REFUSED = "Host not allowed: a server bound to a loopback address answers only to localhost, 127.0.0.1 or [::1]"
+
+
+def loopback_bound(bind_host: str) -> bool:
+    """Whether a server bound to ``bind_host`` is reachable from this machine
+    only (``localhost``, ``::1``, any 127.x.x.x)."""
+    return bind_host in LOOPBACK_NAMES or bind_host.startswith("127.")
+
+
+def host_allowed(bind_host: str, host_header: str | None) -> bool:
+    """DNS-rebinding guard: a server bound to a loopback address accepts only
+    loopback names in the Host header (a page on evil.example that resolves to
+    127.0.0.1 still sends Host: evil.example). Other bindings accept any Host.
+
+    ``host_header``: the header's value (``name[:port]``), None when absent
+    or repeated (then refused on a loopback-bound server).
+    """
+    if not loopback_bound(bind_host):
+        return True
+    try:
+        name = urlsplit("//" + (host_header or "")).hostname
+    except ValueError:
+        return False
+    return name is not None and (name in LOOPBACK_NAMES or name.startswith("127."))

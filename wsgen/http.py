@@ -77,7 +77,7 @@ from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import lines
-from .access import token_ok
+from .access import HOST_REFUSED, host_allowed, loopback_bound, token_ok
 from .config import Settings
 from .generators import ANOMALY_KINDS, GENERATORS, GeneratorSpec, InvalidParams, catalogue, create, validate_params
 from .generators.composite import CompositionSpec, composition_catalogue, create_composite, validate_spec
@@ -735,6 +735,25 @@ class _TokenGate:
         await response(scope, receive, send)
 
 
+class _HostGate:
+    """DNS-rebinding guard, the WebSocket handshake's rule
+    (:func:`wsgen.access.host_allowed`): a Host header that is not a
+    loopback name (or is missing or repeated) gets 400 ``bad_host``."""
+
+    def __init__(self, app: ASGIApp, bind_host: str) -> None:
+        self.app = app
+        self.bind_host = bind_host
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        hosts = [v for k, v in scope["headers"] if k == b"host"]
+        host = hosts[0].decode("latin-1") if len(hosts) == 1 else None
+        if host_allowed(self.bind_host, host):
+            return await self.app(scope, receive, send)
+        await JSONResponse({"error": "bad_host", "message": HOST_REFUSED}, status_code=400)(scope, receive, send)
+
+
 # -- the app -------------------------------------------------------------------
 
 def _tag(spec: GeneratorSpec) -> str:
@@ -761,11 +780,8 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url=None, redoc_url=None, openapi_url="/openapi.json",
     )
     app.state.settings = settings
-    if settings.host in ("localhost", "::1") or settings.host.startswith("127."):
-        # DNS-rebinding guard (same rule as the WebSocket handshake)
-        from starlette.middleware.trustedhost import TrustedHostMiddleware
-        app.add_middleware(TrustedHostMiddleware,
-                           allowed_hosts=sorted({"localhost", "127.0.0.1", "::1", "[::1]", settings.host}))
+    if loopback_bound(settings.host):
+        app.add_middleware(_HostGate, bind_host=settings.host)
 
     from starlette.exceptions import HTTPException as StarletteHTTPException
 

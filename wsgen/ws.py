@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from . import encoding, protocol
-from .access import token_ok
+from .access import HOST_REFUSED, host_allowed, token_ok
 from .config import Settings
 from .generators import ANOMALY_KINDS, GENERATORS
 from .session import Chunk, Session
@@ -84,8 +84,7 @@ class Gate:
                                  {"WWW-Authenticate": "Bearer"})
         origin, host = _single(request.headers, "Origin", ""), _single(request.headers, "Host", "")
         if not host_allowed(s.host, host):
-            return _response(http.HTTPStatus.FORBIDDEN, "Host not allowed: a server bound to a loopback "
-                             "address answers only to localhost, 127.0.0.1 or [::1]")
+            return _response(http.HTTPStatus.FORBIDDEN, HOST_REFUSED)
         if not self.origin_allowed(origin, host):
             return _response(http.HTTPStatus.FORBIDDEN, "origin not allowed; see --allow-origin")
         if route(request.path) is None:
@@ -123,22 +122,6 @@ def _peer_addr(connection: ServerConnection) -> str:
     if not addr:
         return "?"
     return f"[{addr[0]}]:{addr[1]}" if ":" in str(addr[0]) else f"{addr[0]}:{addr[1]}"
-
-
-LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
-
-
-def host_allowed(bind_host: str, host_header: str | None) -> bool:
-    """DNS-rebinding guard: a server bound to a loopback address accepts only
-    loopback names in the Host header (a page on evil.example that resolves to
-    127.0.0.1 still sends Host: evil.example). Other bindings accept any Host."""
-    if bind_host not in LOOPBACK_NAMES and not bind_host.startswith("127."):
-        return True
-    try:
-        name = urlsplit("//" + (host_header or "")).hostname
-    except ValueError:
-        return False
-    return name is not None and (name in LOOPBACK_NAMES or name.startswith("127."))
 
 
 def _peer_ip(connection: ServerConnection) -> str:
