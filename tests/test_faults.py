@@ -284,7 +284,7 @@ async def test_an_error_flood_and_a_client_that_never_reads_replies_do_not_grow_
                 tracemalloc.stop()
             print(f"\n5000 errors: {left} bytes still allocated")
             assert left < 25e3, left             # nothing kept per error (was ~11 bytes each: 56 kB)
-            assert running.metrics.registry.get_sample_value("wsgen_errors_total", {"code": "invalid_json"}) == 6000
+            assert running.metrics.registry.get_sample_value("wsgen_errors_total", {"code": "invalid_json", "path": "ws"}) == 6000
 
         # a client that sends list requests (40 kB replies each) and never reads: the server stops
         # reading it once its own buffer is full, instead of queueing replies

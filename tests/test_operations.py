@@ -5,7 +5,9 @@
   samples dropped, the schedule-lateness histogram and errors by code move
   exactly as a subscribe / data / error / unsubscribe sequence over
   WebSocket and an HTTP stream say they should; WebSocket and HTTP counters
-  are in one registry, served at the HTTP server's /metrics;
+  are in one registry, served at the HTTP server's /metrics; every HTTP
+  error answer counts in wsgen_errors under its JSON ``error`` code, with
+  path="http";
 * the log: one line per WebSocket connection opened and closed, with the
   client address and the duration; one line per error with its code (and a
   client's text cannot forge a log line); one line per HTTP request (per
@@ -28,7 +30,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
+from wsgen.config import Settings
 from wsgen.encoding import decode_binary
+from wsgen.serve import start
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -154,9 +158,9 @@ async def test_metrics_follow_a_websocket_session_and_an_http_stream_exactly(ful
             assert [v for _, v in buckets] == sorted(v for _, v in buckets)          # cumulative
             assert buckets[-1] == (float("inf"), client.messages)
             assert value(s, "wsgen_schedule_lateness_seconds_bucket", le="0.05") >= 0.95 * client.messages   # on time
-            assert value(s, "wsgen_errors_total", code="invalid_json") == 2
-            assert value(s, "wsgen_errors_total", code="unknown_id") == 1
-            assert value(s, "wsgen_errors_total", code="unknown_generator") == 1
+            assert value(s, "wsgen_errors_total", code="invalid_json", path="ws") == 2
+            assert value(s, "wsgen_errors_total", code="unknown_id", path="ws") == 1
+            assert value(s, "wsgen_errors_total", code="unknown_generator", path="ws") == 1
             assert value(s, "wsgen_samples_dropped_total", generator="sine") == 0
         await asyncio.sleep(0.1)
         s = await scrape(http)
@@ -180,6 +184,65 @@ async def test_metrics_follow_a_websocket_session_and_an_http_stream_exactly(ful
         assert value(s, "wsgen_samples_sent_total", generator="cosine", path="http") == 1
         # the registry the server holds is the one served
         assert s == parse(running.metrics.render().decode())[0]
+
+
+def errors(samples: dict) -> dict:
+    """``{(code, path): count}`` of ``wsgen_errors_total``."""
+    return {(dict(k[1])["code"], dict(k[1])["path"]): v for k, v in samples.items() if k[0] == "wsgen_errors_total"}
+
+
+async def test_http_error_answers_count_in_wsgen_errors_by_code_exactly(monkeypatch):
+    """Each 4xx/5xx answer of the HTTP port counts once under the ``error``
+    code of its JSON body, path="http"; successful requests, scrapes and
+    streams do not count; WebSocket errors stay under path="ws"."""
+    token = "t0ken-Metrics"
+    auth = {"Authorization": f"Bearer {token}"}
+    running = await start(Settings(host="127.0.0.1", port=0, http_port=None, graceful_timeout_s=2, token=token,
+                                   max_connections=1))
+    try:
+        async with httpx.AsyncClient(base_url=running.http_url, timeout=10, headers=auth) as http:
+            before = errors(await scrape(http))
+            seen: list[str] = []
+
+            async def bad(status: int, method: str, path: str, **kwargs) -> None:
+                r = await http.request(method, path, **kwargs)
+                assert r.status_code == status, (method, path, r.status_code, r.text[:200])
+                seen.append(r.json()["error"])
+
+            await bad(422, "GET", "/sine", params={"amplitude": "loud"})
+            await bad(422, "GET", "/sine", params={"count": 0})
+            await bad(422, "POST", "/composite", content=b"{" * ((1 << 20) + 1))     # a spec body over 1 MiB
+            await bad(422, "POST", "/composite", content=b"")
+            await bad(404, "GET", "/nope")
+            await bad(405, "POST", "/sine")
+            await bad(401, "GET", "/generators", headers={"Authorization": "Bearer nope"})
+            await bad(401, "GET", "/sine", headers={"Authorization": f"Basic {token}"})
+            await bad(400, "GET", "/healthz", headers={"Host": "evil.example"})     # DNS-rebinding guard
+            await bad(400, "GET", "/generators", headers={"Host": f"evil.example:{running.http_port}"})
+            async with http.stream("GET", "/sine", params={"interval": 5}) as stream:   # the only stream allowed
+                async for _ in stream.aiter_lines():
+                    break
+                await bad(503, "GET", "/cosine", params={"count": 1})
+            monkeypatch.setattr("wsgen.http.catalogue", lambda: 1 / 0)              # a bug: Starlette's 500
+            r = await http.get("/generators")
+            assert r.status_code == 500
+            monkeypatch.undo()
+            # none of these count
+            assert (await http.get("/sine", params={"count": 3, "speed": "max"})).text == "0.000\n0.501\n0.995\n"
+            assert (await http.get("/healthz", headers={})).status_code == 200
+            assert (await http.get("/generators", params={"token": token})).status_code == 200
+            async with connect(running.ws_url, additional_headers=auth) as ws:       # one WebSocket error
+                await ws.send("{")
+                assert json.loads(await ws.recv())["code"] == "invalid_json"
+            after = errors(await scrape(http))
+        delta = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+        assert seen == ["invalid_params"] * 4 + ["not_found", "http_error", "unauthorized", "unauthorized",
+                                                  "bad_host", "bad_host", "limit_reached"]
+        assert delta == {("invalid_params", "http"): 4, ("not_found", "http"): 1, ("http_error", "http"): 1,
+                         ("unauthorized", "http"): 2, ("bad_host", "http"): 2, ("limit_reached", "http"): 1,
+                         ("internal_error", "http"): 1, ("invalid_json", "ws"): 1}, delta
+    finally:
+        await running.stop()
 
 
 async def test_samples_dropped_under_backpressure_drop_are_counted(full_server):

@@ -3,6 +3,10 @@
 Each server instance owns its registry, so several servers in one process
 (tests) do not share counters.
 
+``wsgen_errors`` counts error answers by ``code`` (the protocol's error
+codes; the HTTP JSON errors' ``error`` field) and ``path`` (``ws`` or
+``http``, as on ``wsgen_samples_sent``).
+
 Gauges and the error counter are ``prometheus_client`` objects (they move a
 few times per connection). What moves once per data message (samples and
 messages sent, samples dropped, the schedule-lateness histogram; up to
@@ -73,7 +77,8 @@ class Metrics:
         self.subscriptions = Gauge("wsgen_subscriptions", "Active subscriptions by generator",
                                    ["generator"], registry=r)
         self.http_streams = Gauge("wsgen_http_streams", "Open HTTP streams", registry=r)
-        self.errors = Counter("wsgen_errors", "Error replies by code", ["code"], registry=r)
+        self.errors = Counter("wsgen_errors", "Error answers by code and path (ws: error messages, http: 4xx/5xx "
+                              "answers)", ["code", "path"], registry=r)
         self.delivery = Delivery()
         r.register(self.delivery)
 
@@ -104,8 +109,11 @@ class Metrics:
         key = (generator, "http")
         self.delivery.samples[key] = self.delivery.samples.get(key, 0) + samples
 
-    def error(self, code: str) -> None:
-        self.errors.labels(code).inc()
+    def error(self, code: str, path: str) -> None:
+        """Count one error answer: a WebSocket ``error`` message
+        (``path="ws"``, its ``code``) or an HTTP 4xx/5xx answer
+        (``path="http"``, the ``error`` field of its JSON body)."""
+        self.errors.labels(code, path).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -176,7 +176,7 @@ class Connection:
             # %r: the id is the client's text; newlines in it must not forge log lines
             log.info("ws error %s code=%s id=%r", self.addr, message["code"], message["id"])
             if self.metrics:
-                self.metrics.error(message["code"])
+                self.metrics.error(message["code"], "ws")
         elif self.metrics and kind == "subscribed":
             self._counted[message["id"]] = message["generator"]
             self.metrics.subscriptions.labels(message["generator"]).inc()
