@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "grid, so they fall due together (first sample up to one pace later); 0: off")
     serve.add_argument("--graceful-timeout", type=float, default=_env("WSGEN_GRACEFUL_TIMEOUT", 5.0),
                        help="seconds to wait for clients to close on shutdown")
+    serve.add_argument("--http-header-timeout", type=float, default=_env("WSGEN_HTTP_HEADER_TIMEOUT", 10.0),
+                       help="seconds an HTTP client gets to send its request line and headers (from connecting, "
+                            "or from the first byte of its next request); slower ones are disconnected. 0: off")
     serve.add_argument("--max-connections-per-ip", type=int, default=_env("WSGEN_MAX_CONNECTIONS_PER_IP", 1000),
                        help="WebSocket connections per client address")
     serve.add_argument("--token", default=os.environ.get("WSGEN_TOKEN"),

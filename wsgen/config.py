@@ -36,6 +36,11 @@ class Settings:
             that does not answer within as long again is dropped.
         open_timeout_s: seconds a client gets to complete the WebSocket
             handshake after connecting (None: no limit).
+        http_header_timeout_s: seconds an HTTP client gets to send a request
+            head (request line and headers), counted from connecting, or on
+            a kept-alive connection from the first byte of the next request;
+            past it the connection is closed (slowloris guard). Answers and
+            streams are not limited by it. 0 turns it off.
         token: bearer token required on every endpoint but /healthz (None: off).
         allow_origins: extra WebSocket origins allowed besides the server's
             own HTTP origin and clients sending no Origin.
@@ -58,5 +63,6 @@ class Settings:
     graceful_timeout_s: float = 5.0
     ping_interval_s: float | None = 20.0
     open_timeout_s: float | None = 10.0
+    http_header_timeout_s: float = 10.0
     token: str | None = None
     allow_origins: list[str] = field(default_factory=list)

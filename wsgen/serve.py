@@ -135,11 +135,15 @@ async def start(settings: Settings) -> Running:
     if settings.http_port != 0:
         import uvicorn
 
+        from .header_timeout import protocol_class
         from .http import create_app
         app = create_app(settings)
         app.state.metrics = metrics
         config = uvicorn.Config(app, host=settings.host, port=settings.http_port or 0, log_level="warning",
                                 access_log=False, lifespan="off",
+                                # uvicorn has no timeout on reading a request head (slowloris)
+                                http=(protocol_class(settings.http_header_timeout_s)
+                                      if settings.http_header_timeout_s > 0 else "auto"),
                                 # connections (idle or half-sent requests included) past the
                                 # limit get 503 instead of exhausting file descriptors
                                 limit_concurrency=settings.max_http_connections,
@@ -209,6 +213,7 @@ def run(args) -> int:
                         min_interval_s=args.min_interval, max_message_bytes=args.max_message_bytes,
                         tick_s=args.tick, align_s=args.align, graceful_timeout_s=args.graceful_timeout,
                         max_connections_per_ip=args.max_connections_per_ip, token=args.token or None,
+                        http_header_timeout_s=args.http_header_timeout,
                         allow_origins=list(args.allow_origin or []))
     configure_logging(args.log_level)
     try:
