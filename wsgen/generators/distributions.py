@@ -59,19 +59,13 @@ class ExponentialParams(GeneratorParams):
 class Normal(Generator):
     name = "normal"
     Params = NormalParams
+    render_ahead = 64     # sample n draws the stream's doubles at n: small takes come from a block
 
     def _setup(self):
         self._u = RandomStream(self.seed, key=11, draws=2)
 
     def _render(self, n, m):
         p = self.params
-        if m == 1:  # fast path: same operations on Python floats, same ufuncs
-            u1, u2 = self._u.one(n)
-            r = float(np.sqrt(float(np.log1p(-u1)) * -2.0)) * float(np.cos(u2 * (2.0 * math.pi)))
-            r *= p.std_dev
-            if p.mean:
-                r += p.mean
-            return np.array([r]), None
         u = self._u.uniforms(n, m)
         r = np.log1p(-u[:, 0])
         r *= -2.0
@@ -88,14 +82,13 @@ class Normal(Generator):
 class Uniform(Generator):
     name = "uniform"
     Params = UniformParams
+    render_ahead = 64     # sample n draws the stream's doubles at n: small takes come from a block
 
     def _setup(self):
         self._u = RandomStream(self.seed, key=12)
 
     def _render(self, n, m):
         p = self.params
-        if m == 1:
-            return np.array([self._u.one(n) * (p.max_val - p.min_val) + p.min_val]), None
         u = self._u.uniforms(n, m)
         u *= p.max_val - p.min_val
         u += p.min_val
@@ -105,13 +98,12 @@ class Uniform(Generator):
 class Exponential(Generator):
     name = "exponential"
     Params = ExponentialParams
+    render_ahead = 64     # sample n draws the stream's doubles at n: small takes come from a block
 
     def _setup(self):
         self._u = RandomStream(self.seed, key=13)
 
     def _render(self, n, m):
-        if m == 1:
-            return np.array([float(np.log1p(-self._u.one(n))) * -self.params.scale]), None
         u = self._u.uniforms(n, m)
         r = np.log1p(-u)
         r *= -self.params.scale

@@ -102,6 +102,8 @@ class Waveform(Generator):
     change) and ``_anchor_cycles`` (phase in cycles there, in [0, 1)).
     """
 
+    render_ahead = 64     # _render is a function of the sample index: small takes come from a block
+
     def _setup(self) -> None:
         self._anchor = 0
         self._anchor_cycles = 0.0
@@ -131,25 +133,6 @@ class Waveform(Generator):
         np.maximum(c, 0.0, out=c)
         return c
 
-    # Single-sample fast path (``take(1)``): the same IEEE operations in the
-    # same order on Python floats, and the same numpy ufuncs for sin / cos,
-    # so the values are bit-identical to the vectorised path (numpy array
-    # ops on one element cost ~1 us each; these cost ~0.1 us).
-    def _cycles_one(self, n: int) -> float:
-        p = self.params
-        c = float(n - self._anchor) * p.frequency / p.sample_rate
-        if self._anchor_cycles:
-            c += self._anchor_cycles
-        return c
-
-    def _frac_one(self, n: int, shift: float = 0.0) -> float:
-        c = self._cycles_one(n)
-        turn = self.params.phase / 360.0 + shift
-        if turn:
-            c += turn
-        c -= math.floor(c + _EPS)
-        return c if c > 0.0 else 0.0
-
 
 class _Trig(Waveform):
     """Sine and cosine: ``offset + amplitude * f(2*pi*c + phase)``, ``f`` in ``_f``."""
@@ -158,14 +141,6 @@ class _Trig(Waveform):
 
     def _render(self, n, m):
         p = self.params
-        if m == 1:
-            c = self._cycles_one(n) * TWO_PI
-            if p.phase:
-                c += math.radians(p.phase)
-            v = float(self._f(c)) * p.amplitude
-            if p.offset:
-                v += p.offset
-            return np.array([v]), None
         a = self._cycles(n, m)
         a *= TWO_PI
         if p.phase:
@@ -195,9 +170,6 @@ class Square(Waveform):
 
     def _render(self, n, m):
         p = self.params
-        if m == 1:
-            high = self._frac_one(n) + _EPS < p.duty_cycle
-            return np.array([p.offset + p.amplitude if high else p.offset - p.amplitude]), None
         x = self._frac_with_phase(n, m)
         x += _EPS
         high = x < p.duty_cycle
@@ -211,11 +183,6 @@ class Sawtooth(Waveform):
 
     def _render(self, n, m):
         p = self.params
-        if m == 1:
-            v = self._frac_one(n) * p.amplitude
-            if p.offset:
-                v += p.offset
-            return np.array([v]), None
         x = self._frac_with_phase(n, m)
         x *= p.amplitude
         if p.offset:
@@ -229,9 +196,6 @@ class Triangle(Waveform):
 
     def _render(self, n, m):
         p = self.params
-        if m == 1:
-            x = abs(self._frac_one(n, 0.25) - 0.5) * (-4.0 * p.amplitude) + (p.amplitude + p.offset)
-            return np.array([x]), None
         x = self._frac_with_phase(n, m, 0.25)
         x -= 0.5
         np.abs(x, out=x)
