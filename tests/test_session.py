@@ -601,6 +601,40 @@ def test_resume_of_a_fast_stream_lands_on_the_grid_without_pile_up():
     assert np.array_equal(chunk.block.values, create("sine", {"interval": 0.004}, seed=1).take(seq + 1).values[seq:])
 
 
+@pytest.mark.parametrize("change", [{"params": {"interval": 2.0}}, {"params": {"interval": 0.001}},
+                                    {"speed": 0.01}, {"speed": 4}])
+@pytest.mark.parametrize("after", ["subscribe", "resume"])
+def test_an_update_before_a_grid_aligned_first_sample_keeps_its_due_time_and_stamp(change, after):
+    """Rule 5 with rule 8: the first sample of an anchoring (a subscribe, a
+    resume) has no previous sample to continue from, so a re-timing before
+    it is sent keeps its due time (the grid point) and its stamp; the pace
+    changes from the next sample on. (It used to continue from a fictitious
+    sample one grid step before: 2 s late, or stamped before the subscribe.)"""
+    session, clock = make(align_s=0.05)
+    clock.advance(0.0123)
+    subscribe(session, id="a", generator="sine", seed=3, params={"interval": 0.02})
+    sub = session.subscriptions["a"]
+    if after == "resume":
+        clock.advance(0.05 + EPS)
+        sub.take(clock.mono, 8192, clock.wall)
+        ask(session, {"type": "pause", "id": "a"})
+        clock.advance(7.0031)
+        ask(session, {"type": "resume", "id": "a"})
+    anchored_at, anchored_wall = clock.mono, clock.wall
+    due, seq = sub.next_due(), sub.generator.seq
+    stamp = sub.pacer.stream_time(seq)
+    assert anchored_at <= due < anchored_at + 0.02
+    assert stamp == pytest.approx(anchored_wall + (due - anchored_at), abs=1e-9)
+    reply = ask(session, {"type": "update", "id": "a", **change})
+    assert reply["type"] == "updated" and reply["seq"] == seq
+    assert sub.next_due() == due and sub.pacer.stream_time(seq) == stamp
+    clock.mono, clock.wall = due, anchored_wall + (due - anchored_at)
+    chunk = sub.take(clock.mono, 8192, clock.wall)
+    assert (chunk.block.seq, len(chunk.block), chunk.t) == (seq, 1, stamp)
+    pace = sub.pacer.interval / sub.pacer.speed
+    assert sub.next_due() == pytest.approx(due + pace, abs=1e-9)        # the new pace from there on
+
+
 @pytest.mark.parametrize("interval", [0.001, 0.01, 0.02, 1 / 3, 0.0001])
 def test_no_drift_over_a_million_samples(interval):
     session, clock = make()

@@ -159,10 +159,14 @@ class Pacer:
         ``now`` / ``wall`` (monotonic and Unix time, default: the real
         clocks) are used when the old pace was unpaced: the next sample is
         then due now and stamped now."""
-        if seq > self.seq0:
+        if seq > self.tseq0:
+            # a sample went out since the last anchoring: continue from it
             prev_due, prev_wall = self.due_time(seq - 1), self.stream_time(seq - 1)
         else:
+            # none yet (the anchoring's own first sample is next): it keeps
+            # its due time and stamp, on a grid or not
             prev_due, prev_wall = None, None
+            first_due, first_wall = self.due_time(seq), self.wall0 + (seq - self.tseq0) * self.interval
         old_pace, old_interval = self.pace, self.interval
         if interval is not None:
             self.interval = interval
@@ -170,7 +174,7 @@ class Pacer:
             self.speed = speed
         self._repace()
         if prev_due is None:
-            due, wall = self.due_time(seq), self.wall0 + (seq - self.tseq0) * old_interval
+            due, wall = first_due, first_wall
         else:
             due = prev_due + self.pace if old_pace else max(prev_due, time.monotonic() if now is None else now)
             wall = prev_wall + self.interval if old_interval else (time.time() if wall is None else wall)
