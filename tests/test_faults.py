@@ -435,3 +435,69 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _frames(buf: bytearray) -> list[tuple[int, bytes]]:
+    """Complete server frames at the start of ``buf`` (removed from it)."""
+    out, pos = [], 0
+    while len(buf) - pos >= 2:
+        op, n, i = buf[pos] & 0x0F, buf[pos + 1] & 0x7F, pos + 2
+        if n == 126:
+            if len(buf) - pos < 4:
+                break
+            n, i = struct.unpack("!H", buf[pos + 2:pos + 4])[0], pos + 4
+        elif n == 127:
+            if len(buf) - pos < 10:
+                break
+            n, i = struct.unpack("!Q", buf[pos + 2:pos + 10])[0], pos + 10
+        if len(buf) < i + n:
+            break
+        out.append((op, bytes(buf[i:i + n])))
+        pos = i + n
+    del buf[:pos]
+    return out
+
+
+async def test_a_drop_stream_goes_on_after_its_buffer_was_found_full_by_pongs():
+    """A client stops reading and sends many pings: the server's pongs fill
+    its output buffer while the pump sleeps, so the pump finds it full and
+    drops what is due. Once the client reads again, the stream goes on at
+    its pace, saying how many samples it skipped (it used to stall until the
+    client sent a message: the dropping pass forgot the stream's next due
+    time and the pump slept with no timer)."""
+    running = await start(Settings(host="127.0.0.1", port=0, http_port=0, graceful_timeout_s=2))
+    try:
+        sub = {"type": "subscribe", "id": "d", "generator": "sine", "seed": 1, "params": {"interval": 0.2},
+               "backpressure": "drop"}
+        sock = await asyncio.to_thread(stalled_socket, running.ws_port, sub)
+
+        def flood_then_read() -> list[tuple[float, dict]]:
+            ping = masked(b"x" * 125, opcode=0x9)
+            sock.sendall(ping * 60000)              # 7.6 MB of pongs to come back, unread
+            time.sleep(2.0)
+            sock.setblocking(False)
+            buf, data = bytearray(), []
+            end = time.monotonic() + 4.0
+            while time.monotonic() < end:
+                try:
+                    chunk = sock.recv(1 << 20)
+                except BlockingIOError:
+                    time.sleep(0.01)
+                    continue
+                buf += chunk
+                for op, payload in _frames(buf):
+                    if op == 0x1:
+                        m = json.loads(payload)
+                        if m["type"] == "data":
+                            data.append((end - time.monotonic(), m))
+            return data
+
+        data = await asyncio.to_thread(flood_then_read)
+        abort(sock)
+    finally:
+        await running.stop()
+    seqs = [s for _, m in data for s in range(m["seq"], m["seq"] + len(m["values"]))]
+    assert seqs == sorted(seqs) and len(seqs) == len(set(seqs))
+    assert sum(m.get("skipped", 0) for _, m in data) > 0, data          # it did drop while full
+    late = [m for left, m in data if left < 2.0]                       # the last 2 s of reading
+    assert len(late) >= 7, [(round(left, 2), m["seq"]) for left, m in data]   # ~10 at 0.2 s

@@ -247,16 +247,17 @@ class Connection:
                     continue  # unsubscribed while an earlier send waited
                 if sub.paused:
                     continue
+                chunk = None
                 if sub.pacer.unpaced:
                     busy = True
-                elif sub.backpressure == "drop":
-                    # unpaced: nothing is "due" to drop; the send waits for the drain
-                    if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
-                        sub.drop_due(clock(), 1 << 62)
-                        continue
-                    if stalled_until > -math.inf:
+                    chunk = sub.take(now, max_block)
+                elif sub.backpressure == "drop" and \
+                        transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
+                    sub.drop_due(clock(), 1 << 62)     # (unpaced: nothing is "due" to drop; the send waits)
+                else:
+                    if sub.backpressure == "drop" and stalled_until > -math.inf:
                         sub.drop_due(stalled_until, 1 << 62)  # no-op once dropped
-                chunk = sub.take(now, max_block)
+                    chunk = sub.take(now, max_block)
                 if chunk is not None:
                     if sub.batch:
                         batched.append(chunk)
