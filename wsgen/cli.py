@@ -10,10 +10,21 @@ import sys
 
 
 def _env(name: str, default):
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return type(default)(value) if default is not None else value
+    """The environment's text for ``name`` (argparse converts and checks it
+    with the option's ``type``, as if given on the command line), else
+    ``default``."""
+    return os.environ.get(name, default)
+
+
+def _seconds(text: str) -> float:
+    """A duration in seconds: a finite number in [0, 86400]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0.0 <= value <= 86400.0:      # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a number of seconds in [0, 86400]")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,24 +43,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-connections", type=int, default=_env("WSGEN_MAX_CONNECTIONS", 2000))
     serve.add_argument("--max-subscriptions", type=int, default=_env("WSGEN_MAX_SUBSCRIPTIONS", 64),
                        help="subscriptions per connection")
-    serve.add_argument("--min-interval", type=float, default=_env("WSGEN_MIN_INTERVAL", 0.0),
+    serve.add_argument("--min-interval", type=_seconds, default=_env("WSGEN_MIN_INTERVAL", 0.0),
                        help="smallest sample interval accepted in seconds, other than 0 (unpaced)")
     serve.add_argument("--max-message-bytes", type=int, default=_env("WSGEN_MAX_MESSAGE_BYTES", 65536),
                        help="largest incoming WebSocket message; larger ones close with 1009")
-    serve.add_argument("--tick", type=float, default=_env("WSGEN_TICK", 0.002),
+    serve.add_argument("--tick", type=_seconds, default=_env("WSGEN_TICK", 0.002),
                        help="scheduler tick in seconds: samples due within one tick go out in one message")
-    serve.add_argument("--align", type=float, default=_env("WSGEN_ALIGN", 0.05),
+    serve.add_argument("--align", type=_seconds, default=_env("WSGEN_ALIGN", 0.05),
                        help="streams paced at most this many seconds apart start on their connection's "
                             "grid, so they fall due together (first sample up to one pace later); 0: off")
-    serve.add_argument("--graceful-timeout", type=float, default=_env("WSGEN_GRACEFUL_TIMEOUT", 5.0),
+    serve.add_argument("--graceful-timeout", type=_seconds, default=_env("WSGEN_GRACEFUL_TIMEOUT", 5.0),
                        help="seconds to wait for clients to close on shutdown")
-    serve.add_argument("--http-header-timeout", type=float, default=_env("WSGEN_HTTP_HEADER_TIMEOUT", 10.0),
+    serve.add_argument("--http-header-timeout", type=_seconds, default=_env("WSGEN_HTTP_HEADER_TIMEOUT", 10.0),
                        help="seconds an HTTP client gets to send its request line and headers (from connecting, "
                             "or from the first byte of its next request); slower ones are disconnected. 0: off")
     serve.add_argument("--max-connections-per-ip", type=int, default=_env("WSGEN_MAX_CONNECTIONS_PER_IP", 1000),
                        help="WebSocket connections per client address")
     serve.add_argument("--token", default=os.environ.get("WSGEN_TOKEN"),
-                       help="bearer token required on every endpoint but /healthz (env WSGEN_TOKEN; "
+                       help="bearer token required on every endpoint but /healthz, the page and its files (env WSGEN_TOKEN; "
                             "default: none, open for local use)")
     serve.add_argument("--allow-origin", action="append",
                        default=[o for o in os.environ.get("WSGEN_ALLOW_ORIGINS", "").split(",") if o],
