@@ -333,11 +333,15 @@ def test_token_passed_on_and_reconnect(browser):
     driver = browser
     with served(token="s3cret") as (running, loop):
         base = f"http://127.0.0.1:{running.http_port}"
-        # The page's files are public; the data and the config need the token.
+        # The page, its files and its config are public; the data needs the token.
         assert get(base + "/static/web/app.js")[0] == 200
-        assert get(base + "/config.json")[0] == 401
-        status, _, body = get(base + "/config.json", {"Authorization": "Bearer s3cret"})
+        status, _, body = get(base + "/config.json")
         assert status == 200 and json.loads(body)["token_required"] is True
+        assert get(base + "/generators")[0] == 401
+        # Opened without the token, the page says what to do.
+        driver.get(base + "/")
+        wait_for(driver, "document.getElementById('errors').textContent.includes('needs a token')",
+                 what="the page to ask for the token")
         driver.get(base + "/?token=s3cret")
         wait_for(driver, "window.wsgen && window.wsgen.state === 'open'", what="the WebSocket to open")
         assert js(driver, "return window.wsgen.wsUrl") == f"ws://127.0.0.1:{running.ws_port}/?token=s3cret"
@@ -357,7 +361,8 @@ def test_token_passed_on_and_reconnect(browser):
         seqs = [p["seq"] for p in values(driver, "sine-1")]
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "samples lost or repeated across the reconnect"
         assert text(driver, "seed-sine-1") == "7"
-    # Without the token the page is refused by the server, clearly.
+    # With a wrong token the page shows the server's refusal, clearly.
     with served(token="s3cret") as (running, _):
-        driver.get(f"http://127.0.0.1:{running.http_port}/")
-        assert "missing or wrong bearer token" in driver.find_element("tag name", "body").text
+        driver.get(f"http://127.0.0.1:{running.http_port}/?token=wrong")
+        wait_for(driver, "document.getElementById('errors').textContent.includes('missing or wrong bearer token')",
+                 what="the server's 401 on the page")

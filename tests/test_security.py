@@ -31,7 +31,7 @@ pytestmark = pytest.mark.timeout(60)
 TOKEN = "s3cret-T0ken_Zq9"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 STREAM_PATHS = [f"/{n}" for n in GENERATORS] + [f"/anomalies/{n}" for n in ANOMALY_KINDS]
-META_PATHS = ["/", "/config.json", "/docs", "/openapi.json", "/generators", "/metrics"]
+META_PATHS = ["/docs", "/openapi.json", "/generators", "/metrics"]
 
 
 async def handshake(url: str, **kwargs):
@@ -129,9 +129,14 @@ async def test_http_token_on_every_endpoint_but_healthz_and_401_comes_first(secu
         registry = secured.metrics.registry
         assert not [s for m in registry.collect() if m.name == "wsgen_samples_sent" for s in m.samples]
         assert registry.get_sample_value("wsgen_http_streams") == 0
-        # /healthz and the static files (Swagger UI's bundle) are public
+        # /healthz, the static files (Swagger UI's bundle) and the page with its config are public:
+        # the page then asks for the token, which its config says is needed
         assert (await http.get("/healthz")).json()["status"] == "ok"
         assert (await http.get("/static/docs/swagger-ui.css")).status_code == 200
+        page = await http.get("/")
+        assert page.status_code == 200 and "<html" in page.text.lower()
+        config = (await http.get("/config.json")).json()
+        assert config["token_required"] is True and TOKEN not in str(config)
         # the right token, as a header or as ?token=, opens everything
         for path in ["/generators", "/metrics", "/openapi.json", "/config.json", "/docs"]:
             assert (await http.get(path, headers=BEARER)).status_code == 200, path

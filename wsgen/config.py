@@ -41,7 +41,7 @@ class Settings:
             a kept-alive connection from the first byte of the next request;
             past it the connection is closed (slowloris guard). Answers and
             streams are not limited by it. 0 turns it off.
-        token: bearer token required on every endpoint but /healthz (None: off).
+        token: bearer token required on every endpoint but /healthz, the page and its files (None: off).
         allow_origins: extra WebSocket origins allowed besides the server's
             own HTTP origin and clients sending no Origin.
     """

@@ -273,8 +273,9 @@ def _control_names(fields: tuple[str, ...]) -> dict[str, str]:
 
 
 def _invalid(path: str, details: list[dict[str, Any]]) -> JSONResponse:
-    summary = "; ".join(f"{d['field']}: {d['message']} (got {d['value']!r})" for d in details)
-    return JSONResponse({"error": "invalid_params", "message": f"invalid query parameters for {path}: {summary}",
+    summary = "; ".join(f"{d['field']}: {d['message']}" + (f" (got {d['value']!r})" if d['value'] is not None else "")
+                        for d in details)
+    return JSONResponse({"error": "invalid_params", "message": f"invalid parameters for {path}: {summary}",
                          "details": details}, status_code=422, headers={"Cache-Control": "no-store"})
 
 
@@ -742,17 +743,22 @@ def _error_code(body: bytes) -> str:
 
 # -- auth ----------------------------------------------------------------------
 
+#: Paths open without the token: health, the browser page and what it needs
+#: to start (no data: the page then asks for the token if the server needs one).
+PUBLIC_PATHS = frozenset({"/healthz", "/", "/config.json"})
+
+
 class _TokenGate:
     """Require ``Authorization: Bearer <token>`` (or ``?token=``) on every
-    path but ``/healthz`` and the static files: the rule of the WebSocket
-    handshake (:func:`wsgen.access.token_ok`); 401 otherwise."""
+    path but :data:`PUBLIC_PATHS` and the static files: the rule of the
+    WebSocket handshake (:func:`wsgen.access.token_ok`); 401 otherwise."""
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
         self.token = token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] == "/healthz" or scope["path"].startswith("/static/"):
+        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS or scope["path"].startswith("/static/"):
             return await self.app(scope, receive, send)
         request = Request(scope)
         if token_ok(self.token, request.headers.getlist("authorization"), request.query_params.get("token")):

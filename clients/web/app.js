@@ -160,7 +160,9 @@
       app.config = await fetchJSON("config.json");
       if (!app.config.ws_port) throw new Error("the server did not say its WebSocket port (config.json: ws_port)");
       if (app.config.token_required && !token) {
-        throw new Error("this server needs a token: open the page as …/?token=<token>");
+        const err = new Error("this server needs a token: open the page as …/?token=<token>");
+        err.status = 401;   // the server's answer, in effect: shown in the error box
+        throw err;
       }
       if (app.catalogue.size === 0) setCatalogue(await fetchJSON("generators"));
     } catch (err) {
