@@ -314,3 +314,40 @@ def test_sub_spec_composition_ndjson_and_csv(url, tmp_path):
     assert bad.returncode == 2 and "--spec" in bad.stderr
     bad = run("sub", "--spec", json.dumps({"anomalies": [{"kind": "nope"}]}), "--url", url)
     assert bad.returncode == 2 and "invalid_params" in bad.stderr and "anomalies.0.kind" in bad.stderr
+
+
+def test_sub_and_list_take_a_bearer_token_from_the_option_or_the_environment():
+    token = "cli-T0ken"
+    proc = subprocess.Popen([*WSGEN, "serve", "--port", "0", "--http-port", "0", "--log-level", "warning",
+                             "--token", token], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL, text=True)
+    try:
+        match = re.search(r"ws://[\d.]+:\d+", proc.stdout.readline())
+        assert match
+        url = match.group(0)
+        env = {k: v for k, v in os.environ.items() if k != "WSGEN_TOKEN"}
+        sub = [*WSGEN, "sub", "sine", "--count", "3", "--speed", "max", "--seed", "1", "--url", url]
+        # no token: exit 1, and the line says what to do
+        r = subprocess.run(sub, capture_output=True, text=True, timeout=30, env=env, stdin=subprocess.DEVNULL)
+        assert r.returncode == 1 and "401" in r.stderr and "--token or set WSGEN_TOKEN" in r.stderr, r.stderr
+        assert_clean(r.stderr)
+        r = subprocess.run([*sub, "--token", "wrong"], capture_output=True, text=True, timeout=30, env=env,
+                           stdin=subprocess.DEVNULL)
+        assert r.returncode == 1 and "refused this token" in r.stderr, r.stderr
+        # the option, then the environment
+        expected = [f"{v:.3f}" for v in wsgen.create("sine", seed=1).take(3).values]
+        for extra, environ in (["--token", token], []), ([], {**env, "WSGEN_TOKEN": token}):
+            r = subprocess.run([*sub, *extra], capture_output=True, text=True, timeout=30,
+                               env=environ or env, stdin=subprocess.DEVNULL)
+            assert r.returncode == 0, r.stderr
+            assert [f"{float(x):.3f}" for x in r.stdout.split()] == expected
+        r = subprocess.run([*WSGEN, "list", "--url", url, "--json"], capture_output=True, text=True, timeout=30,
+                           env={**env, "WSGEN_TOKEN": token}, stdin=subprocess.DEVNULL)
+        assert r.returncode == 0, r.stderr
+        assert {g["name"] for g in json.loads(r.stdout)} >= {"sine", "normal", "clustered"}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

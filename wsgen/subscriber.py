@@ -91,6 +91,20 @@ def parse_value(text: str) -> Any:
     return value if isinstance(value, (int, float, bool)) or value is None else text
 
 
+def _token_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--token", default=os.environ.get("WSGEN_TOKEN") or None,
+                        help="bearer token, for a server started with --token (env WSGEN_TOKEN)")
+
+
+def _cannot_connect(args, exc: BaseException) -> str:
+    """The line for a failed connection, with what to do about a 401."""
+    line = f"wsgen: cannot connect to {args.url}: {exc}"
+    if "401" in str(exc):
+        line += ("; the server needs a bearer token: pass --token or set WSGEN_TOKEN" if not args.token
+                 else "; the server refused this token")
+    return line
+
+
 def parse_assignments(tokens: list[str]) -> dict[str, Any]:
     """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}``; raises ``ValueError``."""
     out: dict[str, Any] = {}
@@ -180,6 +194,7 @@ def configure_sub(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=_positive(float), help="stop after S seconds")
     parser.add_argument("--seed", type=int, help="seed of the random streams (default: drawn, shown on stderr)")
     parser.add_argument("--url", default=default_url(), help="server address (env WSGEN_URL; default %(default)s)")
+    _token_option(parser)
     parser.add_argument("--speed", type=_speed, default=1.0, help="delivery speed factor, or 'max' (default 1)")
     parser.add_argument("--binary", action="store_true", help="binary frames on the wire (same values)")
     parser.add_argument("--backpressure", choices=["block", "drop"], default="block",
@@ -192,6 +207,7 @@ def configure_list(parser: argparse.ArgumentParser) -> None:
     """Add the ``wsgen list`` arguments to ``parser``."""
     parser.description = "List every generator with its family and parameters (default, unit, description)."
     parser.add_argument("--url", help="ask this server (ws://...) instead of the local registry")
+    _token_option(parser)
     parser.add_argument("--json", action="store_true", help="print the catalogue as JSON")
     parser.set_defaults(func=run_list)
 
@@ -413,13 +429,13 @@ async def sub_main(args, params: dict[str, Any], stdout: TextIO | None = None) -
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
-    client = Client(args.url)
+    client = Client(args.url, token=args.token)
     try:
         done, _ = await _unless_stopped(client.connect(), stop)
         if not done:
             return 0
     except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
-        _eprint(f"wsgen: cannot connect to {args.url}: {exc}")
+        _eprint(_cannot_connect(args, exc))
         return 1
     tasks: list[asyncio.Task] = []
     bar = None
@@ -578,9 +594,9 @@ def format_catalogue(catalogue: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-async def _remote_catalogue(url: str) -> list[dict[str, Any]]:
+async def _remote_catalogue(url: str, token: str | None) -> list[dict[str, Any]]:
     from .client import Client
-    async with Client(url, reconnect=False) as c:
+    async with Client(url, reconnect=False, token=token) as c:
         return await c.list()
 
 
@@ -591,12 +607,12 @@ def run_list(args) -> int:
 
         from .client import WsgenError
         try:
-            cat = asyncio.run(_remote_catalogue(args.url))
+            cat = asyncio.run(_remote_catalogue(args.url, args.token))
         except WsgenError as exc:
             _print_error(exc)
             return 2
         except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
-            _eprint(f"wsgen: cannot connect to {args.url}: {exc}")
+            _eprint(_cannot_connect(args, exc))
             return 1
     else:
         from .generators import catalogue
