@@ -128,7 +128,10 @@ def _details(exc: ValidationError) -> list[dict[str, Any]]:
             value = f"<{type(value).__name__}>"
         elif isinstance(value, float) and not math.isfinite(value):
             value = str(value)
-        out.append({"field": ".".join(map(str, loc)) or "message", "value": value, "message": err["msg"]})
+        message = err["msg"]
+        if err["type"] == "value_error" and message.startswith("Value error, "):
+            message = message[len("Value error, "):]    # pydantic's prefix for our own ValueErrors
+        out.append({"field": ".".join(map(str, loc)) or "message", "value": value, "message": message})
     return out
 
 
