@@ -99,8 +99,22 @@ async def throughput(url: str, encoding: str = "json", seconds: float = 3.0, gen
                 samples += len(decode_binary(msg).values)
             else:
                 samples += len(orjson.loads(msg)["values"])
+        await _stop_and_drain(ws, "t")
     return {"encoding": encoding, "generator": generator, "seconds": round(elapsed, 3),
             "samples_per_s": samples / elapsed, "mb_per_s": nbytes / elapsed / 1e6}
+
+
+async def _stop_and_drain(ws, sub_id: str, timeout: float = 10.0) -> None:
+    """Unsubscribe, then read (and drop) what is in flight until the reply:
+    closing a fast stream without it can leave the server's close frame
+    behind data the client library no longer reads (its queue is full), and
+    the close waits for its timeout."""
+    await ws.send(json.dumps({"type": "unsubscribe", "id": sub_id}))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg = await asyncio.wait_for(ws.recv(), max(0.01, deadline - time.monotonic()))
+        if isinstance(msg, str) and '"unsubscribed"' in msg[:64]:
+            return
 
 
 async def fanout(url: str, subscriptions: int, connections: int, interval: float, seconds: float,
