@@ -148,7 +148,7 @@ class CountPerDurationParams(GeneratorParams):
     base_value: level(0.0, "Level of normal samples")
     num_anomalies: Annotated[int, Field(1, ge=0, le=MAX_ANOMALIES_PER_WINDOW,
                                         description="Anomalies in each window (0 .. samples per window, at most 1e6)",
-                                        json_schema_extra={"unit": "samples"})]
+                                        json_schema_extra={"unit": "anomalies"})]
     min_anomaly_range: level(-10.0, "Smallest anomaly offset from base_value")
     max_anomaly_range: level(10.0, "Largest anomaly offset from base_value (>= min_anomaly_range)")
     duration: Annotated[float, Field(3600.0, gt=0, le=1e9, description="Window length in seconds of stream time",
