@@ -321,6 +321,16 @@ async def test_url_subscription_bad_option_is_an_error_on_an_open_connection(ser
     await client.ws.close()
 
 
+async def test_url_subscription_unknown_param_names_the_params_and_the_url_options(server):
+    client = await open_client(server.ws_url + "/sine?amplitud=2")
+    err = await client.reply()
+    assert err["type"] == "error" and err["code"] == P.INVALID_PARAMS and err["details"][0]["field"] == "amplitud"
+    assert "allowed: amplitude, frequency" in err["message"]
+    assert err["message"].endswith("the URL also takes the options seed, speed, backpressure, encoding, "
+                                   "start_seq, token")
+    await client.ws.close()
+
+
 @pytest.mark.parametrize("path", ["/nope", "/anomalies/sine", "/anomalies/", "/sine/extra"])
 async def test_unknown_path_is_404_at_handshake(server, path):
     with pytest.raises(InvalidStatus) as info:

@@ -202,6 +202,9 @@ class Session:
             return self.apply(P.Subscribe.model_validate(message))
         except P.ProtocolError as exc:
             self.errors.append(exc.code)
+            if any(d.get("message", "").startswith("unknown parameter") for d in exc.details or ()):
+                # in a URL, options sit beside the params: name them too
+                exc.message += "; the URL also takes the options " + ", ".join(URL_OPTIONS)
             return [exc.to_message()]
         except Exception as exc:  # pydantic ValidationError on the options
             from pydantic import ValidationError
