@@ -29,6 +29,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from wsgen.config import Settings
 from wsgen.encoding import decode_binary
@@ -194,7 +195,8 @@ def errors(samples: dict) -> dict:
 async def test_http_error_answers_count_in_wsgen_errors_by_code_exactly(monkeypatch):
     """Each 4xx/5xx answer of the HTTP port counts once under the ``error``
     code of its JSON body, path="http"; successful requests, scrapes and
-    streams do not count; WebSocket errors stay under path="ws"."""
+    streams do not count; WebSocket errors and refused handshakes count
+    under path="ws"."""
     token = "t0ken-Metrics"
     auth = {"Authorization": f"Bearer {token}"}
     running = await start(Settings(host="127.0.0.1", port=0, http_port=None, graceful_timeout_s=2, token=token,
@@ -234,13 +236,26 @@ async def test_http_error_answers_count_in_wsgen_errors_by_code_exactly(monkeypa
             async with connect(running.ws_url, additional_headers=auth) as ws:       # one WebSocket error
                 await ws.send("{")
                 assert json.loads(await ws.recv())["code"] == "invalid_json"
+                # refused WebSocket handshakes count too, under path="ws"
+                for status, kwargs in [(503, {"additional_headers": auth}),           # max_connections=1
+                                       (401, {}),
+                                       (403, {"additional_headers": auth, "origin": "http://evil.example"}),
+                                       (403, {"additional_headers": {**auth, "Host": "evil.example"}})]:
+                    with pytest.raises(InvalidStatus) as refused:
+                        await connect(running.ws_url, **kwargs)
+                    assert refused.value.response.status_code == status
+            with pytest.raises(InvalidStatus) as refused:
+                await connect(running.ws_url + "/nope", additional_headers=auth)
+            assert refused.value.response.status_code == 404
             after = errors(await scrape(http))
         delta = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
         assert seen == ["invalid_params"] * 4 + ["not_found", "http_error", "unauthorized", "unauthorized",
                                                   "bad_host", "bad_host", "limit_reached"]
         assert delta == {("invalid_params", "http"): 4, ("not_found", "http"): 1, ("http_error", "http"): 1,
                          ("unauthorized", "http"): 2, ("bad_host", "http"): 2, ("limit_reached", "http"): 1,
-                         ("internal_error", "http"): 1, ("invalid_json", "ws"): 1}, delta
+                         ("internal_error", "http"): 1, ("invalid_json", "ws"): 1, ("limit_reached", "ws"): 1,
+                         ("unauthorized", "ws"): 1, ("origin_refused", "ws"): 1, ("bad_host", "ws"): 1,
+                         ("not_found", "ws"): 1}, delta
     finally:
         await running.stop()
 

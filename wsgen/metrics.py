@@ -4,8 +4,10 @@ Each server instance owns its registry, so several servers in one process
 (tests) do not share counters.
 
 ``wsgen_errors`` counts error answers by ``code`` (the protocol's error
-codes; the HTTP JSON errors' ``error`` field) and ``path`` (``ws`` or
-``http``, as on ``wsgen_samples_sent``).
+codes; the HTTP JSON errors' ``error`` field; for a refused WebSocket
+handshake ``unauthorized``, ``bad_host``, ``origin_refused``, ``not_found``
+or ``limit_reached``) and ``path`` (``ws`` or ``http``, as on
+``wsgen_samples_sent``).
 
 Gauges and the error counter are ``prometheus_client`` objects (they move a
 few times per connection). What moves once per data message (samples and
@@ -77,8 +79,8 @@ class Metrics:
         self.subscriptions = Gauge("wsgen_subscriptions", "Active subscriptions by generator",
                                    ["generator"], registry=r)
         self.http_streams = Gauge("wsgen_http_streams", "Open HTTP streams", registry=r)
-        self.errors = Counter("wsgen_errors", "Error answers by code and path (ws: error messages, http: 4xx/5xx "
-                              "answers)", ["code", "path"], registry=r)
+        self.errors = Counter("wsgen_errors", "Error answers by code and path (ws: error messages and refused "
+                              "handshakes, http: 4xx/5xx answers)", ["code", "path"], registry=r)
         self.delivery = Delivery()
         r.register(self.delivery)
 

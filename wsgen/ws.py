@@ -15,6 +15,7 @@ import http
 import logging
 import math
 import time
+from typing import NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
 from websockets.asyncio.server import ServerConnection
@@ -55,6 +56,13 @@ def _response(status: http.HTTPStatus, text: str, extra: dict[str, str] | None =
     return Response(status.value, status.phrase, headers, body)
 
 
+class Refusal(NamedTuple):
+    """A refused handshake: the error code (``wsgen_errors``) and the answer."""
+
+    code: str
+    response: Response
+
+
 class Gate:
     """Handshake checks: token, origin, route and connection limits."""
 
@@ -75,26 +83,30 @@ class Gate:
         except ValueError:   # malformed: "http://host:99999", "http://[::1", ...
             return False
 
-    def check(self, connection: ServerConnection, request: Request) -> Response | None:
+    def check(self, connection: ServerConnection, request: Request) -> Refusal | None:
+        """``None`` to let the handshake go on, else why not (an error code, as
+        counted in ``wsgen_errors``) and the HTTP answer."""
         s = self.settings
         if s.token:
             query_token = dict(parse_qsl(urlsplit(request.path).query)).get("token")
             if not token_ok(s.token, request.headers.get_all("Authorization"), query_token):
-                return _response(http.HTTPStatus.UNAUTHORIZED, "missing or wrong bearer token",
-                                 {"WWW-Authenticate": "Bearer"})
+                return Refusal("unauthorized", _response(http.HTTPStatus.UNAUTHORIZED,
+                               "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"}))
         origin, host = _single(request.headers, "Origin", ""), _single(request.headers, "Host", "")
         if not host_allowed(s.host, host):
-            return _response(http.HTTPStatus.FORBIDDEN, HOST_REFUSED)
+            return Refusal("bad_host", _response(http.HTTPStatus.FORBIDDEN, HOST_REFUSED))
         if not self.origin_allowed(origin, host):
-            return _response(http.HTTPStatus.FORBIDDEN, "origin not allowed; see --allow-origin")
+            return Refusal("origin_refused", _response(http.HTTPStatus.FORBIDDEN,
+                                                       "origin not allowed; see --allow-origin"))
         if route(request.path) is None:
             names = ", ".join(GENERATORS)
-            return _response(http.HTTPStatus.NOT_FOUND, f"no generator at {urlsplit(request.path).path}; "
-                             f"connect to / and send messages, or to /<generator>: {names}")
+            return Refusal("not_found", _response(http.HTTPStatus.NOT_FOUND,
+                           f"no generator at {urlsplit(request.path).path}; "
+                           f"connect to / and send messages, or to /<generator>: {names}"))
         ip = _peer_ip(connection)
         if self.open >= s.max_connections or self.per_ip.get(ip, 0) >= s.max_connections_per_ip:
-            return _response(http.HTTPStatus.SERVICE_UNAVAILABLE, "too many connections; retry later",
-                             {"Retry-After": "5"})
+            return Refusal("limit_reached", _response(http.HTTPStatus.SERVICE_UNAVAILABLE,
+                           "too many connections; retry later", {"Retry-After": "5"}))
         return None
 
     def enter(self, ip: str) -> None:
@@ -317,7 +329,12 @@ def make_handler(settings: Settings, gate: Gate, metrics=None):
     """The ``websockets`` handler and ``process_request`` hook for a server."""
 
     async def process_request(connection: ServerConnection, request: Request):
-        return gate.check(connection, request)
+        refused = gate.check(connection, request)
+        if refused is None:
+            return None
+        if metrics:
+            metrics.error(refused.code, "ws")
+        return refused.response
 
     async def handler(ws: ServerConnection) -> None:
         ip = _peer_ip(ws)
