@@ -25,6 +25,8 @@ import struct
 import subprocess
 import sys
 import tempfile
+import urllib.error
+import urllib.request
 import threading
 import time
 import tracemalloc
@@ -501,3 +503,31 @@ async def test_a_drop_stream_goes_on_after_its_buffer_was_found_full_by_pongs():
     assert sum(m.get("skipped", 0) for _, m in data) > 0, data          # it did drop while full
     late = [m for left, m in data if left < 2.0]                       # the last 2 s of reading
     assert len(late) >= 7, [(round(left, 2), m["seq"]) for left, m in data]   # ~10 at 0.2 s
+
+
+def test_max_http_connections_flag_caps_open_http_connections():
+    """--max-http-connections N: with N connections held open (idle, a
+    request not yet sent), the next request is answered 503; once they go,
+    requests are served again."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "wsgen.cli", "serve", "--port", "0", "--http-port", str(port),
+                                 "--max-http-connections", "2"], stdout=subprocess.PIPE, stderr=err, text=True)
+        try:
+            assert "HTTP" in proc.stdout.readline()
+            url = f"http://127.0.0.1:{port}/sine?count=1&speed=max"
+            assert urllib.request.urlopen(url, timeout=5).read() == b"0.000\n"
+            held = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+            time.sleep(0.3)
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(url, timeout=5)
+            assert refused.value.code == 503
+            for s in held:
+                s.close()
+            time.sleep(0.3)
+            assert urllib.request.urlopen(url, timeout=5).read() == b"0.000\n"
+        finally:
+            proc.terminate()
+            proc.wait(10)

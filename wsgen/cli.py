@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "or from the first byte of its next request); slower ones are disconnected. 0: off")
     serve.add_argument("--max-connections-per-ip", type=int, default=_env("WSGEN_MAX_CONNECTIONS_PER_IP", 1000),
                        help="WebSocket connections per client address")
+    serve.add_argument("--max-http-connections", type=int, default=_env("WSGEN_MAX_HTTP_CONNECTIONS", 4000),
+                       help="open HTTP connections (streams, idle or half-sent requests); beyond: 503")
     serve.add_argument("--token", default=os.environ.get("WSGEN_TOKEN"),
                        help="bearer token required on every endpoint but /healthz, the page and its files (env WSGEN_TOKEN; "
                             "default: none, open for local use)")

@@ -213,6 +213,7 @@ def run(args) -> int:
                         min_interval_s=args.min_interval, max_message_bytes=args.max_message_bytes,
                         tick_s=args.tick, align_s=args.align, graceful_timeout_s=args.graceful_timeout,
                         max_connections_per_ip=args.max_connections_per_ip, token=args.token or None,
+                        max_http_connections=args.max_http_connections,
                         http_header_timeout_s=args.http_header_timeout,
                         allow_origins=list(args.allow_origin or []))
     configure_logging(args.log_level)
