@@ -90,19 +90,24 @@ class Metrics:
 
     def sent_many(self, chunks) -> None:
         """Count the WebSocket data messages of one wake-up (or one ``batch``
-        frame)."""
+        frame). Runs for every data message: plain ints and floats, one dict
+        update per generator per call."""
         d = self.delivery
-        samples, buckets = d.samples, d.buckets
+        buckets, bounds = d.buckets, LATENESS_BUCKETS
+        per_generator: dict[str, int] = {}
         total = 0.0
         for chunk in chunks:
-            key = (chunk.sub.generator.name, "ws")
-            samples[key] = samples.get(key, 0) + len(chunk.block)
             lag = chunk.lag
-            buckets[bisect_left(LATENESS_BUCKETS, lag)] += 1    # bucket i: bound[i-1] < lag <= bound[i]
+            buckets[bisect_left(bounds, lag)] += 1    # bucket i: bound[i-1] < lag <= bound[i]
             total += lag
+            name = chunk.sub.generator.name
+            per_generator[name] = per_generator.get(name, 0) + len(chunk.block.values)
             if chunk.skipped:
-                name = chunk.sub.generator.name
                 d.dropped[name] = d.dropped.get(name, 0) + chunk.skipped
+        samples = d.samples
+        for name, n in per_generator.items():
+            key = (name, "ws")
+            samples[key] = samples.get(key, 0) + n
         d.lateness_sum += total
         d.messages["ws"] = d.messages.get("ws", 0) + len(chunks)
 
