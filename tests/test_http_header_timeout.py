@@ -130,6 +130,29 @@ async def test_a_half_sent_request_head_is_closed_at_the_timeout_while_a_stream_
         assert (await http.get("/healthz")).json()["status"] == "ok"
 
 
+async def test_a_trickled_post_body_is_answered_at_the_same_deadline(server):
+    """POST /composite: a body that does not all arrive within the timeout
+    gets a 422 naming the deadline (the connection is then free), while a
+    whole body sent at once is served."""
+    reader, writer = await raw(server.http_port)
+    spec = b'{"interval": 0, "base": {"kind": "constant", "params": {"value": 1}}}'
+    head = (f"POST /composite?count=2 HTTP/1.1\r\nHost: 127.0.0.1:{server.http_port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(spec)}\r\n\r\n").encode()
+    started = time.monotonic()
+    writer.write(head + spec[:10])                         # the head, then 10 bytes of the body, then nothing
+    await writer.drain()
+    status, body = await response(reader)
+    waited = time.monotonic() - started
+    assert status == 422 and TIMEOUT * 0.9 <= waited <= TIMEOUT + SLACK, (status, waited, body)
+    problem = orjson.loads(body)
+    assert problem["details"][0]["field"] == "spec"
+    assert f"did not arrive within {TIMEOUT} s" in problem["details"][0]["message"]
+    writer.close()
+    async with httpx.AsyncClient(base_url=server.http_url, timeout=5) as http:
+        r = await http.post("/composite", params={"count": 2}, content=spec)
+        assert r.status_code == 200 and r.text == "1.000\n1.000\n", r.text
+
+
 async def test_keep_alive_idle_is_unchanged_and_each_request_head_gets_the_whole_timeout(server):
     reader, writer = await raw(server.http_port)
     try:

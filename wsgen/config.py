@@ -39,8 +39,9 @@ class Settings:
         http_header_timeout_s: seconds an HTTP client gets to send a request
             head (request line and headers), counted from connecting, or on
             a kept-alive connection from the first byte of the next request;
-            past it the connection is closed (slowloris guard). Answers and
-            streams are not limited by it. 0 turns it off.
+            past it the connection is closed (slowloris guard). A POST body
+            (/composite) gets as long again after its head (422 past it).
+            Answers and streams are not limited by it. 0 turns it off.
         token: bearer token required on every endpoint but /healthz, the page and its files (None: off).
         allow_origins: extra WebSocket origins allowed besides the server's
             own HTTP origin and clients sending no Origin.

@@ -533,12 +533,26 @@ class _CompositeRoute(_Route):
         problem: dict[str, Any] | None = None
         if self.body:
             body = bytearray()
-            async for piece in request.stream():      # bounded: never the whole of a huge body
-                body += piece
-                if len(body) > MAX_SPEC_BYTES:
-                    break
+
+            async def read() -> None:
+                async for piece in request.stream():      # bounded: never the whole of a huge body
+                    body.extend(piece)
+                    if len(body) > MAX_SPEC_BYTES:
+                        break
+
+            # bounded in time too: the body gets as long as the request head
+            # (a client trickling a body must not hold a connection for ever)
+            deadline = self.settings.http_header_timeout_s or None
+            timed_out = False
+            try:
+                await asyncio.wait_for(read(), deadline)
+            except asyncio.TimeoutError:
+                timed_out = True
             raw = body.decode("utf-8", "replace")
-            if len(body) > MAX_SPEC_BYTES:
+            if timed_out:
+                problem = {"field": "spec", "value": f"<{len(body)} bytes>",
+                           "message": f"the request body did not arrive within {deadline} s"}
+            elif len(body) > MAX_SPEC_BYTES:
                 problem = {"field": "spec", "value": f"<{len(body)}+ bytes>",
                            "message": f"too large: a composition is at most {MAX_SPEC_BYTES} bytes of JSON"}
             elif not raw.strip():
