@@ -1,6 +1,7 @@
 """``wsgen sub`` and ``wsgen list`` as subprocesses against a ``wsgen serve`` subprocess."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -26,9 +27,10 @@ WSGEN = [sys.executable, "-m", "wsgen.cli"]
 from reference import engine  # noqa: E402  (tests/ is on sys.path under pytest)
 
 
-@pytest.fixture(scope="module")
-def url():
-    proc = subprocess.Popen([*WSGEN, "serve", "--port", "0", "--http-port", "0", "--log-level", "warning"],
+@contextlib.contextmanager
+def served(*args: str):
+    """A ``wsgen serve`` subprocess on free ports; yields its WebSocket URL."""
+    proc = subprocess.Popen([*WSGEN, "serve", "--port", "0", "--http-port", "0", "--log-level", "warning", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
                             text=True)
     try:
@@ -42,6 +44,12 @@ def url():
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module")
+def url():
+    with served() as ws_url:
+        yield ws_url
 
 
 def run(*args, input: str | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
@@ -318,13 +326,7 @@ def test_sub_spec_composition_ndjson_and_csv(url, tmp_path):
 
 def test_sub_and_list_take_a_bearer_token_from_the_option_or_the_environment():
     token = "cli-T0ken"
-    proc = subprocess.Popen([*WSGEN, "serve", "--port", "0", "--http-port", "0", "--log-level", "warning",
-                             "--token", token], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            stdin=subprocess.DEVNULL, text=True)
-    try:
-        match = re.search(r"ws://[\d.]+:\d+", proc.stdout.readline())
-        assert match
-        url = match.group(0)
+    with served("--token", token) as url:
         env = {k: v for k, v in os.environ.items() if k != "WSGEN_TOKEN"}
         sub = [*WSGEN, "sub", "sine", "--count", "3", "--speed", "max", "--seed", "1", "--url", url]
         # no token: exit 1, and the line says what to do
@@ -345,9 +347,3 @@ def test_sub_and_list_take_a_bearer_token_from_the_option_or_the_environment():
                            env={**env, "WSGEN_TOKEN": token}, stdin=subprocess.DEVNULL)
         assert r.returncode == 0, r.stderr
         assert {g["name"] for g in json.loads(r.stdout)} >= {"sine", "normal", "clustered"}
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()

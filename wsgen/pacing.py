@@ -195,9 +195,3 @@ class Pacer:
         k = math.ceil((now - grid) / self.pace)
         self.seq0, self.due0 = seq - k, grid
         self.wall0, self.tseq0 = wall + (self.due_time(seq) - now), seq
-
-    def lag(self, next_seq: int, now: float) -> float:
-        """Seconds by which sample ``next_seq`` is behind its due time (>= 0)."""
-        if self.unpaced:
-            return 0.0
-        return max(0.0, now - self.due_time(next_seq))
