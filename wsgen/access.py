@@ -4,14 +4,17 @@ Each rule is written once here, so that the two paths cannot drift apart:
 
 * :func:`token_ok`: the bearer token (``Authorization: Bearer <token>``,
   else ``?token=<token>``);
-* :func:`host_allowed`: the DNS-rebinding guard on the ``Host`` header.
+* :func:`host_allowed`: the DNS-rebinding guard on the ``Host`` header
+  (loopback names, and the operator's ``--allow-host`` names).
 
 Nothing here logs: the token must never reach a log line.
 """
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import re
+from typing import Iterable
 from urllib.parse import urlsplit
 
 __all__ = ["HOST_REFUSED", "LOOPBACK_NAMES", "bearer_token", "host_allowed", "loopback_bound", "token_ok"]
@@ -56,19 +59,36 @@ def token_ok(expected: str, authorization: list[str], query_token: str | None) -
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 #: Why a Host was refused (the WebSocket 403 and HTTP 400 answers say it).
-HOST_REFUSED = "Host not allowed: a server bound to a loopback address answers only to localhost, 127.0.0.1 or [::1]"
+HOST_REFUSED = ("Host not allowed: a server bound to a loopback address answers only to localhost, a loopback "
+                "address (127.x.x.x, [::1]) or a name given with --allow-host")
+
+
+def _is_loopback(name: str) -> bool:
+    """``localhost`` or a literal loopback address (``127.x.x.x``, ``::1``);
+    never a name that merely starts with or contains one
+    (``127.0.0.1.evil.example``)."""
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def loopback_bound(bind_host: str) -> bool:
     """Whether a server bound to ``bind_host`` is reachable from this machine
     only (``localhost``, ``::1``, any 127.x.x.x)."""
-    return bind_host in LOOPBACK_NAMES or bind_host.startswith("127.")
+    return _is_loopback(bind_host.strip("[]").lower())
 
 
-def host_allowed(bind_host: str, host_header: str | None) -> bool:
+def host_allowed(bind_host: str, host_header: str | None, allowed: Iterable[str] = ()) -> bool:
     """DNS-rebinding guard: a server bound to a loopback address accepts only
-    loopback names in the Host header (a page on evil.example that resolves to
-    127.0.0.1 still sends Host: evil.example). Other bindings accept any Host.
+    a loopback name in the Host header (``localhost``, a literal loopback
+    address such as ``127.0.0.2`` or ``[::1]``, with or without a port) or
+    one of the names in ``allowed`` (``--allow-host``, compared without case
+    and port). A page on evil.example that resolves to 127.0.0.1 still sends
+    Host: evil.example, and ``127.0.0.1.evil.example`` is not a loopback
+    address. Other bindings accept any Host.
 
     ``host_header``: the header's value (``name[:port]``), None when absent
     or repeated (then refused on a loopback-bound server).
@@ -76,7 +96,9 @@ def host_allowed(bind_host: str, host_header: str | None) -> bool:
     if not loopback_bound(bind_host):
         return True
     try:
-        name = urlsplit("//" + (host_header or "")).hostname
+        name = urlsplit("//" + (host_header or "")).hostname   # lower case, no port, no brackets
     except ValueError:
         return False
-    return name is not None and (name in LOOPBACK_NAMES or name.startswith("127."))
+    if not name:
+        return False
+    return _is_loopback(name) or name in {a.lower() for a in allowed}

@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
                        metavar="ORIGIN", help="extra WebSocket origin allowed (repeatable; env WSGEN_ALLOW_ORIGINS, "
                                               "comma-separated; '*' allows any). The server's own HTTP origin "
                                               "and clients sending no Origin are always allowed")
+    serve.add_argument("--allow-host", action="append",
+                       default=[h for h in os.environ.get("WSGEN_ALLOW_HOSTS", "").split(",") if h],
+                       metavar="NAME", help="a name accepted in the Host header besides localhost and loopback "
+                                            "addresses, on a loopback-bound server (repeatable; env "
+                                            "WSGEN_ALLOW_HOSTS, comma-separated)")
     serve.set_defaults(func=_serve)
 
     from . import subscriber

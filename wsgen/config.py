@@ -45,6 +45,9 @@ class Settings:
         token: bearer token required on every endpoint but /healthz, the page and its files (None: off).
         allow_origins: extra WebSocket origins allowed besides the server's
             own HTTP origin and clients sending no Origin.
+        allow_hosts: names accepted in the Host header (both ports) besides
+            the loopback ones, when bound to a loopback address
+            (DNS-rebinding guard; case-insensitive, without port).
     """
 
     host: str = "127.0.0.1"
@@ -67,3 +70,4 @@ class Settings:
     http_header_timeout_s: float = 10.0
     token: str | None = None
     allow_origins: list[str] = field(default_factory=list)
+    allow_hosts: list[str] = field(default_factory=list)

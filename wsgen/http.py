@@ -788,16 +788,17 @@ class _HostGate:
     (:func:`wsgen.access.host_allowed`): a Host header that is not a
     loopback name (or is missing or repeated) gets 400 ``bad_host``."""
 
-    def __init__(self, app: ASGIApp, bind_host: str) -> None:
+    def __init__(self, app: ASGIApp, bind_host: str, allowed: tuple[str, ...] = ()) -> None:
         self.app = app
         self.bind_host = bind_host
+        self.allowed = allowed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         hosts = [v for k, v in scope["headers"] if k == b"host"]
         host = hosts[0].decode("latin-1") if len(hosts) == 1 else None
-        if host_allowed(self.bind_host, host):
+        if host_allowed(self.bind_host, host, self.allowed):
             return await self.app(scope, receive, send)
         await JSONResponse({"error": "bad_host", "message": HOST_REFUSED}, status_code=400)(scope, receive, send)
 
@@ -829,7 +830,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     if loopback_bound(settings.host):
-        app.add_middleware(_HostGate, bind_host=settings.host)
+        app.add_middleware(_HostGate, bind_host=settings.host, allowed=tuple(settings.allow_hosts))
 
     from starlette.exceptions import HTTPException as StarletteHTTPException
 

@@ -215,7 +215,8 @@ def run(args) -> int:
                         max_connections_per_ip=args.max_connections_per_ip, token=args.token or None,
                         max_http_connections=args.max_http_connections,
                         http_header_timeout_s=args.http_header_timeout,
-                        allow_origins=list(args.allow_origin or []))
+                        allow_origins=list(args.allow_origin or []),
+                        allow_hosts=list(getattr(args, "allow_host", None) or []))
     configure_logging(args.log_level)
     try:
         return asyncio.run(serve_forever(settings))

@@ -93,7 +93,7 @@ class Gate:
                 return Refusal("unauthorized", _response(http.HTTPStatus.UNAUTHORIZED,
                                "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"}))
         origin, host = _single(request.headers, "Origin", ""), _single(request.headers, "Host", "")
-        if not host_allowed(s.host, host):
+        if not host_allowed(s.host, host, s.allow_hosts):
             return Refusal("bad_host", _response(http.HTTPStatus.FORBIDDEN, HOST_REFUSED))
         if not self.origin_allowed(origin, host):
             return Refusal("origin_refused", _response(http.HTTPStatus.FORBIDDEN,
