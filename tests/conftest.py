@@ -1,10 +1,13 @@
-"""Shared fixtures: a real wsgen server on ephemeral ports."""
+"""Shared fixtures: a real wsgen server on ephemeral ports.
+
+Every way the tests start a server lives in ``tests/servers.py``; these
+fixtures are its common cases.
+"""
 from __future__ import annotations
 
 import pytest
 
-from wsgen.config import Settings
-from wsgen.serve import start
+from servers import ThreadedServer, running_server
 
 
 @pytest.fixture
@@ -13,18 +16,20 @@ async def server():
 
     Yields the :class:`wsgen.serve.Running`; ``server.ws_url`` is its address.
     """
-    running = await start(Settings(host="127.0.0.1", port=0, http_port=0, graceful_timeout_s=2))
-    try:
+    async with running_server(http_port=0) as running:
         yield running
-    finally:
-        await running.stop()
 
 
 @pytest.fixture
 async def full_server():
     """A running server with both WebSocket and HTTP on ephemeral ports."""
-    running = await start(Settings(host="127.0.0.1", port=0, http_port=None, graceful_timeout_s=2))
-    try:
+    async with running_server() as running:
         yield running
-    finally:
-        await running.stop()
+
+
+@pytest.fixture(scope="module")
+def threaded_server():
+    """A server with both ports in a background thread (for synchronous
+    tests), shared by the module's tests: a :class:`servers.ThreadedServer`."""
+    with ThreadedServer() as srv:
+        yield srv

@@ -11,8 +11,6 @@ import numpy as np
 import pytest
 import requests
 
-from test_http import ThreadServer  # noqa: E402  (tests/ is on sys.path under pytest)
-from wsgen.config import Settings
 from wsgen.generators import ANOMALY_KINDS
 from wsgen.generators.composite import create_composite
 
@@ -34,17 +32,16 @@ N = 200
 
 
 @pytest.fixture(scope="module")
-def srv():
-    with ThreadServer(Settings(host="127.0.0.1", http_port=None)) as s:
-        yield s
+def srv(threaded_server):
+    return threaded_server
 
 
 def stream(srv, fmt: str, spec=SPEC, post: bool = False, **query) -> requests.Response:
     params = {"seed": 9, "speed": "max", "count": N, "format": fmt, **query}
     if post:
-        r = requests.post(srv.url + "/composite", params=params, json=spec, timeout=10)
+        r = requests.post(srv.http_url + "/composite", params=params, json=spec, timeout=10)
     else:
-        r = requests.get(srv.url + "/composite", params={"spec": json.dumps(spec), **params}, timeout=10)
+        r = requests.get(srv.http_url + "/composite", params={"spec": json.dumps(spec), **params}, timeout=10)
     assert r.status_code == 200, r.text
     assert r.headers["x-wsgen-seed"] == "9"
     return r
@@ -113,13 +110,13 @@ def test_start_seq_and_paced_preset(srv):
     assert [r["seq"] for r in rows] == slots.seqs.tolist()
     assert set(slots.seqs.tolist()) <= set(ref.seqs.tolist())
     # a preset over HTTP, paced (interval 0.05 s, speed 10): same values as the original kind
-    presets = requests.get(srv.url + "/composite/presets", timeout=5).json()
+    presets = requests.get(srv.http_url + "/composite/presets", timeout=5).json()
     assert set(presets["presets"]) == set(ANOMALY_KINDS) and "properties" in presets["schema"]
     spec = dict(presets["presets"]["random"], interval=0.05)
     spec["anomalies"][0]["placement"]["probability"] = 0.3
-    r = requests.get(srv.url + "/composite", params={"spec": json.dumps(spec), "seed": 4, "count": 40,
+    r = requests.get(srv.http_url + "/composite", params={"spec": json.dumps(spec), "seed": 4, "count": 40,
                                                     "speed": 10, "format": "text"}, timeout=10)
-    orig = requests.get(srv.url + "/random", params={"anomaly_probability": 0.3, "data_interval": 0.05,
+    orig = requests.get(srv.http_url + "/random", params={"anomaly_probability": 0.3, "data_interval": 0.05,
                                                      "seed": 4, "count": 40, "speed": 10}, timeout=10)
     assert r.text == orig.text and len(r.text.splitlines()) == 40
 
@@ -128,23 +125,23 @@ def test_invalid_spec_names_the_field(srv):
     bad = {"base": {"kind": "sine", "params": {"bogus": 1}},
            "anomalies": [{"kind": "spike", "placement": {"mode": "random", "probability": 2},
                           "height": {"low": 5, "high": 1}}]}
-    for r in (requests.get(srv.url + "/composite", params={"spec": json.dumps(bad), "count": 1}, timeout=5),
-              requests.post(srv.url + "/composite", params={"count": 1}, json=bad, timeout=5)):
+    for r in (requests.get(srv.http_url + "/composite", params={"spec": json.dumps(bad), "count": 1}, timeout=5),
+              requests.post(srv.http_url + "/composite", params={"count": 1}, json=bad, timeout=5)):
         assert r.status_code == 422, r.text
         body = r.json()
         assert body["error"] == "invalid_params"
         fields = {d["field"] for d in body["details"]}
         assert "anomalies.0.placement.probability" in fields and "base.params.bogus" in fields
-    r = requests.get(srv.url + "/composite", params={"spec": "{not json", "speed": "fast"}, timeout=5)
+    r = requests.get(srv.http_url + "/composite", params={"spec": "{not json", "speed": "fast"}, timeout=5)
     assert r.status_code == 422 and {d["field"] for d in r.json()["details"]} == {"spec", "speed"}
-    r = requests.get(srv.url + "/composite", params={"count": 1}, timeout=5)
+    r = requests.get(srv.http_url + "/composite", params={"count": 1}, timeout=5)
     assert r.status_code == 422 and r.json()["details"][0]["field"] == "spec"
-    r = requests.post(srv.url + "/composite", params={"spec": "{}"}, json={}, timeout=5)
+    r = requests.post(srv.http_url + "/composite", params={"spec": "{}"}, json={}, timeout=5)
     assert r.status_code == 422 and r.json()["details"][0]["field"] == "spec"   # not a query param on POST
 
 
 def test_openapi_documents_composite(srv):
-    doc = requests.get(srv.url + "/openapi.json", timeout=5).json()
+    doc = requests.get(srv.http_url + "/openapi.json", timeout=5).json()
     post = doc["paths"]["/composite"]["post"]
     assert post["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/CompositionSpec"}
     schemas = doc["components"]["schemas"]

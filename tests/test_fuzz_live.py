@@ -20,9 +20,7 @@ test is synchronous: hypothesis drives a ``websockets.sync`` client).
 """
 from __future__ import annotations
 
-import asyncio
 import json
-import math
 import os
 import select
 import socket
@@ -38,11 +36,11 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from wsgen import protocol as P
-from wsgen.config import Settings
 from wsgen.encoding import decode_binary
 from wsgen.pacing import Pacer
 from wsgen.generators import GENERATORS
-from wsgen.serve import start
+from reference import check_documented_reply
+from servers import ThreadedServer, wait_until
 
 pytestmark = [pytest.mark.timeout(120),
               # the server thread draws seeds from ``random`` while hypothesis generates: not our strategies
@@ -53,51 +51,12 @@ PING = 0.5          # keepalive ping interval (and timeout) of the test server
 OPEN_TIMEOUT = 0.5  # seconds to finish the handshake
 
 
-class ThreadedServer:
-    """``wsgen.serve.start(settings)`` running in a thread's event loop."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.running = self.call(start(settings))
-        self.url = self.running.ws_url
-        self.port = self.running.ws_port
-
-    def call(self, coro, timeout: float = 10):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def tasks(self) -> int:
-        async def count():
-            return len(asyncio.all_tasks())
-        return self.call(count())
-
-    def stop(self) -> None:
-        self.call(self.running.stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-
-    @property
-    def gate(self):
-        return self.running.gate
-
-
 @pytest.fixture(scope="module")
 def srv():
-    s = ThreadedServer(Settings(host="127.0.0.1", port=0, http_port=0, graceful_timeout_s=2,
-                                max_message_bytes=MAX_MESSAGE, ping_interval_s=PING, open_timeout_s=OPEN_TIMEOUT,
-                                max_subscriptions=16))
+    s = ThreadedServer(http_port=0, max_message_bytes=MAX_MESSAGE, ping_interval_s=PING,
+                       open_timeout_s=OPEN_TIMEOUT, max_subscriptions=16)
     yield s
     s.stop()
-
-
-def wait_until(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 # -- a live client with a paced subscription that must stay gap-free ----------------
@@ -295,6 +254,8 @@ def test_fuzzed_messages_get_an_error_or_their_reply_and_the_other_subscription_
             assert reply["id"] is None or (isinstance(reply["id"], str) and len(reply["id"]) <= 128)
             if code is not None:
                 assert reply["code"] == code, (message[:300], reply)
+        if code is None:    # it parses: exactly the documented reply, never internal_error
+            check_documented_reply(P.parse_client_message(message), reply, {"keep"} | keeper.extra)
         if reply["type"] == "subscribed":
             keeper.extra.add(reply["id"])
         elif reply["type"] == "unsubscribed":

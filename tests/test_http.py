@@ -6,7 +6,6 @@ original service's users do.
 """
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
@@ -18,58 +17,18 @@ import httpx
 import numpy as np
 import pytest
 import requests
-import uvicorn
 
 from wsgen import lines
 from wsgen.config import Settings
 from wsgen.generators import ANOMALY_KINDS, GENERATORS, catalogue, create
-from wsgen.http import create_app
+from servers import ThreadedServer, test_settings, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
 
-class ThreadServer:
-    """uvicorn serving ``create_app(settings)`` in a thread, port from the OS."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.app = create_app(settings)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", access_log=False,
-                                lifespan="off", timeout_graceful_shutdown=1)
-        self.server = uvicorn.Server(config)
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        try:
-            self.loop.run_until_complete(self.server.serve())
-        finally:
-            self.loop.close()
-
-    def __enter__(self) -> "ThreadServer":
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.01)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self.app.state.streams.close)
-        self.server.should_exit = True
-        self.thread.join(10)
-
-    def active_streams(self) -> int:
-        return requests.get(self.url + "/healthz", timeout=5).json()["active_streams"]
-
-
 @pytest.fixture(scope="module")
-def srv():
-    with ThreadServer(Settings(host="127.0.0.1", http_port=None)) as s:
-        yield s
+def srv(threaded_server):
+    return threaded_server
 
 
 def get_lines(url: str, timeout: float = 10) -> list[str]:
@@ -81,15 +40,6 @@ def get_lines(url: str, timeout: float = 10) -> list[str]:
 def text_of(values: np.ndarray) -> list[str]:
     """Reference rendering: three decimals, no negative zero."""
     return [("%.3f" % v).replace("-0.000", "0.000") for v in values]
-
-
-def wait_for(cond, timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
 
 
 # Parameters that make every kind show its features within a few hundred
@@ -128,18 +78,18 @@ def query(params: dict) -> str:
     ("/sawtooth?speed=max&count=3", "0.000 0.020 0.040"),
 ])
 def test_original_first_values_on_defaults(srv, path, expected):
-    assert get_lines(srv.url + path) == expected.split()
+    assert get_lines(srv.http_url + path) == expected.split()
 
 
 def test_no_negative_zero(srv):
-    got = get_lines(srv.url + "/sine?interval=0&count=101")
+    got = get_lines(srv.http_url + "/sine?interval=0&count=101")
     assert got[50] == "0.000" and got[100] == "0.000"
     assert not any(x == "-0.000" for x in got)
 
 
 def test_readme_script_without_parameters(srv):
     # Example 1 of the original README: every line through json.loads.
-    url = srv.url + "/sine"
+    url = srv.http_url + "/sine"
     t0 = time.monotonic()
     data = []
     response = requests.get(url, stream=True, timeout=10)
@@ -161,7 +111,7 @@ def test_readme_script_without_parameters(srv):
 def test_readme_script_with_parameters(srv):
     # Example 2: same names as the original's query string.
     amplitude, frequency, phase, sample_rate, interval = 10, 2, 0, 100, 2
-    url = (f"{srv.url}/sine?amplitude={amplitude}&frequency={frequency}&phase={phase}"
+    url = (f"{srv.http_url}/sine?amplitude={amplitude}&frequency={frequency}&phase={phase}"
            f"&sample_rate={sample_rate}&interval={interval}")
     response = requests.get(url, stream=True, timeout=10)
     assert response.status_code == 200
@@ -183,7 +133,7 @@ def test_same_values_as_engine(srv, path):
     params = KIND_PARAMS[name]
     n, seed = 400, 987654321
     ref = create(name, params, seed=seed).take(n)
-    base = f"{srv.url}{path}?{query(params)}&seed={seed}&speed=max&count={n}"
+    base = f"{srv.http_url}{path}?{query(params)}&seed={seed}&speed=max&count={n}"
     rows = [json.loads(x) for x in get_lines(base + "&format=ndjson")]
     assert [r["seq"] for r in rows] == list(range(n))
     assert np.array_equal([r["value"] for r in rows], ref.values)  # full precision, bit for bit
@@ -197,7 +147,7 @@ def test_same_values_as_engine(srv, path):
 
 def test_start_seq_and_seed_header(srv):
     ref = create("random-square", KIND_PARAMS["random-square"], seed=42, start_seq=1000).take(50)
-    url = f"{srv.url}/anomalies/random-square?{query(KIND_PARAMS['random-square'])}&seed=42&start_seq=1000" \
+    url = f"{srv.http_url}/anomalies/random-square?{query(KIND_PARAMS['random-square'])}&seed=42&start_seq=1000" \
           "&speed=max&count=50&format=ndjson"
     with requests.get(url, stream=True, timeout=10) as r:
         assert r.headers["x-wsgen-seed"] == "42" and r.headers["x-wsgen-start-seq"] == "1000"
@@ -207,7 +157,7 @@ def test_start_seq_and_seed_header(srv):
 
 
 def test_drawn_seed_is_returned_and_reproduces(srv):
-    with requests.get(srv.url + "/normal?speed=max&count=20", stream=True, timeout=10) as r:
+    with requests.get(srv.http_url + "/normal?speed=max&count=20", stream=True, timeout=10) as r:
         seed = int(r.headers["x-wsgen-seed"])
         got = [line.decode() for line in r.iter_lines()]
     assert got == text_of(create("normal", {}, seed=seed).take(20).values)
@@ -216,15 +166,15 @@ def test_drawn_seed_is_returned_and_reproduces(srv):
 def test_anomaly_paths_match_root_paths(srv):
     for name in ANOMALY_KINDS:
         q = f"?seed=7&speed=max&count=300&format=csv&{query(KIND_PARAMS[name])}"
-        root = [r[:1] + r[2:] for r in csv.reader(get_lines(srv.url + "/" + name + q))]
-        legacy = [r[:1] + r[2:] for r in csv.reader(get_lines(srv.url + "/anomalies/" + name + q))]
+        root = [r[:1] + r[2:] for r in csv.reader(get_lines(srv.http_url + "/" + name + q))]
+        legacy = [r[:1] + r[2:] for r in csv.reader(get_lines(srv.http_url + "/anomalies/" + name + q))]
         assert root == legacy and len(root) == 301  # seq, value, label equal (t is wall time)
 
 
 # -- formats ------------------------------------------------------------------------
 
 def test_ndjson_strict(srv):
-    with requests.get(srv.url + "/random?seed=3&speed=max&count=40&data_interval=0.25"
+    with requests.get(srv.http_url + "/random?seed=3&speed=max&count=40&data_interval=0.25"
                       "&anomaly_probability=0.5&format=ndjson", stream=True, timeout=10) as r:
         assert r.status_code == 200
         assert r.headers["content-type"] == "application/x-ndjson"
@@ -240,7 +190,7 @@ def test_ndjson_strict(srv):
 
 
 def test_csv_strict(srv):
-    with requests.get(srv.url + "/uniform?seed=5&interval=0.5&speed=max&count=25&format=csv",
+    with requests.get(srv.http_url + "/uniform?seed=5&interval=0.5&speed=max&count=25&format=csv",
                       stream=True, timeout=10) as r:
         assert r.status_code == 200
         assert r.headers["content-type"] == "text/csv; charset=utf-8"
@@ -252,7 +202,7 @@ def test_csv_strict(srv):
     assert [float(r[2]) for r in rows[1:]] == ref.tolist()
     t = [float(r[1]) for r in rows[1:]]
     assert np.allclose(np.diff(t), 0.5, atol=1e-5)
-    with requests.get(srv.url + "/clustered?seed=5&speed=max&count=3&format=csv", timeout=10) as r:
+    with requests.get(srv.http_url + "/clustered?seed=5&speed=max&count=3&format=csv", timeout=10) as r:
         rows = list(csv.reader(io.StringIO(r.text)))
     assert rows[0] == ["seq", "t", "value", "label"] and {r[3] for r in rows[1:]} <= {"true", "false"}
 
@@ -281,7 +231,7 @@ def parse_sse(body: str) -> list[dict]:
 
 def test_sse_strict(srv):
     n = 30
-    with requests.get(srv.url + f"/periodic-spike?seed=9&spike_interval=2&data_interval=0.5&speed=max"
+    with requests.get(srv.http_url + f"/periodic-spike?seed=9&spike_interval=2&data_interval=0.5&speed=max"
                       f"&count={n}&format=sse", stream=True, timeout=10) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].split(";")[0] == "text/event-stream"
@@ -298,7 +248,7 @@ def test_sse_strict(srv):
 
 
 def test_sse_last_event_id_resumes(srv):
-    with requests.get(srv.url + "/sine?seed=1&speed=max&count=3&format=sse",
+    with requests.get(srv.http_url + "/sine?seed=1&speed=max&count=3&format=sse",
                       headers={"Last-Event-ID": "9"}, timeout=10) as r:
         events = [e for e in parse_sse(r.text) if "id" in e]
     assert [e["id"] for e in events] == ["10", "11", "12"]
@@ -309,7 +259,7 @@ def test_sse_last_event_id_resumes(srv):
 def test_content_types_and_stream_headers(srv):
     for fmt, ctype in [("text", "text/plain; charset=utf-8"), ("ndjson", "application/x-ndjson"),
                        ("csv", "text/csv; charset=utf-8"), ("sse", "text/event-stream; charset=utf-8")]:
-        r = httpx.get(srv.url + f"/exponential?speed=max&count=2&format={fmt}", timeout=10)
+        r = httpx.get(srv.http_url + f"/exponential?speed=max&count=2&format={fmt}", timeout=10)
         assert r.status_code == 200
         assert r.headers["content-type"] == ctype
         assert r.headers["x-accel-buffering"] == "no" and r.headers["cache-control"] == "no-cache"
@@ -320,26 +270,26 @@ def test_content_types_and_stream_headers(srv):
 # -- count, duration, pacing -------------------------------------------------------------
 
 def test_count_and_duration_end_the_stream(srv):
-    assert len(get_lines(srv.url + "/normal?speed=max&count=12345")) == 12345
+    assert len(get_lines(srv.http_url + "/normal?speed=max&count=12345")) == 12345
     # duration in stream seconds: offsets 0, .5, 1, 1.5 are < 2
-    assert len(get_lines(srv.url + "/normal?interval=0.5&speed=max&duration=2")) == 4
-    assert len(get_lines(srv.url + "/normal?interval=0.1&speed=max&duration=0.3")) == 3
+    assert len(get_lines(srv.http_url + "/normal?interval=0.5&speed=max&duration=2")) == 4
+    assert len(get_lines(srv.http_url + "/normal?interval=0.1&speed=max&duration=0.3")) == 3
     # both: whichever comes first
-    assert len(get_lines(srv.url + "/normal?interval=0.1&speed=max&duration=100&count=7")) == 7
+    assert len(get_lines(srv.http_url + "/normal?interval=0.1&speed=max&duration=100&count=7")) == 7
     # unpaced: stream time is wall time
     t0 = time.monotonic()
-    rows = get_lines(srv.url + "/normal?interval=0&duration=0.3")
+    rows = get_lines(srv.http_url + "/normal?interval=0&duration=0.3")
     assert 0.25 < time.monotonic() - t0 < 3 and len(rows) > 1000
     # count-per-duration: "duration" is the window; the stream limit is stream_duration
     ref = create("count-per-duration", {"duration": 10, "num_anomalies": 2}, seed=2).take(20)
-    got = get_lines(srv.url + "/count-per-duration?duration=10&num_anomalies=2&seed=2&stream_duration=20&speed=max")
+    got = get_lines(srv.http_url + "/count-per-duration?duration=10&num_anomalies=2&seed=2&stream_duration=20&speed=max")
     assert got == text_of(ref.values)
 
 
 def test_pacing_is_on_time(srv):
     t0 = time.monotonic()
     arrivals = []
-    with requests.get(srv.url + "/sine?interval=0.05&count=10", stream=True, timeout=10) as r:
+    with requests.get(srv.http_url + "/sine?interval=0.05&count=10", stream=True, timeout=10) as r:
         for line in r.iter_lines():
             arrivals.append(time.monotonic() - t0)
     total = time.monotonic() - t0
@@ -353,7 +303,7 @@ def test_pacing_is_on_time(srv):
 
 def test_speed_changes_delivery_not_timestamps(srv):
     t0 = time.monotonic()
-    rows = [json.loads(x) for x in get_lines(srv.url + "/sine?interval=0.2&speed=4&count=6&format=ndjson")]
+    rows = [json.loads(x) for x in get_lines(srv.http_url + "/sine?interval=0.2&speed=4&count=6&format=ndjson")]
     elapsed = time.monotonic() - t0
     assert 0.22 < elapsed < 0.5, elapsed              # 5 gaps of 0.05 s
     assert np.allclose(np.diff([r["t"] for r in rows]), 0.2, atol=1e-5)
@@ -361,11 +311,11 @@ def test_speed_changes_delivery_not_timestamps(srv):
 
 def test_paced_chunks_share_a_tick_and_unpaced_chunks_are_big(srv):
     # 1 ms interval: samples due within one tick (2 ms by default) go out as one chunk.
-    with requests.get(srv.url + "/sine?interval=0.001&count=300", stream=True, timeout=10) as r:
+    with requests.get(srv.http_url + "/sine?interval=0.001&count=300", stream=True, timeout=10) as r:
         chunks = list(r.raw.read_chunked())
     assert b"".join(chunks).count(b"\n") == 300
     assert len(chunks) <= 0.3 / Settings().tick_s + 20, len(chunks)    # ~150, not 300
-    with requests.get(srv.url + "/sine?speed=max&count=40000", stream=True, timeout=10) as r:
+    with requests.get(srv.http_url + "/sine?speed=max&count=40000", stream=True, timeout=10) as r:
         chunks = list(r.raw.read_chunked())
     assert b"".join(chunks).count(b"\n") == 40000
     assert max(c.count(b"\n") for c in chunks) >= 4096
@@ -391,7 +341,7 @@ BAD = [
     ("/normal?mean=-inf", "mean"),
     ("/sine?frequency=abc", "frequency"),
     ("/sine?amplitud=3", "amplitud"),
-    ("/anomalies/random?interval=1", "interval"),
+    ("/anomalies/random?interval=1&data_interval=1", "data_interval"),
     ("/sine?amplitude=1&amplitude=2", "amplitude"),
     ("/sine?format=xml", "format"),
     ("/sine?speed=0", "speed"),
@@ -420,12 +370,12 @@ def test_invalid_parameters_are_422_while_others_stream(srv):
     stop = threading.Event()
 
     def paced():
-        with requests.get(srv.url + "/sine?interval=0.02&count=100", stream=True, timeout=20) as r:
+        with requests.get(srv.http_url + "/sine?interval=0.02&count=100", stream=True, timeout=20) as r:
             for _ in r.iter_lines():
                 arrivals.append(time.monotonic())
 
     def hog():
-        with requests.get(srv.url + "/normal?speed=max", stream=True, timeout=20) as r:
+        with requests.get(srv.http_url + "/normal?speed=max", stream=True, timeout=20) as r:
             for chunk in r.iter_content(1 << 16):
                 hog_lines[0] += chunk.count(b"\n")
                 if stop.is_set():
@@ -435,7 +385,7 @@ def test_invalid_parameters_are_422_while_others_stream(srv):
     for t in threads:
         t.start()
     time.sleep(0.2)
-    with httpx.Client(base_url=srv.url, timeout=5) as client:
+    with httpx.Client(base_url=srv.http_url, timeout=5) as client:
         for path, field in BAD:
             t0 = time.monotonic()
             r = client.get(path)
@@ -458,21 +408,21 @@ def test_invalid_parameters_are_422_while_others_stream(srv):
     assert gaps.max() < 0.15, gaps.max()                       # never stalled
     assert abs((arrivals[-1] - arrivals[0]) - 99 * 0.02) < 0.15  # and on schedule
     assert hog_lines[0] > 100_000
-    assert wait_for(lambda: srv.active_streams() == 0)
+    assert wait_until(lambda: srv.active_streams() == 0)
 
 
 def test_unknown_generator_is_404(srv):
-    assert requests.get(srv.url + "/sinus", timeout=5).status_code == 404
-    assert requests.get(srv.url + "/anomalies/sine", timeout=5).status_code == 404
+    assert requests.get(srv.http_url + "/sinus", timeout=5).status_code == 404
+    assert requests.get(srv.http_url + "/anomalies/sine", timeout=5).status_code == 404
 
 
 # -- disconnects ------------------------------------------------------------------------
 
 def test_disconnect_stops_the_generator(srv):
-    assert wait_for(lambda: srv.active_streams() == 0)
-    paced = requests.get(srv.url + "/sine?interval=5", stream=True, timeout=10)
-    unpaced = requests.get(srv.url + "/sine?speed=max", stream=True, timeout=10)
-    sse = requests.get(srv.url + "/random?format=sse", stream=True, timeout=10)
+    assert wait_until(lambda: srv.active_streams() == 0)
+    paced = requests.get(srv.http_url + "/sine?interval=5", stream=True, timeout=10)
+    unpaced = requests.get(srv.http_url + "/sine?speed=max", stream=True, timeout=10)
+    sse = requests.get(srv.http_url + "/random?format=sse", stream=True, timeout=10)
     # keep the iterators: dropping one closes its connection (urllib3)
     readers = [paced.iter_lines(), unpaced.iter_content(100), sse.iter_lines()]
     for it in readers:
@@ -482,27 +432,27 @@ def test_disconnect_stops_the_generator(srv):
     assert srv.active_streams() == 3
     for r in (paced, unpaced, sse):
         r.close()
-    assert wait_for(lambda: srv.active_streams() == 0, 3.0)
+    assert wait_until(lambda: srv.active_streams() == 0, 3.0)
 
 
 # -- docs, catalogue, health ------------------------------------------------------------------
 
 def test_docs_are_self_contained(srv):
-    r = requests.get(srv.url + "/docs", timeout=5)
+    r = requests.get(srv.http_url + "/docs", timeout=5)
     assert r.status_code == 200 and "text/html" in r.headers["content-type"]
     html = r.text
     assert "http://" not in html and "https://" not in html
     assert "/static/docs/swagger-ui-bundle.js" in html and "/static/docs/swagger-ui.css" in html
-    js = requests.get(srv.url + "/static/docs/swagger-ui-bundle.js", timeout=5)
+    js = requests.get(srv.http_url + "/static/docs/swagger-ui-bundle.js", timeout=5)
     assert js.status_code == 200 and "javascript" in js.headers["content-type"]
     assert len(js.content) > 500_000 and b"SwaggerUIBundle" in js.content
-    css = requests.get(srv.url + "/static/docs/swagger-ui.css", timeout=5)
+    css = requests.get(srv.http_url + "/static/docs/swagger-ui.css", timeout=5)
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
-    assert requests.get(srv.url + "/static/docs/favicon-32x32.png", timeout=5).status_code == 200
+    assert requests.get(srv.http_url + "/static/docs/favicon-32x32.png", timeout=5).status_code == 200
 
 
 def test_openapi_lists_every_path_with_its_parameters(srv):
-    spec = requests.get(srv.url + "/openapi.json", timeout=5).json()
+    spec = requests.get(srv.http_url + "/openapi.json", timeout=5).json()
     assert set(PATHS) <= set(spec["paths"])
     assert {"/generators", "/healthz"} <= set(spec["paths"])
     for path in PATHS:
@@ -518,7 +468,7 @@ def test_openapi_lists_every_path_with_its_parameters(srv):
         controls |= {"stream_duration"} if "duration" in model.model_fields else {"duration"}
         assert controls <= set(params)
         assert "token" not in params  # not required by this server
-        assert set(params) == set(model.model_fields) | controls
+        assert set(params) == set(model.model_fields) | set(model.aliases) | controls
         assert "422" in op["responses"]
         assert {"text/plain", "application/x-ndjson", "text/csv", "text/event-stream"} <= \
             set(op["responses"]["200"]["content"])
@@ -526,22 +476,22 @@ def test_openapi_lists_every_path_with_its_parameters(srv):
 
 
 def test_generators_catalogue(srv):
-    r = requests.get(srv.url + "/generators", timeout=5)
+    r = requests.get(srv.http_url + "/generators", timeout=5)
     assert r.status_code == 200
     assert r.json() == json.loads(json.dumps(catalogue()))
     assert {g["name"] for g in r.json()} == set(GENERATORS)
 
 
 def test_healthz(srv):
-    r = requests.get(srv.url + "/healthz", timeout=5)
+    r = requests.get(srv.http_url + "/healthz", timeout=5)
     assert r.status_code == 200
     body = r.json()
     assert body["status"] == "ok" and body["active_streams"] >= 0
 
 
 def test_metrics_count_http_samples(srv):
-    get_lines(srv.url + "/exponential?speed=max&count=777")
-    text = requests.get(srv.url + "/metrics", timeout=5).text
+    get_lines(srv.http_url + "/exponential?speed=max&count=777")
+    text = requests.get(srv.http_url + "/metrics", timeout=5).text
     line = next(x for x in text.splitlines()
                 if x.startswith("wsgen_samples_sent_total{") and 'generator="exponential"' in x and 'path="http"' in x)
     assert float(line.split()[-1]) >= 777
@@ -550,48 +500,48 @@ def test_metrics_count_http_samples(srv):
 # -- server settings ----------------------------------------------------------------------
 
 def test_token_min_interval_and_stream_limit():
-    settings = Settings(host="127.0.0.1", http_port=None, token="s3cret", min_interval_s=0.01, max_connections=1)
-    with ThreadServer(settings) as s:
-        assert requests.get(s.url + "/healthz", timeout=5).status_code == 200
-        r = requests.get(s.url + "/sine?count=1&speed=max", timeout=5)
+    settings = test_settings(token="s3cret", min_interval_s=0.01, max_connections=1)
+    with ThreadedServer(settings) as s:
+        assert requests.get(s.http_url + "/healthz", timeout=5).status_code == 200
+        r = requests.get(s.http_url + "/sine?count=1&speed=max", timeout=5)
         assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
-        assert requests.get(s.url + "/sine?count=1&token=wrong", timeout=5).status_code == 401
-        assert requests.get(s.url + "/generators", timeout=5).status_code == 401
+        assert requests.get(s.http_url + "/sine?count=1&token=wrong", timeout=5).status_code == 401
+        assert requests.get(s.http_url + "/generators", timeout=5).status_code == 401
         auth = {"Authorization": "Bearer s3cret"}
-        assert requests.get(s.url + "/sine?count=1&speed=max", headers=auth, timeout=5).text == "0.000\n"
-        assert requests.get(s.url + "/sine?count=1&speed=max&token=s3cret", timeout=5).text == "0.000\n"
-        r = requests.get(s.url + "/sine?interval=0.001&count=1", headers=auth, timeout=5)
+        assert requests.get(s.http_url + "/sine?count=1&speed=max", headers=auth, timeout=5).text == "0.000\n"
+        assert requests.get(s.http_url + "/sine?count=1&speed=max&token=s3cret", timeout=5).text == "0.000\n"
+        r = requests.get(s.http_url + "/sine?interval=0.001&count=1", headers=auth, timeout=5)
         assert r.status_code == 422 and r.json()["details"][0]["field"] == "interval"
-        assert requests.get(s.url + "/sine?interval=0&count=1", headers=auth, timeout=5).status_code == 200
-        docs = requests.get(s.url + "/docs?token=s3cret", timeout=5).text
+        assert requests.get(s.http_url + "/sine?interval=0&count=1", headers=auth, timeout=5).status_code == 200
+        docs = requests.get(s.http_url + "/docs?token=s3cret", timeout=5).text
         assert "/openapi.json?token=s3cret" in docs
-        spec = requests.get(s.url + "/openapi.json?token=s3cret", timeout=5).json()
+        spec = requests.get(s.http_url + "/openapi.json?token=s3cret", timeout=5).json()
         assert "token" in {p["name"] for p in spec["paths"]["/sine"]["get"]["parameters"]}
         # one stream at a time on this server
-        first = requests.get(s.url + "/sine?interval=5", headers=auth, stream=True, timeout=5)
+        first = requests.get(s.http_url + "/sine?interval=5", headers=auth, stream=True, timeout=5)
         reader = first.iter_lines()
         next(reader)
-        second = requests.get(s.url + "/sine?interval=5", headers=auth, timeout=5)
+        second = requests.get(s.http_url + "/sine?interval=5", headers=auth, timeout=5)
         assert second.status_code == 503 and second.headers["retry-after"]
         first.close()
-        assert wait_for(lambda: s.active_streams() == 0)
+        assert wait_until(lambda: s.active_streams() == 0)
 
 
 def test_close_ends_open_streams_cleanly():
-    with ThreadServer(Settings(host="127.0.0.1", http_port=None)) as s:
+    with ThreadedServer() as s:
         got: list[str] = []
         done = threading.Event()
 
         def read():
-            with requests.get(s.url + "/sine?interval=10", stream=True, timeout=10) as r:
+            with requests.get(s.http_url + "/sine?interval=10", stream=True, timeout=10) as r:
                 for line in r.iter_lines():   # ends without error when the server ends the stream
                     got.append(line.decode())
             done.set()
 
         t = threading.Thread(target=read)
         t.start()
-        assert wait_for(lambda: s.active_streams() == 1)
-        s.loop.call_soon_threadsafe(s.app.state.streams.close)
+        assert wait_until(lambda: s.active_streams() == 1)
+        s.loop.call_soon_threadsafe(s.running._http.config.app.state.streams.close)
         assert done.wait(3), "stream did not end"
         t.join(3)
         assert got == ["0.000"]

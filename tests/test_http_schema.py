@@ -12,12 +12,9 @@ is left open.
 """
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
-import math
-import threading
 import time
 
 import pytest
@@ -30,7 +27,6 @@ from schemathesis import GenerationMode
 from wsgen import lines
 from wsgen.config import Settings
 from wsgen.http import create_app
-from wsgen.serve import start
 
 pytestmark = [pytest.mark.timeout(60),
               pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiveExampleWarning")]
@@ -42,29 +38,13 @@ META = {"GET /generators", "GET /healthz", "GET /metrics", "GET /composite/prese
 EXAMPLES = 40   # per operation (x 24 operations, positive and negative together): ~20 s
 
 
-class ThreadedServer:
-    def __init__(self, settings: Settings) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.running = asyncio.run_coroutine_threadsafe(start(settings), self.loop).result(20)
-        self.url = self.running.http_url
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.running.stop(), self.loop).result(20)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-
-
 @pytest.fixture(scope="module")
-def srv():
-    s = ThreadedServer(Settings(host="127.0.0.1", port=0, http_port=None, graceful_timeout_s=2))
-    yield s
-    s.stop()
+def srv(threaded_server):
+    return threaded_server
 
 
 def test_the_live_document_is_the_one_tested(srv):
-    served = requests.get(srv.url + "/openapi.json", timeout=5).json()
+    served = requests.get(srv.http_url + "/openapi.json", timeout=5).json()
     assert served == json.loads(json.dumps(DOC))
     streams = [k for k in OPERATIONS if k not in META]
     assert len(streams) >= 18 and META <= set(OPERATIONS)
@@ -128,7 +108,7 @@ def test_operation_answers_every_generated_request_properly(srv, name):
             # start_seq in time linear in it (~3e-11 s per sample: 2**53 is ~75 hours of one
             # blocked event loop), while start_seq up to 2**53 is accepted. Kept small here.
             query["start_seq"] = 10**7
-        kwargs = case.as_transport_kwargs(base_url=srv.url)
+        kwargs = case.as_transport_kwargs(base_url=srv.http_url)
         note(f"{mode.value}: {kwargs}")
         started = time.monotonic()
         with requests.request(**kwargs, stream=True, timeout=(5, 5)) as r:
@@ -162,7 +142,7 @@ def test_operation_answers_every_generated_request_properly(srv, name):
 
 def test_no_stream_is_left_open(srv):
     deadline = time.monotonic() + 5
-    while (active := requests.get(srv.url + "/healthz", timeout=5).json()["active_streams"]) and \
+    while (active := requests.get(srv.http_url + "/healthz", timeout=5).json()["active_streams"]) and \
             time.monotonic() < deadline:
         time.sleep(0.05)
     assert active == 0
@@ -178,7 +158,7 @@ def test_no_stream_is_left_open(srv):
 ])
 def test_edge_values_of_the_documented_ranges(srv, query):
     """Values at and just inside the documented bounds: a proper answer, never a 5xx."""
-    r = requests.get(f"{srv.url}/sine?{query}", stream=True, timeout=(5, 5))
+    r = requests.get(f"{srv.http_url}/sine?{query}", stream=True, timeout=(5, 5))
     with r:
         assert r.status_code in (200, 422), (query, r.status_code, r.text[:300])
         if r.status_code == 422:

@@ -19,6 +19,8 @@ from wsgen.config import Settings
 from wsgen.generators import ANOMALY_KINDS, GENERATORS
 from wsgen.session import Session
 
+from reference import check_documented_reply  # noqa: E402  (tests/ is on sys.path under pytest)
+
 MONO0 = 5000.0            # monotonic clock at the start of every test
 WALL0 = 1_700_000_000.0   # Unix clock at the start of every test
 EPS = 1e-6               # a little past a due time, where exactness is not the point
@@ -98,12 +100,33 @@ def test_subscribe_resolves_defaults_and_echoes_seed():
     assert chunk.block.seq == 1 and chunk.block.values[0] == pytest.approx(4 * math.sin(2 * math.pi * 0.02), abs=1e-12)
 
 
-def test_subscribe_anomaly_defaults_use_data_interval():
+def test_subscribe_anomaly_defaults_use_interval():
     session, _ = make()
     reply = subscribe(session, id="r", generator="random", seed=1)
     assert reply["params"] == {"base_value": 0.0, "anomaly_probability": 0.05, "anomaly_range": 10.0,
-                               "data_interval": 1.0}
+                               "interval": 1.0}
     assert reply["interval"] == 1.0
+
+
+def test_interval_and_its_alias_data_interval_over_the_protocol():
+    session, _ = make()
+    for i, params in enumerate([{"interval": 0.5}, {"data_interval": 0.5}]):
+        reply = subscribe(session, id=f"r{i}", generator="random-square", seed=1, params=params)
+        assert reply["params"]["interval"] == 0.5 and "data_interval" not in reply["params"]
+        assert reply["interval"] == 0.5
+    # the alias in an update, and in a URL subscription
+    reply = session.handle(json.dumps({"type": "update", "id": "r0", "params": {"data_interval": 0.25}}))[0]
+    assert reply["type"] == "updated" and reply["params"]["interval"] == 0.25
+    reply = session.subscribe_url("clustered", {"interval": "0.2", "seed": "4"})[0]
+    assert reply["type"] == "subscribed" and reply["params"]["interval"] == 0.2
+    # both names: refused, naming both; the stream is untouched
+    for msg in ({"type": "subscribe", "id": "both", "generator": "random", "params": {"interval": 1, "data_interval": 2}},
+                {"type": "update", "id": "r0", "params": {"interval": 1, "data_interval": 2}}):
+        err = error_of(session, msg, P.INVALID_PARAMS, msg["id"])
+        assert err["details"][0]["field"] == "data_interval"
+        assert "interval" in err["details"][0]["message"] and "give only one of interval, data_interval" in err["message"]
+    assert session.subscriptions["r0"].generator.params.interval == 0.25
+    assert "both" not in session.subscriptions
 
 
 def test_drawn_seed_is_reported_and_reproduces_the_stream():
@@ -479,7 +502,10 @@ def test_min_interval_on_subscribe_names_the_interval_field():
     assert err["details"] == [{"field": "interval", "value": 0.001, "message": "must be 0 or >= 0.01"}]
     err = error_of(session, {"type": "subscribe", "id": "f", "generator": "random",
                              "params": {"data_interval": 0.005}}, P.INVALID_PARAMS, "f")
-    assert err["details"][0]["field"] == "data_interval"
+    assert err["details"][0]["field"] == "data_interval"     # the name the client gave
+    err = error_of(session, {"type": "subscribe", "id": "f", "generator": "random",
+                             "params": {"interval": 0.005}}, P.INVALID_PARAMS, "f")
+    assert err["details"][0]["field"] == "interval"
     assert subscribe(session, id="f", generator="sine", params={"interval": 0})["interval"] == 0.0
     assert subscribe(session, id="g", generator="sine", params={"interval": 0.01})["interval"] == 0.01
     error_of(session, {"type": "update", "id": "g", "params": {"interval": 0.009}}, P.INVALID_PARAMS, "g")
@@ -918,8 +944,16 @@ def test_fuzz_handle_never_breaks_the_session(messages):
     for raw in messages:
         if "keep" in (raw if isinstance(raw, str) else raw.decode("utf-8", "replace")):
             continue  # a message may legitimately act on "keep"; the others must not touch it
+        live = set(session.subscriptions)
         replies = session.handle(raw)
         assert replies and isinstance(replies, list)
+        try:
+            parsed = P.parse_client_message(raw)
+        except P.ProtocolError as exc:     # refused before any handler: exactly that error
+            assert [(r["type"], r["code"]) for r in replies] == [("error", exc.code)], (raw, replies)
+        else:                              # handled: exactly the documented reply, never internal_error
+            assert len(replies) == 1, replies
+            check_documented_reply(parsed, replies[0], live)
         for reply in replies:
             assert isinstance(reply, dict) and reply["type"] in SERVER_TYPES, reply
             json.loads(encoding.dumps(reply))
