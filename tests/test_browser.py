@@ -211,10 +211,10 @@ def test_live_page(server, browser):
     base = f"http://127.0.0.1:{server.http_port}"
     driver.get(base + "/")
 
-    # Connected, catalogue in the picker, WebSocket URL derived from location + /config.json.
+    # Connected, catalogue in the picker, WebSocket URL derived from location: the HTTP port's /ws.
     wait_for(driver, "window.wsgen && window.wsgen.state === 'open'", what="the WebSocket to open")
     wait_for(driver, "!document.getElementById('start').disabled", what="the Start button")
-    assert js(driver, "return window.wsgen.wsUrl") == f"ws://127.0.0.1:{server.ws_port}/"
+    assert js(driver, "return window.wsgen.wsUrl") == f"ws://127.0.0.1:{server.http_port}/ws"
     assert text(driver, "status") == "open"
     names = js(driver, "return [...document.querySelectorAll('#generator option')].map(o => o.value)")
     assert {"sine", "random", "uniform", "count-per-duration"} <= set(names)
@@ -275,7 +275,7 @@ def test_live_page(server, browser):
     # A second stream on the same chart: random anomalies, seed drawn by the server.
     choose(driver, "generator", "random")
     assert js(driver, "return window.wsgen.selected") is None
-    set_knob(driver, "param-data_interval", 0.02)
+    set_knob(driver, "param-interval", 0.02)
     set_knob(driver, "param-anomaly_probability", 0.3)
     _retry_stale(lambda: driver.find_element("id", "seed").clear())
     click(driver, "start")
@@ -344,7 +344,7 @@ def test_token_passed_on_and_reconnect(browser):
                  what="the page to ask for the token")
         driver.get(base + "/?token=s3cret")
         wait_for(driver, "window.wsgen && window.wsgen.state === 'open'", what="the WebSocket to open")
-        assert js(driver, "return window.wsgen.wsUrl") == f"ws://127.0.0.1:{running.ws_port}/?token=s3cret"
+        assert js(driver, "return window.wsgen.wsUrl") == f"ws://127.0.0.1:{running.http_port}/ws?token=s3cret"
         assert js(driver, "return document.querySelectorAll('#generator option').length") >= 10
         choose(driver, "generator", "sine")
         set_knob(driver, "param-interval", 0.02)
@@ -366,3 +366,17 @@ def test_token_passed_on_and_reconnect(browser):
         driver.get(f"http://127.0.0.1:{running.http_port}/?token=wrong")
         wait_for(driver, "document.getElementById('errors').textContent.includes('missing or wrong bearer token')",
                  what="the server's 401 on the page")
+
+
+def test_page_on_the_dedicated_port_with_ws_port(server, browser):
+    """``/?ws=port``: the page streams over the dedicated WebSocket port
+    (from /config.json) instead of the HTTP port's /ws."""
+    driver = browser
+    driver.get(f"http://127.0.0.1:{server.http_port}/?ws=port")
+    wait_for(driver, "window.wsgen && window.wsgen.state === 'open'", what="the WebSocket to open")
+    assert js(driver, "return window.wsgen.wsUrl") == f"ws://127.0.0.1:{server.ws_port}/"
+    wait_for(driver, "!document.getElementById('start').disabled", what="the Start button")
+    choose(driver, "generator", "sine")
+    set_knob(driver, "param-interval", 0.02)
+    click(driver, "start")
+    wait_for(driver, "window.wsgen.pointsDrawn('sine-1') >= 5", what="sine points drawn over the dedicated port")

@@ -81,6 +81,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable, Iterator, Mapping
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import orjson
@@ -496,11 +497,28 @@ class _Request:
     sent: bool = False
 
 
+def websocket_url(url: str) -> str:
+    """The WebSocket address to dial for ``url``: ``ws://`` and ``wss://``
+    addresses as given; an HTTP server's address (``http://host:8000``,
+    ``https://host/prefix``) becomes its WebSocket path (``ws://host:8000/ws``,
+    ``wss://host/prefix/ws``), which serves the same protocol."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return url
+    path = parts.path.rstrip("/")
+    if "/ws/" not in path + "/":   # /ws, /ws/<generator>, /prefix/ws stay
+        path += "/ws"
+    return urlunsplit(("ws" if parts.scheme == "http" else "wss", parts.netloc, path, parts.query, ""))
+
+
 class Client:
     """Async client: one WebSocket connection, any number of subscriptions.
 
     Args:
-        url: server address, e.g. ``"ws://127.0.0.1:8765"``.
+        url: server address: the WebSocket port (``"ws://127.0.0.1:8765"``),
+            or the HTTP port's WebSocket path (``"ws://127.0.0.1:8000/ws"``;
+            an ``http://`` or ``https://`` address means that path, see
+            :func:`websocket_url`).
         reconnect: reconnect and resume after a dropped connection.
         backoff_base: first reconnection delay scale, seconds.
         backoff_cap: largest reconnection delay, seconds.
@@ -525,7 +543,7 @@ class Client:
                  token: str | None = None, **connect_kwargs: Any) -> None:
         if queue_size < 1:
             raise ValueError("queue_size must be >= 1")
-        self.url = url
+        self.url = websocket_url(url)
         self.reconnect = reconnect
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap

@@ -137,6 +137,8 @@ async def start(settings: Settings) -> Running:
 
         from .header_timeout import protocol_class
         from .http import create_app
+        from .http_ws import Handoff
+        handoff = Handoff()
         app = create_app(settings)
         app.state.metrics = metrics
         config = uvicorn.Config(app, host=settings.host, port=settings.http_port or 0, log_level="warning",
@@ -148,7 +150,9 @@ async def start(settings: Settings) -> Running:
                                 # limit get 503 instead of exhausting file descriptors
                                 limit_concurrency=settings.max_http_connections,
                                 # a backstop: stop() drops stuck clients at the grace period first
-                                timeout_graceful_shutdown=settings.graceful_timeout_s + 2)
+                                timeout_graceful_shutdown=settings.graceful_timeout_s + 2,
+                                # upgrades to /ws and /ws/... become WebSocket server connections
+                                ws=handoff.protocol_class())
         http_server = _EmbeddedUvicorn(config)
         # Bind here, so a busy port is a plain OSError ("cannot start: ...")
         # rather than uvicorn exiting inside its task.
@@ -179,6 +183,7 @@ async def start(settings: Settings) -> Running:
     ws_port = ws_server.sockets[0].getsockname()[1]
     if http_server is not None:
         http_server.config.app.state.ws_port = ws_port
+        handoff.server = ws_server
     return Running(settings, ws_server, ws_port, http_port, metrics, gate, http_server, http_task)
 
 

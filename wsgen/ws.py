@@ -38,6 +38,8 @@ def route(path: str) -> tuple[str | None, dict[str, str]] | None:
     parts = urlsplit(path)
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     name = parts.path.strip("/")
+    if name.startswith("ws/"):   # /ws/<generator>: the HTTP port's paths (wsgen.http_ws), here too
+        name = name[3:]
     if name.startswith("anomalies/"):
         name = name[len("anomalies/"):]
         if name not in ANOMALY_KINDS:
@@ -100,9 +102,11 @@ class Gate:
                                                        "origin not allowed; see --allow-origin"))
         if route(request.path) is None:
             names = ", ".join(GENERATORS)
+            path = urlsplit(request.path).path
+            root = "/ws/" if path.startswith("/ws/") else "/"   # the HTTP port's paths (wsgen.http_ws)
             return Refusal("not_found", _response(http.HTTPStatus.NOT_FOUND,
-                           f"no generator at {urlsplit(request.path).path}; "
-                           f"connect to / and send messages, or to /<generator>: {names}"))
+                           f"no generator at {path}; "
+                           f"connect to {root.rstrip('/') or '/'} and send messages, or to {root}<generator>: {names}"))
         ip = _peer_ip(connection)
         if self.open >= s.max_connections or self.per_ip.get(ip, 0) >= s.max_connections_per_ip:
             return Refusal("limit_reached", _response(http.HTTPStatus.SERVICE_UNAVAILABLE,

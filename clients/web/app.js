@@ -5,8 +5,9 @@
 // Served by the wsgen HTTP server: GET / (this page), /static/web/* (these
 // files), /config.json (WebSocket port, token needed?), /generators (the
 // catalogue). The WebSocket URL is derived from `location`, never a fixed
-// host: same hostname, ws: or wss: to match http: or https:, port from
-// /config.json. A `?token=` in the page URL is passed on.
+// host: ws: or wss: to match http: or https:, the page's own host and port
+// with path ws (the HTTP port's WebSocket endpoint), or with `?ws=port` the
+// dedicated port from /config.json. A `?token=` in the page URL is passed on.
 "use strict";
 
 (() => {
@@ -144,9 +145,24 @@
     document.body.dataset.connection = state;
   }
 
+  // Which WebSocket endpoint: by default the page's own origin and port,
+  // path ws beside the page (/ws, or /prefix/ws behind a proxy that serves
+  // the page under /prefix/): it works wherever the page loaded. `?ws=port`
+  // picks the dedicated WebSocket port from /config.json instead (faster,
+  // when it is reachable).
+  const wsChoice = pageUrl.searchParams.get("ws") === "port" ? "port" : "same";
+
   function wsUrlFor(config) {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const url = new URL(`${scheme}//${location.hostname}:${config.ws_port}/`);
+    let url;
+    if (wsChoice === "port") {
+      url = new URL(`${scheme}//${location.hostname}:${config.ws_port}/`);
+    } else {
+      url = new URL("ws", location.href);
+      url.protocol = scheme;
+      url.search = "";
+      url.hash = "";
+    }
     if (token) url.searchParams.set("token", token);
     return url.toString();
   }
@@ -158,7 +174,9 @@
     try {
       // Read the config again on every attempt: a restarted server may listen on another port.
       app.config = await fetchJSON("config.json");
-      if (!app.config.ws_port) throw new Error("the server did not say its WebSocket port (config.json: ws_port)");
+      if (wsChoice === "port" && !app.config.ws_port) {
+        throw new Error("the server did not say its WebSocket port (config.json: ws_port)");
+      }
       if (app.config.token_required && !token) {
         const err = new Error("this server needs a token: open the page as …/?token=<token>");
         err.status = 401;   // the server's answer, in effect: shown in the error box
