@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from wsgen.generators import GENERATORS, InvalidParams, UnknownGenerator, create, get_spec, validate_params
+from wsgen.generators import ANOMALY_KINDS, GENERATORS, InvalidParams, UnknownGenerator, create, get_spec, validate_params
 
 KINDS = list(GENERATORS)
 NON_FINITE = [float("nan"), float("inf"), float("-inf"), "nan", "inf", "-Infinity"]
@@ -194,7 +194,7 @@ def test_count_per_duration_window_must_hold_a_sample():
 
 
 def test_periodic_spike_interval_at_least_data_interval():
-    refused("periodic-spike", {"spike_interval": 0.5}, "spike_interval", "data_interval")
+    refused("periodic-spike", {"spike_interval": 0.5}, "spike_interval", "interval (1.0)")
     refused("periodic-spike", {"spike_interval": 0}, "spike_interval", "greater than 0")
     assert create("periodic-spike", {"spike_interval": 1.0}, seed=1).params.spike_interval == 1.0
 
@@ -221,9 +221,26 @@ def test_unknown_fields_refused(kind):
         assert f in msg
 
 
-def test_interval_field_of_the_other_family_is_unknown():
+def test_interval_is_the_name_everywhere_and_data_interval_an_alias_of_the_anomaly_kinds():
+    # data_interval belongs to the kinds that had it in the original service only
     refused("sine", {"data_interval": 1.0}, "data_interval", "unknown parameter")
-    refused("random", {"interval": 1.0}, "interval", "unknown parameter")
+    for kind in ANOMALY_KINDS:
+        a = create(kind, {"interval": 0.5}, seed=3)
+        b = create(kind, {"data_interval": 0.5}, seed=3)
+        assert a.params == b.params and a.params.interval == 0.5 and a.sample_interval == 0.5
+        assert "data_interval" not in a.params.model_dump()
+        assert np.array_equal(a.take(500).values, b.take(500).values)
+        # a live update by either name changes the one interval
+        a.update({"data_interval": 0.25})
+        assert a.params.interval == 0.25
+        # both names at once: refused naming both, on creation and as an update
+        refused(kind, {"interval": 0.5, "data_interval": 0.5}, "data_interval", "interval", "data_interval",
+                "only one")
+        assert get_spec(kind).describe()["param_aliases"] == {"data_interval": "interval"}
+    # a problem with the alias's value names the alias the client gave
+    with pytest.raises(InvalidParams) as info:
+        create("random", {"data_interval": -1})
+    assert info.value.details[0]["field"] == "data_interval"
 
 
 def test_params_must_be_a_mapping():

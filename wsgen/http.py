@@ -5,7 +5,7 @@ original service's path (``/sine``, ``/random``, ... plus ``/triangle``) and
 the anomaly kinds also under ``/anomalies/<name>``. A script written for the
 original (``requests.get(url, stream=True)``, one value per line) works
 unchanged against it: same query parameter names and defaults, one sample per
-line with three decimals, paced by ``interval`` / ``data_interval``.
+line with three decimals, paced by ``interval`` (``data_interval``, its alias on the anomaly kinds).
 
 Query parameters of a stream endpoint:
 
@@ -289,7 +289,8 @@ class _Route:
         self.settings = settings
         self.spec = spec
         self.path = path
-        self.fields = tuple(spec.params_model.model_fields)
+        self.aliases = dict(spec.params_model.aliases)
+        self.fields = tuple(spec.params_model.model_fields) + tuple(self.aliases)
         self.controls = _control_names(self.fields)
         self.by_query = {q: c for c, q in self.controls.items()}
         public = [q for c, q in self.controls.items() if c != "token" or settings.token]
@@ -338,10 +339,12 @@ class _Route:
                 opts.start_seq = last + 1
         return params, opts, errors
 
-    def _interval_problems(self, model) -> list[dict[str, Any]]:
+    def _interval_problems(self, model, given: dict[str, str]) -> list[dict[str, Any]]:
         interval, floor = model.sample_interval, self.settings.min_interval_s
         if 0 < interval < floor:
-            return [{"field": model.interval_field, "value": interval,
+            name = next((a for a, f in self.aliases.items() if f == model.interval_field and a in given),
+                        model.interval_field)
+            return [{"field": name, "value": interval,
                      "message": f"must be 0 (unpaced) or >= {floor}, this server's smallest interval"}]
         return []
 
@@ -353,7 +356,7 @@ class _Route:
         except InvalidParams as exc:
             errors.extend(exc.details)
         else:
-            errors.extend(self._interval_problems(model))
+            errors.extend(self._interval_problems(model, params))
         if errors:
             return None
         try:
@@ -475,6 +478,10 @@ class _Route:
                 description = f"{description} [{unit}]".strip()
             params.append({"name": name, "in": "query", "required": False, "description": description,
                            "schema": prop})
+        for alias, name in self.spec.params_model.aliases.items():
+            params.append({"name": alias, "in": "query", "required": False, "deprecated": True,
+                           "description": f"Another name for {name} (the original service's); give one of them.",
+                           "schema": dict(schema["properties"][name], title=alias)})
         for control, query in self.controls.items():
             if control == "token" and not self.settings.token:
                 continue
@@ -522,6 +529,7 @@ class _CompositeRoute(_Route):
         self.path = path
         self.body = body
         self.fields = () if body else ("spec",)
+        self.aliases: dict[str, str] = {}
         self.controls = _control_names(self.fields)
         self.by_query = {q: c for c, q in self.controls.items()}
         public = [q for c, q in self.controls.items() if c != "token" or settings.token]
@@ -576,7 +584,7 @@ class _CompositeRoute(_Route):
             except InvalidParams as exc:
                 errors.extend(exc.details)
             else:
-                errors.extend(self._interval_problems(spec))
+                errors.extend(self._interval_problems(spec, {}))
         else:
             errors.append(problem)
         if errors:

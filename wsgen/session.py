@@ -240,8 +240,12 @@ class Session:
             raise P.ProtocolError(P.UNKNOWN_ID, f"no subscription with id {id!r}; active: {known}", id)
         return sub
 
-    def _check_interval(self, params: GeneratorParams, id: str | None) -> None:
-        self._check_interval_value(params.sample_interval, params.interval_field, id)
+    def _check_interval(self, params: GeneratorParams, id: str | None, given: Mapping[str, Any] = {}) -> None:
+        """The server's smallest interval; the error names the key the client
+        gave in ``given`` (``interval`` or its alias ``data_interval``)."""
+        name = next((a for a, f in params.aliases.items() if f == params.interval_field and a in given),
+                    params.interval_field)
+        self._check_interval_value(params.sample_interval, name, id)
 
     def _check_interval_value(self, interval: float, field_name: str, id: str | None) -> None:
         floor = self.settings.min_interval_s
@@ -284,7 +288,7 @@ class Session:
             raise P.ProtocolError(P.UNKNOWN_GENERATOR, str(exc), msg.id) from None
         except InvalidParams as exc:
             raise self._invalid(exc, msg.id) from None
-        self._check_interval(gen.params, msg.id)
+        self._check_interval(gen.params, msg.id, msg.params)
         sub_id = msg.id
         while sub_id is None or sub_id in self.subscriptions:
             sub_id = f"{gen.name}-{next(self._auto_ids)}"
@@ -306,8 +310,9 @@ class Session:
         # window): check the server's smallest interval before applying.
         # ``update`` validates the rest (with the generator's own merge rules;
         # compositions merge nested objects) and changes nothing on error.
-        field_name = old.interval_field
-        if field_name in msg.params:
+        names = [old.interval_field, *(a for a, f in old.aliases.items() if f == old.interval_field)]
+        field_name = next((n for n in names if n in msg.params), None)
+        if field_name is not None:
             given = msg.params[field_name]
             try:
                 interval = float(given)

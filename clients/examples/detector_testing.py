@@ -34,7 +34,7 @@ def zscore_detector(values: np.ndarray, window: int, threshold: float) -> np.nda
 async def main() -> None:
     async with Client(URL) as client:
         # Noise is added by hand below; the generator gives a flat level with labelled clusters.
-        sub = await client.subscribe("clustered", {"anomaly_magnitude": 8.0, "data_interval": 1.0},
+        sub = await client.subscribe("clustered", {"anomaly_magnitude": 8.0, "interval": 1.0},
                                      seed=7, speed="max")
         block = await sub.take(N)
         await sub.unsubscribe()

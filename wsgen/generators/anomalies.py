@@ -2,7 +2,10 @@
 
 Each returns, besides the values, a boolean label per sample that is True
 exactly where the sample is an anomaly. Stream time of sample ``n`` is
-``n * data_interval`` seconds; placements given in seconds are in stream time.
+``n * interval`` seconds; placements given in seconds are in stream time.
+The sample interval is ``interval``, as for every kind; ``data_interval``
+(the original service's name) is accepted as an alias, and giving both is
+an error naming both.
 
 * ``random``: sample n is ``base_value`` or, with probability
   ``anomaly_probability``, ``base_value + anomaly_range * (2*u - 1)`` (uniform
@@ -18,7 +21,7 @@ exactly where the sample is an anomaly. Stream time of sample ``n`` is
   ``spike_interval`` seconds of stream time (0, S, 2S, ...): defaults give
   three spikes in every hour.
 * ``count-per-duration``: the stream is cut into windows of ``duration``
-  seconds (``round(duration / data_interval)`` samples); each window holds
+  seconds (``round(duration / interval)`` samples); each window holds
   exactly ``num_anomalies`` anomalies at distinct random samples, each
   ``base_value + U[min_anomaly_range, max_anomaly_range]``.
 
@@ -29,9 +32,9 @@ Live update rules (effective from sample ``u = seq``):
   their place and length; later gaps and lengths use the new bounds (the gap
   after the last event is counted from its end);
 * ``periodic-spike``: the stream-time phase is continuous: a new
-  ``spike_interval`` or ``data_interval`` changes the pace from ``u`` on;
+  ``spike_interval`` or ``interval`` changes the pace from ``u`` on;
 * ``count-per-duration``: changing ``num_anomalies``, ``duration`` or
-  ``data_interval`` ends the current window at ``u`` (its anomalies at
+  ``interval`` ends the current window at ``u`` (its anomalies at
   samples before ``u`` were sent) and starts a new one there.
 
 Randomness: event draws use fixed positions of their own PCG64 stream
@@ -73,19 +76,19 @@ MAX_SEEK_EVENTS = 2 * 10**7
 class RandomParams(GeneratorParams):
     """Parameters of ``random``."""
 
-    interval_field = "data_interval"
+    aliases = {"data_interval": "interval"}
     base_value: level(0.0, "Level of normal samples")
     anomaly_probability: Probability
     anomaly_range: Annotated[float, Field(10.0, ge=0, le=1e12, description="Anomalies are base_value + U[-range, +range], >= 0")]
-    data_interval: DataInterval
+    interval: DataInterval
 
 
 class _EventParams(GeneratorParams):
-    interval_field = "data_interval"
+    aliases = {"data_interval": "interval"}
     anomaly_magnitude: level(10.0, "Height of the anomaly")
     minimum_interval: count(50, "Shortest gap between anomalies, in samples (>= 1)")
     maximum_interval: count(150, "Longest gap between anomalies, in samples (>= minimum_interval)")
-    data_interval: DataInterval
+    interval: DataInterval
 
     len_fields: ClassVar[tuple[str, str]]
 
@@ -124,27 +127,27 @@ class ClusteredParams(_EventParams):
 class PeriodicSpikeParams(GeneratorParams):
     """Parameters of ``periodic-spike``."""
 
-    interval_field = "data_interval"
+    aliases = {"data_interval": "interval"}
     base_value: level(0.0, "Level between spikes")
-    spike_interval: Annotated[float, Field(1200.0, gt=0, le=1e9, description="Seconds of stream time between spikes (> 0, >= data_interval)",
+    spike_interval: Annotated[float, Field(1200.0, gt=0, le=1e9, description="Seconds of stream time between spikes (> 0, >= interval)",
                                            json_schema_extra={"unit": "s"})]
     min_spike_range: level(5.0, "Smallest spike height above base_value")
     max_spike_range: level(10.0, "Largest spike height above base_value (>= min_spike_range)")
-    data_interval: PositiveDataInterval
+    interval: PositiveDataInterval
 
     def check(self):
         problems = []
         if self.min_spike_range > self.max_spike_range:
             problems.append(("min_spike_range", f"must be <= max_spike_range ({self.max_spike_range})"))
-        if self.spike_interval < self.data_interval:
-            problems.append(("spike_interval", f"must be >= data_interval ({self.data_interval}): at most one spike per sample"))
+        if self.spike_interval < self.interval:
+            problems.append(("spike_interval", f"must be >= interval ({self.interval}): at most one spike per sample"))
         return problems
 
 
 class CountPerDurationParams(GeneratorParams):
     """Parameters of ``count-per-duration``."""
 
-    interval_field = "data_interval"
+    aliases = {"data_interval": "interval"}
     base_value: level(0.0, "Level of normal samples")
     num_anomalies: Annotated[int, Field(1, ge=0, le=MAX_ANOMALIES_PER_WINDOW,
                                         description="Anomalies in each window (0 .. samples per window, at most 1e6)",
@@ -153,12 +156,12 @@ class CountPerDurationParams(GeneratorParams):
     max_anomaly_range: level(10.0, "Largest anomaly offset from base_value (>= min_anomaly_range)")
     duration: Annotated[float, Field(3600.0, gt=0, le=1e9, description="Window length in seconds of stream time",
                                      json_schema_extra={"unit": "s"})]
-    data_interval: PositiveDataInterval
+    interval: PositiveDataInterval
 
     @property
     def window_samples(self) -> int:
-        """Samples per window: round(duration / data_interval)."""
-        return int(round(self.duration / self.data_interval))
+        """Samples per window: round(duration / interval)."""
+        return int(round(self.duration / self.interval))
 
     def check(self):
         problems = []
@@ -166,11 +169,11 @@ class CountPerDurationParams(GeneratorParams):
             problems.append(("min_anomaly_range", f"must be <= max_anomaly_range ({self.max_anomaly_range})"))
         w = self.window_samples
         if w < 1:
-            problems.append(("duration", f"must hold at least one sample: duration / data_interval = {self.duration / self.data_interval:g}"))
+            problems.append(("duration", f"must hold at least one sample: duration / interval = {self.duration / self.interval:g}"))
         elif w > 10**9:
-            problems.append(("duration", f"window of {w} samples is too long; duration / data_interval must be <= 1e9"))
+            problems.append(("duration", f"window of {w} samples is too long; duration / interval must be <= 1e9"))
         elif self.num_anomalies > w:
-            problems.append(("num_anomalies", f"must be <= the samples in a window: duration / data_interval = {w}"))
+            problems.append(("num_anomalies", f"must be <= the samples in a window: duration / interval = {w}"))
         return problems
 
 
@@ -374,7 +377,7 @@ class PeriodicSpike(Generator):
     def _phase(self, n: int, m: int) -> np.ndarray:
         p = self.params
         k = np.arange(n - self._anchor, n - self._anchor + m, dtype=np.float64)
-        k *= p.data_interval
+        k *= p.interval
         k /= p.spike_interval
         k += self._anchor_phase
         return k
@@ -382,7 +385,7 @@ class PeriodicSpike(Generator):
     def _render(self, n, m):
         p = self.params
         if m == 1:  # fast path for take(1): same operations on Python floats
-            a, ph0, di, si = self._anchor, self._anchor_phase, p.data_interval, p.spike_interval
+            a, ph0, di, si = self._anchor, self._anchor_phase, p.interval, p.spike_interval
             now = math.floor(float(n - a) * di / si + ph0 + _EPS)
             before = math.floor(float(n - 1 - a) * di / si + ph0 + _EPS) if n > a else self._floor_before
             u = self._u.one(n)
@@ -402,11 +405,11 @@ class PeriodicSpike(Generator):
         return values, labels
 
     def _on_update(self, old, new, at):
-        if (old.spike_interval, old.data_interval) != (new.spike_interval, new.data_interval):
+        if (old.spike_interval, old.interval) != (new.spike_interval, new.interval):
             # phase of sample `at` and of the one before it, under the old pace
-            before = (self._anchor_phase + ((at - 1 - self._anchor) * old.data_interval) / old.spike_interval
+            before = (self._anchor_phase + ((at - 1 - self._anchor) * old.interval) / old.spike_interval
                       if at > self._anchor else None)
-            at_phase = self._anchor_phase + ((at - self._anchor) * old.data_interval) / old.spike_interval
+            at_phase = self._anchor_phase + ((at - self._anchor) * old.interval) / old.spike_interval
             self._floor_before = math.floor(before + _EPS) if before is not None else self._floor_before
             self._anchor_phase = at_phase
             self._anchor = at
@@ -465,8 +468,8 @@ class CountPerDuration(Generator):
         return values, labels
 
     def _on_update(self, old, new, at):
-        if ((old.num_anomalies, old.duration, old.data_interval)
-                != (new.num_anomalies, new.duration, new.data_interval)):
+        if ((old.num_anomalies, old.duration, old.interval)
+                != (new.num_anomalies, new.duration, new.interval)):
             self._window_base += (at - self._origin) // old.window_samples + 1
             self._origin = at
             self._cache.clear()

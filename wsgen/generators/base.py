@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
-from .params import GeneratorParams, validate_params
+from .params import GeneratorParams, resolve_aliases, validate_params
 
 #: Seeds drawn by the server stay below 2**53 so JavaScript clients can hold
 #: them exactly; any integer in [0, 2**64) is accepted from users.
@@ -200,7 +200,7 @@ class Generator:
         """
         if not isinstance(changes, Mapping):
             validate_params(self.Params, changes)  # raises InvalidParams naming "params"
-        merged = {**self.params.model_dump(), **dict(changes)}
+        merged = {**self.params.model_dump(), **resolve_aliases(self.Params, changes)}
         new = validate_params(self.Params, merged)
         old, self.params = self.params, new
         self._on_update(old, new, self.seq)
@@ -209,8 +209,7 @@ class Generator:
 
     @property
     def sample_interval(self) -> float:
-        """Seconds of stream time between samples (``interval`` or
-        ``data_interval``)."""
+        """Seconds of stream time between samples (``interval``)."""
         return self.params.sample_interval
 
     def __repr__(self) -> str:

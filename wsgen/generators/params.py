@@ -35,13 +35,16 @@ class InvalidParams(ValueError):
 class GeneratorParams(BaseModel):
     """Base of every parameter model.
 
-    Subclasses name the field that holds the sample interval in
-    ``interval_field`` (``interval`` for waveforms and distributions,
-    ``data_interval`` for the anomaly kinds, as in the original).
+    The sample interval is the field ``interval`` of every kind
+    (``interval_field``). ``aliases`` maps other accepted names to fields:
+    the anomaly kinds also take ``data_interval``, the original service's
+    name, for ``interval``. An alias is renamed before validation; a
+    request holding a field and its alias is refused, naming both.
     """
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
     interval_field: ClassVar[str] = "interval"
+    aliases: ClassVar[dict[str, str]] = {}
 
     @property
     def sample_interval(self) -> float:
@@ -61,8 +64,27 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
+def resolve_aliases(model: type[GeneratorParams], data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with each alias of ``model`` (``model.aliases``, e.g.
+    ``data_interval``) renamed to its field (``interval``).
+
+    Raises :class:`InvalidParams` when a field and one of its aliases are
+    both given (the detail names both; its ``field`` is the alias).
+    """
+    out = dict(data)
+    for alias, name in model.aliases.items():
+        if alias in out:
+            if name in out:
+                raise InvalidParams([{"field": alias, "value": _jsonable(out[alias]),
+                                      "message": f"{alias} is another name for {name}, which is also given "
+                                                 f"({out[name]!r}); give only one of {name}, {alias}"}])
+            out[name] = out.pop(alias)
+    return out
+
+
 def validate_params(model: type[GeneratorParams], data: Mapping[str, Any]) -> GeneratorParams:
-    """Validate ``data`` against ``model``.
+    """Validate ``data`` against ``model`` (aliases resolved first, see
+    :func:`resolve_aliases`).
 
     Returns the model instance. Raises :class:`InvalidParams` naming every
     wrong field, the value given and what is allowed.
@@ -70,14 +92,17 @@ def validate_params(model: type[GeneratorParams], data: Mapping[str, Any]) -> Ge
     if not isinstance(data, Mapping):
         raise InvalidParams([{"field": "params", "value": _jsonable(data),
                               "message": "must be an object of parameter names to values"}])
+    given = {model.aliases[k]: k for k in data if k in model.aliases}   # field -> the alias used
+    data = resolve_aliases(model, data)
     try:
-        params = model.model_validate(dict(data))
+        params = model.model_validate(data)
     except ValidationError as exc:
         details = []
         for err in exc.errors(include_url=False):
             field = ".".join(str(p) for p in err["loc"]) or "params"
+            field = given.get(field, field)
             if err["type"] == "extra_forbidden":
-                allowed = ", ".join(model.model_fields)
+                allowed = ", ".join([*model.model_fields, *model.aliases])
                 message = f"unknown parameter; allowed: {allowed}"
             else:
                 message = err["msg"]
@@ -85,6 +110,6 @@ def validate_params(model: type[GeneratorParams], data: Mapping[str, Any]) -> Ge
         raise InvalidParams(details) from None
     problems = params.check()
     if problems:
-        raise InvalidParams([{"field": f, "value": _jsonable(getattr(params, f)), "message": m}
+        raise InvalidParams([{"field": given.get(f, f), "value": _jsonable(getattr(params, f)), "message": m}
                              for f, m in problems])
     return params

@@ -55,7 +55,7 @@ class GeneratorSpec:
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "family": self.family, "anomalous": self.anomalous,
                 "description": self.description, "interval_field": self.interval_field,
-                "params_schema": self.schema()}
+                "param_aliases": dict(self.params_model.aliases), "params_schema": self.schema()}
 
 
 def _spec(family: str, cls: type[Generator]) -> GeneratorSpec:
