@@ -3,7 +3,10 @@ transport: one name for the sample interval, text lines ``json.loads`` reads,
 stream controls that mean the same over HTTP and WebSocket."""
 from __future__ import annotations
 
+import asyncio
 import json
+import math
+import sys
 
 import httpx
 import numpy as np
@@ -11,6 +14,7 @@ from websockets.asyncio.client import connect
 
 import wsgen
 from wsgen.generators import ANOMALY_KINDS
+from wsgen.generators.composite import create_composite
 
 
 async def recv_json(ws) -> dict:
@@ -73,3 +77,40 @@ async def test_interval_and_data_interval_on_every_transport(full_server):
         gens = {g["name"]: g for g in (await recv_json(conn))["generators"]}
     assert all(g["interval_field"] == "interval" for g in gens.values())
     assert {n for n, g in gens.items() if g["param_aliases"]} == set(ANOMALY_KINDS)
+
+
+# -- item 6: text lines json.loads reads -------------------------------------------------
+
+NULLS = {"interval": 0.1, "base": {"kind": "sine", "params": {"amplitude": 2, "sample_rate": 10}},
+         "faults": {"nulls": {"placement": {"mode": "indices", "indices": [3, 7]}}},
+         "anomalies": [{"kind": "dropout", "placement": {"mode": "indices", "indices": [12]},
+                        "min_length": 2, "max_length": 2}]}
+
+
+async def run_cli(*args: str, timeout: float = 60) -> tuple[int, str, str]:
+    """``python -m wsgen.cli <args>``: exit status, stdout, stderr."""
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "wsgen.cli", *args,
+                                                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_text_lines_print_null_for_missing_values(full_server):
+    ref = create_composite(NULLS, seed=2).take(20)
+    missing = [i for i, v in enumerate(ref.values.tolist()) if math.isnan(v)]
+    assert len(missing) >= 3       # two null faults and a dropout without fill
+    async with httpx.AsyncClient(timeout=10) as client:
+        r = await client.post(f"{full_server.http_url}/composite?seed=2&speed=max&count=20", json=NULLS)
+    lines = r.text.splitlines()
+    parsed = [json.loads(line) for line in lines]          # every line, as the original's users read
+    assert [i for i, v in enumerate(parsed) if v is None] == missing
+    assert all(lines[i] == "null" for i in missing)
+    np.testing.assert_allclose([math.nan if v is None else v for v in parsed], ref.values, atol=5e-4)
+    # wsgen sub prints the same way
+    code, out, err = await run_cli("sub", "--spec", json.dumps(NULLS), "--seed", "2", "--speed", "max",
+                                   "--count", "20", "--url", full_server.ws_url)
+    assert code == 0, err
+    parsed = [json.loads(line) for line in out.splitlines()]
+    assert [i for i, v in enumerate(parsed) if v is None] == missing
+    assert [v for v in parsed if v is not None] == [v for v in ref.values.tolist() if not math.isnan(v)]

@@ -32,9 +32,9 @@ with faults, so their rows differ:
 * ``seq`` is each delivered sample's own index (``CompositeBlock.seqs``):
   it jumps over a gap, repeats for a duplicate, goes down when a sample
   arrives out of order; ``t`` is its own stream time (jitter included);
-* ``value`` of a null fault: ``nan`` in ``text`` (``float()`` reads it;
-  ``json.loads`` does not: use ndjson for strict JSON), ``null`` in
-  ndjson/sse, an empty field in csv;
+* ``value`` of a null fault: ``null`` in ``text`` (so that every line
+  parses with ``json.loads``, as the original's users read them; ``float()``
+  does not read it), ``null`` in ndjson/sse, an empty field in csv;
 * every row has ``label`` and ``events``. ndjson/sse: ``"events"`` is the
   list of the event objects ``{"id","kind","first","last"}`` the sample
   lies in (``first <= seq <= last``), ``[]`` for most samples. A ``gap``
@@ -123,6 +123,8 @@ def text(values: np.ndarray) -> bytes:
     small = np.abs(values) < _ZERO_BAND
     if small.any():
         values = np.where(small, 0.0, values)
+    if np.isnan(values).any():    # a composition's null fault: JSON null, as json.loads reads it
+        return "".join(["null\n" if v != v else "%.3f\n" % v for v in values.tolist()]).encode("ascii")
     return (_repeat("%.3f\n", m) % tuple(values.tolist())).encode("ascii")
 
 

@@ -47,7 +47,8 @@
     empty csv field for a null fault), ``label`` (true/false) and
     ``events`` (ndjson: the event objects the sample lies in, a gap's on the
     first sample past it; csv: ``kind:id:first:last`` joined by ``;``).
-    ``text`` prints ``nan`` for a null fault. ``--count`` counts delivered
+    ``text`` prints ``null`` for a null fault (every line reads with
+    ``json.loads``). ``--count`` counts delivered
     samples. A line typed on standard input may also be a JSON object: a
     partial spec applied as a live update (``{"noise": null}``).
 
@@ -261,7 +262,7 @@ class Output:
             return
         values = block.values.tolist()
         if self.fmt == "text":
-            text = "".join(f"{v!r}\n" for v in values)
+            text = "".join("null\n" if v != v else f"{v!r}\n" for v in values)
         else:
             seqs = block.seqs.tolist()
             times = block.timestamps.tolist()
