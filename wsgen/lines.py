@@ -10,7 +10,8 @@ Formats (``FORMATS`` maps each name to its media type):
 ``text`` (``text/plain; charset=utf-8``)
     The original service's format: one value per line, three decimals,
     ``0.501\\n``. Values that round to zero are written ``0.000`` (never
-    ``-0.000``). Each line parses with ``float()`` and ``json.loads()``.
+    ``-0.000``); a missing value (a composition's null fault) is ``null``.
+    Each line parses with ``json.loads()`` (and, but for ``null``, ``float()``).
 ``ndjson`` (``application/x-ndjson``)
     One JSON object per line: ``{"seq":0,"t":1700000000.000000,"value":0.0}``
     plus ``"label":true|false`` for the anomaly kinds. ``seq`` is the sample
