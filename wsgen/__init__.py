@@ -9,7 +9,8 @@ In-process use::
 """
 from .generators import (ANOMALY_KINDS, GENERATORS, Block, Generator, InvalidParams, UnknownGenerator,
                          catalogue, create)
+from .scoring import ScoringError, score
 
 __version__ = "0.1.0"
-__all__ = ["ANOMALY_KINDS", "Block", "GENERATORS", "Generator", "InvalidParams", "UnknownGenerator",
-           "__version__", "catalogue", "create"]
+__all__ = ["ANOMALY_KINDS", "Block", "GENERATORS", "Generator", "InvalidParams", "ScoringError",
+           "UnknownGenerator", "__version__", "catalogue", "create", "score"]
