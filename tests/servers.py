@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -117,7 +118,8 @@ class ThreadedServer:
 
 
 class ServeProcess:
-    """``wsgen serve --port 0 --http-port 0 ARGS...`` as a child process.
+    """``wsgen serve --port 0 --http-port <free port> ARGS...`` as a child
+    process (``http=False``: no HTTP server).
 
     ``url``/``port`` and ``http_url``/``http_port`` are read from the line
     the server prints when it listens. ``stderr`` is where its log goes (a
@@ -128,7 +130,8 @@ class ServeProcess:
     LISTENING = re.compile(r"wsgen: WebSocket (ws://127\.0\.0\.1:(\d+))(?:\s+HTTP (http://127\.0\.0\.1:(\d+)))?")
 
     def __init__(self, *args: str, stderr=subprocess.DEVNULL, http: bool = True, env: dict | None = None) -> None:
-        ports = ["--port", "0", "--http-port", "0"]
+        # ``--http-port 0`` turns HTTP off on the command line: take a free port for it
+        ports = ["--port", "0", "--http-port", str(free_port() if http else 0)]
         self.proc = subprocess.Popen([*WSGEN, "serve", *ports, *args], stdout=subprocess.PIPE, stderr=stderr,
                                      stdin=subprocess.DEVNULL, text=True, env=env)
         line = self.proc.stdout.readline()
@@ -168,6 +171,14 @@ class ServeProcess:
         self.stop()
         if self.proc.stdout:
             self.proc.stdout.close()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for a child process that
+    cannot report the port it picked)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @contextlib.contextmanager

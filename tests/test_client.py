@@ -10,10 +10,10 @@ import pytest
 import wsgen
 from wsgen.client import (Block, Client, ClientClosed, ConnectionLost, SyncClient, WsgenError, stream,
                           to_numpy)
-from wsgen.config import Settings
 from wsgen.serve import start
 
 from reference import engine  # noqa: E402  (tests/ is on sys.path under pytest)
+from servers import test_settings  # noqa: E402
 
 
 def abort_all(server) -> int:
@@ -272,7 +272,7 @@ async def test_reconnect_after_abort_resumes_without_gap(server):
 
 async def test_reconnect_after_server_restart_on_same_port():
     params = {"interval": 0.002}
-    s1 = await start(Settings(host="127.0.0.1", port=0, http_port=0, graceful_timeout_s=1))
+    s1 = await start(test_settings(http_port=0, graceful_timeout_s=1))
     port = s1.ws_port
     s2 = None
     c = Client(s1.ws_url, backoff_base=0.05, backoff_cap=0.2)
@@ -286,7 +286,7 @@ async def test_reconnect_after_server_restart_on_same_port():
         await s1.stop()                      # clients get 1001 "going away"
         await asyncio.sleep(0.4)             # a few refused attempts
         assert not c.connected
-        s2 = await start(Settings(host="127.0.0.1", port=port, http_port=0, graceful_timeout_s=1))
+        s2 = await start(test_settings(port=port, http_port=0, graceful_timeout_s=1))
         rest = await asyncio.wait_for(sub.take(400), 10)
         assert c.reconnects == 1 and c.connected
         assert paused.paused                 # re-paused after re-subscribing
@@ -327,13 +327,15 @@ async def test_deliberate_close_does_not_reconnect(server):
     sub = await c.subscribe("sine", {"interval": 0.01}, seed=1)
     await sub.take(2)
     await c.close()
-    assert [b async for b in sub] is not None      # iteration ends, no exception
+    rest = [b async for b in sub]                  # iteration ends, no exception: what had arrived, in order
+    seqs = np.concatenate([np.arange(2)] + [b.seqs for b in rest])
+    np.testing.assert_array_equal(seqs, np.arange(len(seqs)))
     await asyncio.sleep(0.2)
     assert c.reconnects == 0 and len(server.ws_server.connections) == 0
 
 
 async def test_first_connection_failure_raises():
-    s = await start(Settings(host="127.0.0.1", port=0, http_port=0))
+    s = await start(test_settings(http_port=0))
     url = s.ws_url
     await s.stop()
     with pytest.raises(OSError):

@@ -17,17 +17,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import os
-import re
 import signal
 import socket
 import struct
 import subprocess
-import sys
 import tempfile
 import urllib.error
 import urllib.request
-import threading
 import time
 import tracemalloc
 
@@ -37,9 +33,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from wsgen.config import Settings
 from wsgen.loadgen import ServerProcess
-from wsgen.serve import start
+
+from servers import ServeProcess, ThreadedServer, running_server, wait_until  # noqa: E402  (tests/ is on sys.path under pytest)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -147,34 +143,11 @@ async def test_slow_consumers_neither_grow_server_memory_nor_delay_others():
 
 # -- vanishing clients ----------------------------------------------------------------
 
-class ThreadedServer:
-    """``wsgen.serve.start(settings)`` in a thread with its own event loop, so
-    the server's tasks can be counted apart from the clients'."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.running = self.call(start(settings))
-
-    def call(self, coro, timeout: float = 30):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def tasks(self) -> int:
-        async def count():
-            return len(asyncio.all_tasks())
-        return self.call(count())
-
-    def gauges(self) -> tuple[float, float]:
-        """(wsgen_connections, sum of wsgen_subscriptions over generators)."""
-        families = {m.name: m for m in self.running.metrics.registry.collect()}
-        subs = sum(s.value for s in families["wsgen_subscriptions"].samples)
-        return families["wsgen_connections"].samples[0].value, subs
-
-    def stop(self) -> None:
-        self.call(self.running.stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
+def gauges(srv: ThreadedServer) -> tuple[float, float]:
+    """(wsgen_connections, sum of wsgen_subscriptions over generators)."""
+    families = {m.name: m for m in srv.running.metrics.registry.collect()}
+    subs = sum(s.value for s in families["wsgen_subscriptions"].samples)
+    return families["wsgen_connections"].samples[0].value, subs
 
 
 async def vanish(url: str, port: int, n: int, batch: int = 100) -> int:
@@ -215,8 +188,7 @@ async def vanish(url: str, port: int, n: int, batch: int = 100) -> int:
 
 
 async def test_a_thousand_vanishing_clients_leave_nothing_behind():
-    srv = ThreadedServer(Settings(host="127.0.0.1", port=0, http_port=0, graceful_timeout_s=2,
-                                  max_connections=3000, max_connections_per_ip=3000))
+    srv = ThreadedServer(http_port=0, max_connections=3000, max_connections_per_ip=3000)
     running = srv.running
     try:
         await asyncio.sleep(0.1)
@@ -224,13 +196,13 @@ async def test_a_thousand_vanishing_clients_leave_nothing_behind():
 
         def settled() -> bool:
             return (running.gate.open == 0 and not running.ws_server.connections
-                    and srv.tasks() == tasks0 and srv.gauges() == (0, 0))
+                    and srv.tasks() == tasks0 and gauges(srv) == (0, 0))
 
         async def wait_settled(timeout: float = 20) -> None:
             deadline = time.monotonic() + timeout
             while not settled():
                 assert time.monotonic() < deadline, (running.gate.open, len(running.ws_server.connections),
-                                                     srv.tasks(), tasks0, srv.gauges())
+                                                     srv.tasks(), tasks0, gauges(srv))
                 await asyncio.sleep(0.05)
 
         await vanish(running.ws_url, running.ws_port, 100)             # warm-up: caches, lazy imports
@@ -266,8 +238,7 @@ async def test_a_thousand_vanishing_clients_leave_nothing_behind():
 # -- flooding clients -------------------------------------------------------------------
 
 async def test_an_error_flood_and_a_client_that_never_reads_replies_do_not_grow_memory():
-    running = await start(Settings(host="127.0.0.1", port=0, http_port=0, graceful_timeout_s=2))
-    try:
+    async with running_server(http_port=0) as running:
         async with connect(running.ws_url, max_queue=None) as ws:
             async def errors(n: int) -> None:
                 for _ in range(n):
@@ -315,19 +286,14 @@ async def test_an_error_flood_and_a_client_that_never_reads_replies_do_not_grow_
         abort(sock)
         await asyncio.sleep(0.2)
         assert running.gate.open == 0
-    finally:
-        await running.stop()
 
 
 # -- graceful shutdown under load -----------------------------------------------------------
 
 def wsgen_serve(*args: str, stderr) -> tuple[subprocess.Popen, str, int]:
-    proc = subprocess.Popen([sys.executable, "-m", "wsgen.cli", "serve", "--port", "0", "--http-port", "0", *args],
-                            stdout=subprocess.PIPE, stderr=stderr, text=True)
-    line = proc.stdout.readline()
-    m = re.search(r"WebSocket (ws://127\.0\.0\.1:(\d+))", line)
-    assert m, line
-    return proc, m.group(1), int(m.group(2))
+    """``wsgen serve`` in a child process: (its process, WebSocket URL, port)."""
+    server = ServeProcess(*args, stderr=stderr)
+    return server.proc, server.url, server.port
 
 
 async def test_sigterm_with_500_subscriptions_closes_every_client_1001_and_exits_0_in_time():
@@ -467,8 +433,7 @@ async def test_a_drop_stream_goes_on_after_its_buffer_was_found_full_by_pongs():
     its pace, saying how many samples it skipped (it used to stall until the
     client sent a message: the dropping pass forgot the stream's next due
     time and the pump slept with no timer)."""
-    running = await start(Settings(host="127.0.0.1", port=0, http_port=0, graceful_timeout_s=2))
-    try:
+    async with running_server(http_port=0) as running:
         sub = {"type": "subscribe", "id": "d", "generator": "sine", "seed": 1, "params": {"interval": 0.2},
                "backpressure": "drop"}
         sock = await asyncio.to_thread(stalled_socket, running.ws_port, sub)
@@ -496,8 +461,6 @@ async def test_a_drop_stream_goes_on_after_its_buffer_was_found_full_by_pongs():
 
         data = await asyncio.to_thread(flood_then_read)
         abort(sock)
-    finally:
-        await running.stop()
     seqs = [s for _, m in data for s in range(m["seq"], m["seq"] + len(m["values"]))]
     assert seqs == sorted(seqs) and len(seqs) == len(set(seqs))
     assert sum(m.get("skipped", 0) for _, m in data) > 0, data          # it did drop while full
@@ -505,29 +468,27 @@ async def test_a_drop_stream_goes_on_after_its_buffer_was_found_full_by_pongs():
     assert len(late) >= 7, [(round(left, 2), m["seq"]) for left, m in data]   # ~10 at 0.2 s
 
 
+def status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            assert r.read() == b"0.000\n"
+            return r.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
 def test_max_http_connections_flag_caps_open_http_connections():
     """--max-http-connections N: with N connections held open (idle, a
     request not yet sent), the next request is answered 503; once they go,
     requests are served again."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     with tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "wsgen.cli", "serve", "--port", "0", "--http-port", str(port),
-                                 "--max-http-connections", "2"], stdout=subprocess.PIPE, stderr=err, text=True)
-        try:
-            assert "HTTP" in proc.stdout.readline()
+        with ServeProcess("--max-http-connections", "2", stderr=err) as server:
+            port = server.http_port
             url = f"http://127.0.0.1:{port}/sine?count=1&speed=max"
             assert urllib.request.urlopen(url, timeout=5).read() == b"0.000\n"
             held = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
-            time.sleep(0.3)
-            with pytest.raises(urllib.error.HTTPError) as refused:
-                urllib.request.urlopen(url, timeout=5)
-            assert refused.value.code == 503
+            assert wait_until(lambda: status(url) == 503)      # once the server has taken both
             for s in held:
                 s.close()
-            time.sleep(0.3)
-            assert urllib.request.urlopen(url, timeout=5).read() == b"0.000\n"
-        finally:
-            proc.terminate()
-            proc.wait(10)
+            assert wait_until(lambda: status(url) == 200)
+

@@ -25,8 +25,8 @@ import httpx
 import orjson
 import pytest
 
-from wsgen.config import Settings
-from wsgen.serve import start
+
+from servers import running_server  # noqa: E402  (tests/ is on sys.path under pytest)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -36,12 +36,8 @@ SLACK = 1.0            # how much later than TIMEOUT a close may come on a busy 
 
 @pytest.fixture
 async def server():
-    running = await start(Settings(host="127.0.0.1", port=0, http_port=None, graceful_timeout_s=2,
-                                   http_header_timeout_s=TIMEOUT))
-    try:
+    async with running_server(http_header_timeout_s=TIMEOUT) as running:
         yield running
-    finally:
-        await running.stop()
 
 
 async def raw(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

@@ -31,9 +31,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from wsgen.config import Settings
 from wsgen.encoding import decode_binary
-from wsgen.serve import start
+
+from servers import running_server  # noqa: E402  (tests/ is on sys.path under pytest)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -199,9 +199,7 @@ async def test_http_error_answers_count_in_wsgen_errors_by_code_exactly(monkeypa
     under path="ws"."""
     token = "t0ken-Metrics"
     auth = {"Authorization": f"Bearer {token}"}
-    running = await start(Settings(host="127.0.0.1", port=0, http_port=None, graceful_timeout_s=2, token=token,
-                                   max_connections=1))
-    try:
+    async with running_server(token=token, max_connections=1) as running:
         async with httpx.AsyncClient(base_url=running.http_url, timeout=10, headers=auth) as http:
             before = errors(await scrape(http))
             seen: list[str] = []
@@ -256,8 +254,6 @@ async def test_http_error_answers_count_in_wsgen_errors_by_code_exactly(monkeypa
                          ("internal_error", "http"): 1, ("invalid_json", "ws"): 1, ("limit_reached", "ws"): 1,
                          ("unauthorized", "ws"): 1, ("origin_refused", "ws"): 1, ("bad_host", "ws"): 1,
                          ("not_found", "ws"): 1}, delta
-    finally:
-        await running.stop()
 
 
 async def test_samples_dropped_under_backpressure_drop_are_counted(full_server):

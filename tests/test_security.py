@@ -22,9 +22,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from wsgen.config import Settings
 from wsgen.generators import ANOMALY_KINDS, GENERATORS
-from wsgen.serve import start
+
+from servers import async_wait_until as wait_until, running_server  # noqa: E402  (tests/ is on sys.path under pytest)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -80,14 +80,6 @@ async def gap_free_samples(ws, n: int, timeout: float = 5.0) -> int:
     return last
 
 
-async def wait_until(predicate, timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
-
 
 def is_unauthorized_json(r: httpx.Response) -> bool:
     body = r.json()
@@ -98,12 +90,8 @@ def is_unauthorized_json(r: httpx.Response) -> bool:
 @pytest.fixture
 async def secured():
     """Both servers, token required, at most 1 WebSocket connection."""
-    running = await start(Settings(host="127.0.0.1", port=0, http_port=None, graceful_timeout_s=2, token=TOKEN,
-                                   max_connections=1))
-    try:
+    async with running_server(token=TOKEN, max_connections=1) as running:
         yield running
-    finally:
-        await running.stop()
 
 
 # -- bearer token ---------------------------------------------------------------
@@ -285,31 +273,23 @@ async def test_origin_allowlist_refuses_cross_site_websocket_hijacking(full_serv
 
 
 async def test_allow_origin_adds_exact_origins_and_star_allows_any():
-    running = await start(Settings(host="127.0.0.1", port=0, http_port=0, graceful_timeout_s=2,
-                                   allow_origins=["https://app.example", "http://localhost:3000"]))
-    try:
+    async with running_server(http_port=0, allow_origins=["https://app.example", "http://localhost:3000"]) as running:
         for origin in ["https://app.example", "http://localhost:3000"]:
             await (await opens(running.ws_url, origin=origin)).close()
         await (await opens(running.ws_url)).close()
         for origin in ["https://app.example.evil", "http://app.example", "https://evil.example/https://app.example",
                        "http://localhost:3001", f"http://127.0.0.1:{running.ws_port}"]:
             await refused(running.ws_url, 403, origin=origin)
-    finally:
-        await running.stop()
-    running = await start(Settings(host="127.0.0.1", port=0, http_port=0, graceful_timeout_s=2, allow_origins=["*"]))
-    try:
+    async with running_server(http_port=0, allow_origins=["*"]) as running:
         for origin in ["https://anything.example", "null", "http://127.0.0.1:99999"]:
             await (await opens(running.ws_url, origin=origin)).close()
-    finally:
-        await running.stop()
 
 
 # -- connection limits -----------------------------------------------------------------
 
 async def test_total_limit_refuses_with_503_retry_after_and_serves_the_others(caplog):
     caplog.set_level(logging.INFO)
-    running = await start(Settings(host="127.0.0.1", port=0, http_port=0, graceful_timeout_s=2, max_connections=3))
-    try:
+    async with running_server(http_port=0, max_connections=3) as running:
         inside = [await opens(running.ws_url) for _ in range(3)]
         for i, ws in enumerate(inside):
             await subscribe(ws, f"s{i}")
@@ -337,8 +317,6 @@ async def test_total_limit_refuses_with_503_retry_after_and_serves_the_others(ca
             w.transport.abort()    # close() would wait behind unread data (websockets #1555)
         assert await wait_until(lambda: running.gate.open == 0)
         assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
-    finally:
-        await running.stop()
 
 
 def socket_from(ip: str, port: int) -> socket.socket:
@@ -351,9 +329,7 @@ def socket_from(ip: str, port: int) -> socket.socket:
 
 
 async def test_per_address_limit_counts_each_client_address_separately():
-    running = await start(Settings(host="127.0.0.1", port=0, http_port=0, graceful_timeout_s=2, max_connections=10,
-                                   max_connections_per_ip=2))
-    try:
+    async with running_server(http_port=0, max_connections=10, max_connections_per_ip=2) as running:
         url, port = running.ws_url, running.ws_port
         a = [await opens(url, sock=socket_from("127.0.0.1", port)) for _ in range(2)]
         r = await refused(url, 503, sock=socket_from("127.0.0.1", port))
@@ -373,8 +349,6 @@ async def test_per_address_limit_counts_each_client_address_separately():
             await w.close()
         await asyncio.sleep(0.1)
         assert running.gate.open == 0 and running.gate.per_ip == {}
-    finally:
-        await running.stop()
 
 
 # -- the same from the command line -----------------------------------------------------

@@ -24,6 +24,8 @@ from wsgen.config import Settings
 from wsgen.encoding import decode_binary
 from wsgen.serve import start
 
+from servers import async_wait_until as wait_until, running_server  # noqa: E402  (tests/ is on sys.path under pytest)
+
 KINDS = ["sine", "cosine", "square", "sawtooth", "triangle", "normal", "uniform", "exponential", "random",
          "random-square", "clustered", "periodic-spike", "count-per-duration"]
 
@@ -124,24 +126,12 @@ def reference(name: str, params: dict, seed: int, n: int, start: int = 0):
     return gen.take(n)
 
 
-async def wait_until(predicate, timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
-
 
 @pytest.fixture
 async def small_server():
     """A server with tight limits: 2 subscriptions, 1 ms smallest interval."""
-    running = await start(Settings(host="127.0.0.1", port=0, http_port=0, graceful_timeout_s=2,
-                                   max_subscriptions=2, min_interval_s=0.001))
-    try:
+    async with running_server(http_port=0, max_subscriptions=2, min_interval_s=0.001) as running:
         yield running
-    finally:
-        await running.stop()
 
 
 def server_side(server, client: Client):
