@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "grid, so they fall due together (first sample up to one pace later); 0: off")
     serve.add_argument("--graceful-timeout", type=_seconds, default=_env("WSGEN_GRACEFUL_TIMEOUT", 5.0),
                        help="seconds to wait for clients to close on shutdown")
+    serve.add_argument("--drain-delay", type=_seconds, default=_env("WSGEN_DRAIN_DELAY", 0.0),
+                       help="seconds between SIGTERM and closing clients, while /readyz answers 503 so that "
+                            "load balancers stop sending new ones (env WSGEN_DRAIN_DELAY)")
     serve.add_argument("--http-header-timeout", type=_seconds, default=_env("WSGEN_HTTP_HEADER_TIMEOUT", 10.0),
                        help="seconds an HTTP client gets to send its request line and headers (from connecting, "
                             "or from the first byte of its next request); slower ones are disconnected. 0: off")

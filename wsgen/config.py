@@ -32,6 +32,9 @@ class Settings:
             above that: backpressure ``block``; ``drop`` subscriptions skip
             what falls due while a send waits).
         graceful_timeout_s: seconds clients get to close on shutdown.
+        drain_delay_s: seconds between SIGTERM and the start of the graceful
+            shutdown, during which ``/readyz`` answers 503 and everything
+            else keeps working (a load balancer stops sending new clients).
         ping_interval_s: keepalive ping interval (None disables); a client
             that does not answer within as long again is dropped.
         open_timeout_s: seconds a client gets to complete the WebSocket
@@ -65,6 +68,7 @@ class Settings:
     max_block: int = 8192
     send_buffer_bytes: int = 1 << 20
     graceful_timeout_s: float = 5.0
+    drain_delay_s: float = 0.0
     ping_interval_s: float | None = 20.0
     open_timeout_s: float | None = 10.0
     http_header_timeout_s: float = 10.0

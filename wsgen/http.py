@@ -78,6 +78,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import lines
 from .access import HOST_REFUSED, host_allowed, loopback_bound, token_ok
+from .readiness import Readiness
 from .config import Settings
 from .generators import ANOMALY_KINDS, GENERATORS, GeneratorSpec, InvalidParams, catalogue, create, validate_params
 from .generators.composite import CompositionSpec, composition_catalogue, create_composite, validate_spec
@@ -767,7 +768,7 @@ def _error_code(body: bytes) -> str:
 
 #: Paths open without the token: health, the browser page and what it needs
 #: to start (no data: the page then asks for the token if the server needs one).
-PUBLIC_PATHS = frozenset({"/healthz", "/", "/config.json"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/", "/config.json"})
 
 
 class _TokenGate:
@@ -837,6 +838,7 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url=None, redoc_url=None, openapi_url="/openapi.json",
     )
     app.state.settings = settings
+    app.state.readiness = Readiness()   # wsgen.serve.start shares the server's
     if loopback_bound(settings.host):
         app.add_middleware(_HostGate, bind_host=settings.host, allowed=tuple(settings.allow_hosts))
 
@@ -943,6 +945,12 @@ def create_app(settings: Settings) -> FastAPI:
     async def healthz() -> JSONResponse:
         return JSONResponse({"status": "ok", "active_streams": app.state.streams.active,
                              "generators": len(GENERATORS)})
+
+    @app.get("/readyz", summary="Readiness: 200 while accepting streams, 503 from the start of a graceful "
+             "shutdown (wsgen.readiness)", tags=["meta"])
+    async def readyz() -> JSONResponse:
+        status, body = app.state.readiness.answer()
+        return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
     @app.get("/metrics", summary="Prometheus metrics", tags=["meta"], response_class=PlainTextResponse)
     async def metrics() -> Response:

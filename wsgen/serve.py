@@ -22,6 +22,7 @@ from websockets.asyncio.server import Server, serve
 
 from .config import Settings
 from .metrics import Metrics
+from .readiness import Readiness
 from .ws import Gate, make_handler
 
 log = logging.getLogger("wsgen")
@@ -40,6 +41,7 @@ class Running:
     _http: object | None = None
     _http_task: asyncio.Task | None = None
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    readiness: Readiness = field(default_factory=Readiness)   # GET /readyz
 
     @property
     def ws_url(self) -> str:
@@ -57,6 +59,7 @@ class Running:
         reach them) are dropped then, so the process can exit on time and
         uvicorn need not cancel their streams (which it logs as tracebacks).
         """
+        self.readiness.draining()
         timeout = self.settings.graceful_timeout_s
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -184,7 +187,11 @@ async def start(settings: Settings) -> Running:
     if http_server is not None:
         http_server.config.app.state.ws_port = ws_port
         handoff.server = ws_server
-    return Running(settings, ws_server, ws_port, http_port, metrics, gate, http_server, http_task)
+    running = Running(settings, ws_server, ws_port, http_port, metrics, gate, http_server, http_task)
+    if http_server is not None:
+        http_server.config.app.state.readiness = running.readiness
+    running.readiness.started()
+    return running
 
 
 async def serve_forever(settings: Settings) -> int:
@@ -199,6 +206,10 @@ async def serve_forever(settings: Settings) -> int:
     print(f"wsgen: WebSocket {running.ws_url}" + (f"  HTTP {running.http_url}" if running.http_url else ""),
           flush=True)
     await stop.wait()
+    running.readiness.draining()
+    if settings.drain_delay_s > 0:
+        log.info("draining: /readyz is false; closing clients in %.1f s", settings.drain_delay_s)
+        await asyncio.sleep(settings.drain_delay_s)
     log.info("shutting down")
     await running.stop()
     return 0
@@ -219,7 +230,7 @@ def run(args) -> int:
                         tick_s=args.tick, align_s=args.align, graceful_timeout_s=args.graceful_timeout,
                         max_connections_per_ip=args.max_connections_per_ip, token=args.token or None,
                         max_http_connections=args.max_http_connections,
-                        http_header_timeout_s=args.http_header_timeout,
+                        http_header_timeout_s=args.http_header_timeout, drain_delay_s=args.drain_delay,
                         allow_origins=list(args.allow_origin or []),
                         allow_hosts=list(getattr(args, "allow_host", None) or []))
     configure_logging(args.log_level)
