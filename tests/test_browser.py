@@ -19,7 +19,6 @@ import math
 import re
 import shutil
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -27,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from wsgen.config import Settings
-from wsgen.serve import Running, start
+
+from servers import ThreadedServer  # noqa: E402  (tests/ is on sys.path under pytest)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -43,21 +42,9 @@ pytestmark = pytest.mark.timeout(120)
 
 @contextlib.contextmanager
 def served(**overrides):
-    """Run ``wsgen.serve.start`` in a thread's own loop; yield (Running, loop)."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="wsgen-test-server", daemon=True)
-    thread.start()
-    settings = Settings(host="127.0.0.1", port=0, http_port=None, graceful_timeout_s=2, **overrides)
-    running: Running = asyncio.run_coroutine_threadsafe(start(settings), loop).result(timeout=15)
-    try:
-        yield running, loop
-    finally:
-        try:
-            asyncio.run_coroutine_threadsafe(running.stop(), loop).result(timeout=15)
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=10)
-            loop.close()
+    """A server in a thread's own loop (``servers.ThreadedServer``); yields (Running, loop)."""
+    with ThreadedServer(**overrides) as srv:
+        yield srv.running, srv.loop
 
 
 @pytest.fixture(scope="module")

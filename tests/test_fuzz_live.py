@@ -40,7 +40,7 @@ from wsgen.encoding import decode_binary
 from wsgen.pacing import Pacer
 from wsgen.generators import GENERATORS
 from reference import check_documented_reply
-from servers import ThreadedServer, wait_until
+from servers import LOADED_LATENESS_S, ThreadedServer, wait_until
 
 pytestmark = [pytest.mark.timeout(120),
               # the server thread draws seeds from ``random`` while hypothesis generates: not our strategies
@@ -287,9 +287,9 @@ def test_pacer_survives_paces_below_the_clock_resolution():
     keeps intervals >= 1 us, speed <= 1e6; the pacer holds regardless."""
     for interval, speed in [(5e-324, 1.0), (1e-12, 1e6), (1e-15, 1e6), (1e-9, 1e6), (1e-6, 1e6)]:
         p = Pacer.start(interval, speed, 7, now=12345.678, wall=0.0)
-        started = time.perf_counter()
+        started = time.thread_time()          # CPU time: the same on a loaded machine
         counts = [p.due_count(7, 12345.678 + dt) for dt in (-1.0, 0.0, 1e-9, 0.005, 3600.0)]
-        assert time.perf_counter() - started < 0.01, (interval, speed)
+        assert time.thread_time() - started < 0.01, (interval, speed)
         assert counts[0] == 0 and counts[1] >= 1 and counts == sorted(counts), counts
     # and it still agrees exactly with its definition: sample n is due iff due_time(n) <= now
     rng = np.random.default_rng(7)
@@ -358,7 +358,8 @@ def test_vanishing_paces_neither_kill_the_connection_nor_stall_the_server(srv, b
     watcher.join(5)
     elapsed = time.monotonic() - started
     # meanwhile the paced stream elsewhere kept its schedule: all its samples, none late
-    assert samples[0] >= elapsed / 0.01 - 5 and max(late) < 0.1, (samples[0], elapsed, max(late))
+    assert samples[0] >= (elapsed - LOADED_LATENESS_S) / 0.01 and max(late) < LOADED_LATENESS_S, \
+        (samples[0], elapsed, max(late))
     bystander.keep_flowing(5)
 
 
@@ -423,7 +424,7 @@ def frame(opcode: int, payload: bytes = b"", fin: bool = True, rsv: int = 0, mas
     return head + payload
 
 
-def read_close(sock: socket.socket, timeout: float = 3.0) -> tuple[int | None, float]:
+def read_close(sock: socket.socket, timeout: float = 10.0) -> tuple[int | None, float]:
     """Read server frames until its close frame; then expect the TCP
     connection to end. Returns (close code or None, seconds waited)."""
     started = time.monotonic()
@@ -517,7 +518,7 @@ def test_a_1gb_frame_header_is_refused_with_1009_without_sending_the_body(srv, b
     try:
         sock.sendall(frame(0x2, b"", length=1 << 30)[:14])   # header + mask key; not one byte of the body
         code, waited = read_close(sock)
-        assert code == 1009 and waited < 1.0, (code, waited)
+        assert code == 1009 and waited < 5.0, (code, waited)     # the body never comes: no waiting for it
     finally:
         sock.close()
     # a message announced in parts: the fragments add up past the limit
@@ -526,7 +527,7 @@ def test_a_1gb_frame_header_is_refused_with_1009_without_sending_the_body(srv, b
         sock.sendall(frame(0x1, b"a" * 40_000, fin=False))
         sock.sendall(frame(0x0, b"", fin=False, length=40_000)[:8])   # announced, not sent
         code, waited = read_close(sock)
-        assert code == 1009 and waited < 1.0, (code, waited)
+        assert code == 1009 and waited < 5.0, (code, waited)     # the body never comes: no waiting for it
     finally:
         sock.close()
     bystander.keep_flowing(5)

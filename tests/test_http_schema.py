@@ -130,7 +130,7 @@ def test_operation_answers_every_generated_request_properly(srv, name):
             assert 0 <= int(r.headers["x-wsgen-seed"]) < 2**64
             first = next(r.iter_content(chunk_size=None), b"")
             check_first_chunk(fmt, first)
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 30
 
     run()
     spec = DOC["paths"][op.path][op.method.lower()]

@@ -20,11 +20,10 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from wsgen import create
 from wsgen import protocol as P
-from wsgen.config import Settings
 from wsgen.encoding import decode_binary
 from wsgen.serve import start
 
-from servers import async_wait_until as wait_until, running_server  # noqa: E402  (tests/ is on sys.path under pytest)
+from servers import LOADED_LATENESS_S, async_wait_until as wait_until, running_server, test_settings  # noqa: E402  (tests/ is on sys.path under pytest)
 
 KINDS = ["sine", "cosine", "square", "sawtooth", "triangle", "normal", "uniform", "exponential", "random",
          "random-square", "clustered", "periodic-spike", "count-per-duration"]
@@ -416,8 +415,8 @@ async def test_20ms_stream_count_and_exact_stream_time(server):
     await subscribe(client, id="p", generator="triangle", seed=1, params={"interval": 0.02})
     await client.read_for(2.0)
     elapsed = time.monotonic() - started
-    expected = int(elapsed / 0.02) + 1
-    assert abs(client.count("p") - expected) <= 2, (client.count("p"), expected)
+    expected = int(elapsed / 0.02) + 1         # never early; late by at most a loaded machine's wake-up
+    assert expected - LOADED_LATENESS_S / 0.02 <= client.count("p") <= expected + 1, (client.count("p"), expected)
     first, values = client.stream("p")
     msgs = client.data["p"]
     t0 = msgs[0]["t"]
@@ -426,7 +425,7 @@ async def test_20ms_stream_count_and_exact_stream_time(server):
         assert m["t"] == t0 + m["seq"] * 0.02                   # exact, from the anchor, no accumulation
     # each sample arrives after its stream time and not much later
     late = [arrival - m["t"] - (len(m["values"]) - 1) * 0.02 for arrival, m in client.frames]
-    assert min(late) > -0.005 and np.median(late) < 0.02, (min(late), np.median(late))
+    assert min(late) > -0.005 and max(late) < LOADED_LATENESS_S, (min(late), max(late))
     await client.ws.close()
 
 
@@ -437,7 +436,7 @@ async def test_1ms_stream_arrives_in_ticks_not_one_message_per_sample(server):
     await client.read_for(1.0)
     elapsed = time.monotonic() - started
     n, messages = client.count("f"), len(client.data["f"])
-    assert abs(n - (int(elapsed / 0.001) + 1)) <= 15, (n, elapsed)
+    assert (elapsed - LOADED_LATENESS_S) / 0.001 <= n <= int(elapsed / 0.001) + 1, (n, elapsed)
     tick = server.settings.tick_s                      # at most one message per tick
     assert messages <= 1.2 * elapsed / tick + 10 and messages < 0.75 * n, (messages, n, tick)
     assert max(len(m["values"]) for m in client.data["f"]) >= 2
@@ -451,12 +450,12 @@ async def test_speed_60_keeps_stream_time(server):
     await subscribe(client, id="x", generator="sawtooth", seed=1, params={"interval": 1.0}, speed=60)
     await client.read_for(1.0)
     elapsed = time.monotonic() - started
-    assert abs(client.count("x") - (int(elapsed * 60) + 1)) <= 3
+    assert (elapsed - LOADED_LATENESS_S) * 60 <= client.count("x") <= int(elapsed * 60) + 1, (client.count("x"), elapsed)
     msgs = client.data["x"]
     t0 = msgs[0]["t"]
     assert all(m["dt"] == 1.0 and m["t"] == t0 + m["seq"] * 1.0 for m in msgs)
     last = msgs[-1]
-    assert last["t"] + len(last["values"]) - 1 - t0 >= 55            # ~60 s of stream time in ~1 s
+    assert last["t"] + len(last["values"]) - 1 - t0 == client.count("x") - 1       # 60 s of stream time a second
     _, values = client.stream("x")
     assert np.array_equal(values, reference("sawtooth", {"interval": 1.0}, 1, len(values)).values)
     await client.ws.close()
@@ -469,7 +468,7 @@ async def test_speed_max_is_as_fast_as_read_with_stream_time(server):
                             speed="max")
     assert reply["speed"] == "max"
     await client.samples("m", 50_000)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 60       # 50 000 samples of 60 s: not paced (that would take 35 days)
     msgs = client.data["m"]
     t0 = msgs[0]["t"]
     assert all(m["t"] == t0 + m["seq"] * 60.0 and m["dt"] == 60.0 for m in msgs)
@@ -526,9 +525,10 @@ async def test_backpressure_block_bounds_the_buffer_and_spares_other_connections
     # the stalled connection's buffer stays near the high-water mark (+ one message)
     assert max(sizes) > 0 and max(sizes) < high + 300_000, (max(sizes), high)
     # the other connection kept its pace meanwhile
-    assert abs(paced.count("p") - (int(elapsed / 0.02) + 1)) <= 2
+    expected = int(elapsed / 0.02) + 1
+    assert expected - LOADED_LATENESS_S / 0.02 <= paced.count("p") <= expected + 1, (paced.count("p"), expected)
     late = [arrival - m["t"] - (len(m["values"]) - 1) * 0.02 for arrival, m in paced.frames]
-    assert max(late) < 0.1 and np.median(late) < 0.02, (max(late), np.median(late))
+    assert min(late) > -0.005 and max(late) < LOADED_LATENESS_S, (min(late), max(late))
     paced.stream("p")
     # block never skips: once read, the stalled stream is gap-free and shows its lag
     stalled.ws.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
@@ -611,14 +611,14 @@ async def test_disconnect_leaves_no_task_behind(server):
 
 
 async def test_shutdown_sends_1001_to_every_client():
-    running = await start(Settings(host="127.0.0.1", port=0, http_port=0, graceful_timeout_s=2))
+    running = await start(test_settings(http_port=0, graceful_timeout_s=10))
     busy = await open_client(running.ws_url)
     await subscribe(busy, id="s", generator="sine", params={"interval": 0.005})
     idle = await open_client(running.ws_url)
     await busy.samples("s", 3)
     started = time.monotonic()
     await running.stop()
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 5        # everyone closed: no waiting out the 10 s of grace
     for client in (busy, idle):
         with pytest.raises(ConnectionClosed) as info:
             while True:
@@ -630,7 +630,7 @@ async def test_shutdown_sends_1001_to_every_client():
 async def test_wsgen_serve_subprocess_exits_0_on_sigterm():
     script = os.path.join(os.path.dirname(sys.executable), "wsgen")
     command = [script] if os.path.exists(script) else [sys.executable, "-m", "wsgen.cli"]
-    proc = subprocess.Popen(command + ["serve", "--port", "0", "--http-port", "0"],
+    proc = subprocess.Popen(command + ["serve", "--port", "0", "--http-port", "0", "--graceful-timeout", "10"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 15)
@@ -645,9 +645,9 @@ async def test_wsgen_serve_subprocess_exits_0_on_sigterm():
             while True:
                 await client.recv(3)
         assert info.value.rcvd is not None and info.value.rcvd.code == 1001
-        code = await asyncio.wait_for(asyncio.to_thread(proc.wait), 5)
+        code = await asyncio.wait_for(asyncio.to_thread(proc.wait), 15)
         assert code == 0
-        assert time.monotonic() - sent < 2.0
+        assert time.monotonic() - sent < 5         # its client closed: no waiting out the 10 s of grace
         err = proc.stderr.read()
         assert "Traceback" not in err and "Error" not in err, err
     finally:
