@@ -13,7 +13,7 @@ from wsgen.client import (Block, Client, ClientClosed, ConnectionLost, SyncClien
 from wsgen.serve import start
 
 from reference import engine  # noqa: E402  (tests/ is on sys.path under pytest)
-from servers import test_settings  # noqa: E402
+from servers import async_wait_until, test_settings  # noqa: E402
 
 
 def abort_all(server) -> int:
@@ -330,7 +330,8 @@ async def test_deliberate_close_does_not_reconnect(server):
     rest = [b async for b in sub]                  # iteration ends, no exception: what had arrived, in order
     seqs = np.concatenate([np.arange(2)] + [b.seqs for b in rest])
     np.testing.assert_array_equal(seqs, np.arange(len(seqs)))
-    await asyncio.sleep(0.2)
+    assert await async_wait_until(lambda: len(server.ws_server.connections) == 0)
+    await asyncio.sleep(0.2)                       # and it stays closed: no reconnect after a close()
     assert c.reconnects == 0 and len(server.ws_server.connections) == 0
 
 
@@ -372,9 +373,8 @@ async def test_stream_iterator_closes_cleanly(server):
 
     block = await asyncio.to_thread(consume)
     np.testing.assert_array_equal(block.values, engine("sine", {"interval": 0.002}, 2, len(block))[0])
-    await asyncio.sleep(0.2)
-    assert len(server.ws_server.connections) == 0
-    assert not [t for t in threading.enumerate() if t.name.startswith("wsgen-")]
+    assert await async_wait_until(lambda: len(server.ws_server.connections) == 0)
+    assert await async_wait_until(lambda: not [t for t in threading.enumerate() if t.name.startswith("wsgen-")])
 
 
 async def test_sync_client(server):

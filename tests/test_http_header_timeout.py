@@ -15,9 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 
@@ -26,7 +23,7 @@ import orjson
 import pytest
 
 
-from servers import running_server  # noqa: E402  (tests/ is on sys.path under pytest)
+from servers import ServeProcess, running_server  # noqa: E402  (tests/ is on sys.path under pytest)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -174,24 +171,15 @@ async def test_keep_alive_idle_is_unchanged_and_each_request_head_gets_the_whole
         writer.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize("how", ["flag", "env"])
 async def test_wsgen_serve_takes_the_header_timeout_from_its_flag_or_environment(how):
-    http_port = _free_port()
     args, env = ["--http-header-timeout", str(TIMEOUT)], dict(os.environ)
     if how == "env":
         args, env["WSGEN_HTTP_HEADER_TIMEOUT"] = [], str(TIMEOUT)
     with tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "wsgen.cli", "serve", "--port", "0", "--http-port",
-                                 str(http_port), *args], stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+        server = await asyncio.to_thread(ServeProcess, *args, stderr=err, env=env)
+        http_port = server.http_port
         try:
-            line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 20)
-            assert "HTTP http://" in line, line
             reader, writer = await raw(http_port)
             writer.write(b"GET /sine HTTP/1.1\r\nHo")
             started = time.monotonic()
@@ -202,8 +190,7 @@ async def test_wsgen_serve_takes_the_header_timeout_from_its_flag_or_environment
                 r = await http.get(f"http://127.0.0.1:{http_port}/sine", params={"count": 2, "speed": "max"})
                 assert r.text == "0.000\n0.501\n"
         finally:
-            proc.terminate()
-            code = await asyncio.wait_for(asyncio.to_thread(proc.wait), 10)
+            code = await asyncio.to_thread(server.stop)
         err.seek(0)
         log = err.read()
     assert code == 0

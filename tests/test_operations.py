@@ -33,7 +33,7 @@ from websockets.exceptions import InvalidStatus
 
 from wsgen.encoding import decode_binary
 
-from servers import LOADED_LATENESS_S, running_server  # noqa: E402  (tests/ is on sys.path under pytest)
+from servers import LOADED_LATENESS_S, async_wait_until, running_server  # noqa: E402  (tests/ is on sys.path under pytest)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -163,7 +163,7 @@ async def test_metrics_follow_a_websocket_session_and_an_http_stream_exactly(ful
             assert value(s, "wsgen_errors_total", code="unknown_id", path="ws") == 1
             assert value(s, "wsgen_errors_total", code="unknown_generator", path="ws") == 1
             assert value(s, "wsgen_samples_dropped_total", generator="sine") == 0
-        await asyncio.sleep(0.1)
+        assert await async_wait_until(lambda: running.gate.open == 0)
         s = await scrape(http)
         assert value(s, "wsgen_connections") == 0
 

@@ -12,8 +12,6 @@ import logging
 import os
 import re
 import socket
-import subprocess
-import sys
 import tempfile
 import time
 
@@ -24,7 +22,7 @@ from websockets.exceptions import InvalidStatus
 
 from wsgen.generators import ANOMALY_KINDS, GENERATORS
 
-from servers import async_wait_until as wait_until, running_server  # noqa: E402  (tests/ is on sys.path under pytest)
+from servers import ServeProcess, async_wait_until as wait_until, running_server  # noqa: E402  (tests/ is on sys.path under pytest)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -307,8 +305,7 @@ async def test_total_limit_refuses_with_503_retry_after_and_serves_the_others(ca
             await gap_free_samples(ws, 10)
         # a slot freed (even abruptly) is a slot available
         inside[0].transport.abort()
-        await asyncio.sleep(0.2)
-        assert running.gate.open == 2
+        assert await wait_until(lambda: running.gate.open == 2)
         ws = await opens(running.ws_url)
         await subscribe(ws, "again")
         await gap_free_samples(ws, 3)
@@ -353,25 +350,14 @@ async def test_per_address_limit_counts_each_client_address_separately():
 
 # -- the same from the command line -----------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def test_cli_flags_token_env_allow_origin_and_per_ip_limit():
-    http_port = _free_port()
     env = dict(os.environ, WSGEN_TOKEN=TOKEN)
     with tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "wsgen.cli", "serve", "--port", "0", "--http-port",
-                                 str(http_port), "--log-level", "debug", "--allow-origin", "https://app.example",
-                                 "--max-connections-per-ip", "1", "--max-connections", "5"],
-                                stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+        server = await asyncio.to_thread(ServeProcess, "--log-level", "debug", "--allow-origin", "https://app.example",
+                                         "--max-connections-per-ip", "1", "--max-connections", "5", stderr=err,
+                                         env=env)
+        url, http_url = server.url, server.http_url
         try:
-            line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 20)
-            m = re.search(r"WebSocket (ws://\S+)\s+HTTP (http://\S+)", line)
-            assert m, line
-            url, http_url = m.group(1), m.group(2)
             await refused(url, 401)
             await refused(url + "/?token=nope", 401)
             await refused(url + f"/?token={TOKEN}", 403, origin="https://evil.example")
@@ -387,8 +373,7 @@ async def test_cli_flags_token_env_allow_origin_and_per_ip_limit():
             own = await opens(url, origin=http_url, additional_headers=BEARER)   # its own page's origin
             await own.close()
         finally:
-            proc.terminate()
-            code = await asyncio.wait_for(asyncio.to_thread(proc.wait), 10)
+            code = await asyncio.to_thread(server.stop)
         err.seek(0)
         log = err.read()
     assert code == 0
