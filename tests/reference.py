@@ -31,6 +31,8 @@ DOCUMENTED_REPLIES: dict[str, tuple[str, frozenset[str]]] = {
     "resume": ("resumed", frozenset({"unknown_id"})),
     "unsubscribe": ("unsubscribed", frozenset({"unknown_id"})),
     "list": ("generators", frozenset()),
+    "detect": ("detected", frozenset({"unknown_id", "invalid_message", "out_of_range", "limit_reached"})),
+    "score": ("score", frozenset({"unknown_id", "invalid_message"})),
 }
 
 

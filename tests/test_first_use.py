@@ -114,3 +114,91 @@ async def test_text_lines_print_null_for_missing_values(full_server):
     parsed = [json.loads(line) for line in out.splitlines()]
     assert [i for i, v in enumerate(parsed) if v is None] == missing
     assert [v for v in parsed if v is not None] == [v for v in ref.values.tolist() if not math.isnan(v)]
+
+
+# -- item 7: the stream controls mean the same on every transport ---------------------------
+
+async def ws_stream(url: str, first: dict | None = None) -> tuple[list[dict], dict]:
+    """Every data message of one subscription until its ``ended`` (or an
+    error): (data messages, the last message)."""
+    data = []
+    async with connect(url) as ws:
+        if first is not None:
+            await ws.send(json.dumps(first))
+        while True:
+            msg = await asyncio.wait_for(recv_json(ws), 20)
+            if msg["type"] == "batch":
+                data += msg["messages"]
+            elif msg["type"] == "data":
+                data.append(msg)
+            elif msg["type"] in ("ended", "error"):
+                return data, msg
+
+
+def flat(data: list[dict]) -> tuple[list[int], list[float], list[float]]:
+    seqs = [m["seq"] + i for m in data for i in range(len(m["values"]))]
+    values = [v for m in data for v in m["values"]]
+    stamps = [m["t"] + i * m["dt"] for m in data for i in range(len(m["values"]))]
+    return seqs, values, stamps
+
+
+async def http_rows(client, url: str) -> list[dict]:
+    r = await client.get(url)
+    assert r.status_code == 200, r.text
+    return [json.loads(line) for line in r.text.splitlines()]
+
+
+async def test_count_duration_seed_start_seq_speed_same_over_http_and_websocket(full_server):
+    http, ws = full_server.http_url, full_server.ws_url
+    cases = [  # (path and query, samples expected, reason)
+        ("/sine?seed=3&speed=max&count=7&amplitude=2", 7, "count"),
+        ("/sine?seed=3&speed=max&start_seq=100&count=5&interval=0.5", 5, "count"),
+        ("/sine?seed=3&speed=max&interval=0.5&duration=1", 2, "duration"),
+        ("/normal?seed=9&speed=1000&interval=0.25&duration=2.1", 9, "duration"),
+        ("/anomalies/random?seed=5&speed=max&count=50&anomaly_probability=0.4", 50, "count"),
+        # count-per-duration has a parameter called duration: the control is stream_duration
+        ("/count-per-duration?seed=1&speed=max&duration=10&num_anomalies=2&stream_duration=30", 30, "duration"),
+    ]
+    async with httpx.AsyncClient(timeout=20) as client:
+        for query, n, reason in cases:
+            rows = await http_rows(client, f"{http}{query}&format=ndjson")
+            data, last = await ws_stream(f"{ws}{query}")
+            seqs, values, stamps = flat(data)
+            assert last == {"type": "ended", "id": query.split("?")[0].rsplit("/", 1)[1], "seq": seqs[0] + n,
+                            "reason": reason}, query
+            assert len(rows) == n and [r["seq"] for r in rows] == seqs, query
+            assert [r["value"] for r in rows] == values, query
+            # stream time: the same spacing on both transports
+            np.testing.assert_allclose(np.diff([r["t"] for r in rows]), np.diff(stamps), atol=1e-5)
+    # the same controls in a subscribe message; batched too; the id is free again after ended
+    data, last = await ws_stream(ws, {"type": "subscribe", "id": "b", "generator": "sine", "seed": 3,
+                                      "speed": "max", "count": 7, "batch": True, "params": {"amplitude": 2}})
+    assert last == {"type": "ended", "id": "b", "seq": 7, "reason": "count"}
+    assert flat(data)[1] == wsgen.create("sine", {"amplitude": 2}, seed=3).take(7).values.tolist()
+    async with connect(ws) as conn:
+        for _ in range(2):
+            await conn.send(json.dumps({"type": "subscribe", "id": "again", "generator": "square", "speed": "max",
+                                        "count": 3}))
+            msgs = []
+            while not msgs or msgs[-1]["type"] != "ended":
+                msgs.append(await asyncio.wait_for(recv_json(conn), 10))
+            assert msgs[0]["type"] == "subscribed" and msgs[-1]["seq"] == 3
+    # unpaced with a duration: ends by wall time, as on HTTP
+    data, last = await ws_stream(ws, {"type": "subscribe", "id": "u", "generator": "sine",
+                                      "params": {"interval": 0}, "duration": 0.2})
+    assert last["type"] == "ended" and last["reason"] == "duration" and last["seq"] == len(flat(data)[1]) > 0
+
+
+async def test_http_only_controls_are_refused_over_websocket_saying_why(full_server):
+    async with connect(full_server.ws_url + "/sine?format=csv&count=3") as ws:
+        err = await recv_json(ws)
+        assert err["type"] == "error" and err["code"] == "invalid_message" and err["id"] == "sine"
+        assert err["details"][0]["field"] == "format"
+        assert "HTTP control" in err["message"] and "encoding=binary" in err["message"]
+        # the connection goes on
+        await ws.send(json.dumps({"type": "subscribe", "id": "s", "generator": "sine", "count": 2, "speed": "max"}))
+        assert (await recv_json(ws))["type"] == "subscribed"
+    for bad, field in (("count=0", "count"), ("count=x", "count"), ("duration=-1", "duration")):
+        async with connect(full_server.ws_url + "/sine?" + bad) as ws:
+            err = await recv_json(ws)
+            assert err["code"] == "invalid_message" and err["details"][0]["field"] == field, err

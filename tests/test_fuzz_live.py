@@ -39,7 +39,7 @@ from wsgen import protocol as P
 from wsgen.encoding import decode_binary
 from wsgen.pacing import Pacer
 from wsgen.generators import GENERATORS
-from reference import check_documented_reply
+from reference import DOCUMENTED_REPLIES, check_documented_reply
 from servers import LOADED_LATENESS_S, ThreadedServer, wait_until
 
 pytestmark = [pytest.mark.timeout(120),
@@ -73,7 +73,8 @@ class Keeper:
     def open(self) -> None:
         # max_queue=None: the background thread always reads, so pings are answered even while
         # the test does not read (the test server pings every 0.5 s)
-        self.ws = connect(self.url, max_size=None, max_queue=None, open_timeout=5, close_timeout=1)
+        # (a long-lived connection: entered as a context manager by hand, closed by ``ws.close()``)
+        self.ws = connect(self.url, max_size=None, max_queue=None, open_timeout=5, close_timeout=1).__enter__()
         self.connections += 1
         self.next_seq = None
         self.samples = 0
@@ -232,8 +233,7 @@ def expected_reply(message: str | bytes) -> tuple[str | None, set[str]]:
         return exc.code, {"error"}
     if getattr(parsed, "id", None) == "keep" and parsed.type != "subscribe":
         return None, set()          # would pause/stop/retune the subscription under watch: not sent
-    ok = {"subscribe": "subscribed", "update": "updated", "pause": "paused", "resume": "resumed",
-          "unsubscribe": "unsubscribed", "list": "generators"}[parsed.type]
+    ok, _ = DOCUMENTED_REPLIES[parsed.type]
     return None, {ok, "error"}
 
 

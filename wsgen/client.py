@@ -802,7 +802,7 @@ class Client:
                 sub.paused = True
             elif kind == "resumed":
                 sub.paused = False
-            elif kind == "unsubscribed":
+            elif kind in ("unsubscribed", "ended"):     # ended: its count / duration reached
                 del self._subs[sub.id]
                 sub._finish(None)
         self._resolve(msg)

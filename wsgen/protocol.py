@@ -71,6 +71,11 @@ class Subscribe(_Message):
     encoding: Literal["json", "binary"] = "json"
     batch: bool = Field(False, description="deliver this subscription's data inside `batch` messages "
                                            "shared with the connection's other batched subscriptions")
+    count: Annotated[int, Field(ge=1, le=2**53)] | None = Field(
+        None, description="end after this many samples (slots for a composition), with an `ended` message")
+    duration: Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False)] | None = Field(
+        None, description="end after the samples whose stream time is within this many seconds of the "
+                          "first one's, with an `ended` message")
 
 
 class Update(_Message):
@@ -215,6 +220,12 @@ def updated(id: str, seq: int, params: dict, speed: float | str) -> dict[str, An
 def state_change(kind: str, id: str, seq: int) -> dict[str, Any]:
     """``paused``, ``resumed`` or ``unsubscribed``."""
     return {"type": kind, "id": id, "seq": seq}
+
+
+def ended(id: str, seq: int, reason: str) -> dict[str, Any]:
+    """A subscription ended by its ``count`` or ``duration`` (``reason``);
+    ``seq`` is the first sample not sent. The id is free again."""
+    return {"type": "ended", "id": id, "seq": seq, "reason": reason}
 
 
 def generators(catalogue: list[dict[str, Any]], composition: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -23,8 +23,29 @@ log = logging.getLogger("wsgen.session")
 
 _sessions = itertools.count()   # numbers the sessions, for their grid phases
 
-#: Query keys of a URL subscription that are subscription options, not params.
-URL_OPTIONS = ("seed", "speed", "backpressure", "encoding", "start_seq", "token")
+#: Query keys of a URL subscription that are subscription options, not params
+#: (``count``/``duration`` are called ``stream_count``/``stream_duration`` on a
+#: generator with a parameter of that name, as on the HTTP path).
+URL_OPTIONS = ("seed", "speed", "backpressure", "encoding", "start_seq", "count", "duration", "token")
+
+#: HTTP stream controls that mean nothing on a WebSocket, and why.
+HTTP_ONLY = {"format": "format is an HTTP control (text, ndjson, csv, sse lines); a WebSocket carries JSON "
+                       "data messages, or binary frames with encoding=binary"}
+
+
+def stream_end(count: int | None, duration: float | None, interval: float, seq: int) -> int | None:
+    """The seq before which a stream started at ``seq`` ends: after ``count``
+    samples, or after the samples whose stream time is within ``duration``
+    seconds of the first one's (``k * interval < duration``: at least one),
+    whichever comes first; ``None`` when endless (or ``duration`` with an
+    interval of 0, which ends by wall time instead). The HTTP path's rule."""
+    end = None if count is None else seq + count
+    if duration is not None and interval > 0:
+        ratio = duration / interval
+        if ratio < 1 << 62:
+            n = max(1, math.ceil(ratio - 1e-9))
+            end = seq + n if end is None else min(end, seq + n)
+    return end
 
 
 @dataclass(slots=True)
@@ -75,6 +96,15 @@ class Subscription:
     skipped: int = 0
     samples_sent: int = 0
     messages_sent: int = 0
+    end_seq: int | None = None     # count / duration: no sample from this seq on
+    end_at: float | None = None    # duration of an unpaced stream: monotonic time it ends
+    end_reason: str = ""           # "count" or "duration"
+
+    def finished(self, now: float) -> bool:
+        """Whether the stream reached its ``count`` / ``duration``."""
+        if self.end_seq is not None and self.generator.seq >= self.end_seq:
+            return True
+        return self.end_at is not None and now >= self.end_at and self.samples_sent > 0
 
     @property
     def name(self) -> str:
@@ -84,11 +114,12 @@ class Subscription:
         """Samples due at monotonic time ``now`` (0 when paused)."""
         if self.paused:
             return 0
-        return self.pacer.due_count(self.generator.seq, now)
+        m = self.pacer.due_count(self.generator.seq, now)
+        return m if self.end_seq is None else min(m, self.end_seq - self.generator.seq)
 
     def next_due(self) -> float:
         """Monotonic time the next sample is due (inf when paused)."""
-        if self.paused:
+        if self.paused or (self.end_seq is not None and self.generator.seq >= self.end_seq):
             return math.inf
         return self.pacer.due_time(self.generator.seq)
 
@@ -107,6 +138,11 @@ class Subscription:
             return None
         if m > limit:
             m = limit
+        if self.end_seq is not None or self.end_at is not None:
+            if self.end_seq is not None:
+                m = min(m, self.end_seq - seq)
+            if m <= 0 or (self.end_at is not None and now >= self.end_at and self.samples_sent):
+                return None
         # how late the last sample is (>= 0: it is due); 0 when unpaced
         lag = now - pacer.due_time(seq + m - 1) if pacer.pace else 0.0
         block = self.generator.take(m)
@@ -196,7 +232,28 @@ class Session:
                 options["speed"] = float(options["speed"])
             except ValueError:
                 pass
-        params = {k: v for k, v in query.items() if k not in URL_OPTIONS}
+        try:
+            fields = get_spec(name).params_model.model_fields
+        except UnknownGenerator:
+            fields = {}       # refused below, as a subscribe message naming it would be
+        for key in ("count", "duration"):     # a generator's own parameter of that name wins
+            if key in fields:
+                options.pop(key, None)
+                if f"stream_{key}" in query:
+                    options[key] = query[f"stream_{key}"]
+        for key in ("count", "duration"):
+            if isinstance(options.get(key), str):
+                try:
+                    options[key] = int(options[key]) if key == "count" else float(options[key])
+                except ValueError:
+                    pass  # refused by validation with the field named
+        for key, why in HTTP_ONLY.items():
+            if key in query and key not in fields:
+                self.errors.append(P.INVALID_MESSAGE)
+                return [P.error(P.INVALID_MESSAGE, f"invalid subscription options in the URL: {why}", name,
+                                [{"field": key, "value": query[key], "message": why}])]
+        stream_keys = {f"stream_{k}" for k in ("count", "duration") if k in fields}
+        params = {k: v for k, v in query.items() if (k not in URL_OPTIONS or k in fields) and k not in stream_keys}
         message = {"type": "subscribe", "id": name, "generator": name, "params": params, **options}
         try:
             return self.apply(P.Subscribe.model_validate(message))
@@ -295,6 +352,12 @@ class Session:
         pacer = Pacer.start(gen.sample_interval, msg.speed, gen.seq, self.clock(), self.wall(),
                             self.grid, self.settings.align_s)
         sub = Subscription(sub_id, gen, pacer, msg.backpressure, msg.encoding, msg.batch)
+        if msg.count is not None or msg.duration is not None:
+            sub.end_seq = stream_end(msg.count, msg.duration, gen.sample_interval, gen.seq)
+            by_count = msg.count is not None and sub.end_seq == gen.seq + msg.count
+            sub.end_reason = "count" if by_count else "duration"
+            if msg.duration is not None and gen.sample_interval <= 0:
+                sub.end_at = self.clock() + msg.duration   # unpaced: stream time is wall time
         self.subscriptions[sub_id] = sub
         self._order = None
         return [P.subscribed(sub_id, gen.name, gen.params.model_dump(), gen.seed, gen.seq,
@@ -350,6 +413,13 @@ class Session:
         del self.subscriptions[sub.id]
         self._order = None
         return [P.state_change("unsubscribed", sub.id, sub.generator.seq)]
+
+    def end(self, id: str) -> list[dict[str, Any]]:
+        """End subscription ``id``, which reached its ``count`` or
+        ``duration`` (:meth:`Subscription.finished`): the ``ended`` message."""
+        sub = self.subscriptions.pop(id)
+        self._order = None
+        return [P.ended(sub.id, sub.generator.seq, sub.end_reason)]
 
     def _on_list(self, msg: P.ListGenerators) -> list[dict[str, Any]]:
         return [P.generators(catalogue(), composition_catalogue())]

@@ -196,7 +196,7 @@ class Connection:
         elif self.metrics and kind == "subscribed":
             self._counted[message["id"]] = message["generator"]
             self.metrics.subscriptions.labels(message["generator"]).inc()
-        elif self.metrics and kind == "unsubscribed":
+        elif self.metrics and kind in ("unsubscribed", "ended"):
             name = self._counted.pop(message["id"], None)
             if name:
                 self.metrics.subscriptions.labels(name).dec()
@@ -253,6 +253,7 @@ class Connection:
             self._poked = False
             busy = awaited = False
             batched: list[Chunk] = []
+            ending: list = []     # subscriptions that reached their count / duration
             next_due = math.inf
             # Batched subscriptions come last in the send order: their chunks
             # are then taken and sent with no await between (a chunk held
@@ -283,6 +284,9 @@ class Connection:
                         await self.send_chunk(chunk)
                         if clock() - started > stall_s:
                             stalled_until = clock()
+                if (sub.end_seq is not None or sub.end_at is not None) and sub.finished(now):
+                    ending.append(sub)
+                    continue
                 due = sub.pacer.due_time(sub.generator.seq)   # sub.next_due(), inlined: not paused
                 if due < next_due:
                     next_due = due
@@ -291,6 +295,9 @@ class Connection:
                 await self.send_batch(batched)
                 if clock() - started > stall_s:
                     stalled_until = clock()
+            for sub in ending:       # after its last data, batched or not
+                if live.get(sub.id) is sub:
+                    await self.replies(session.end(sub.id))
             if busy:
                 await asyncio.sleep(0)
                 if transport.get_write_buffer_size() > s.send_buffer_bytes:
