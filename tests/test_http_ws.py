@@ -209,3 +209,23 @@ def test_wsgen_sub_over_the_http_port(threaded_server):
         outs.append([line.split(",")[0::2] for line in out.stdout.splitlines()])   # seq, value (not t)
     assert outs[0] == outs[1] == outs[2]
     assert len(outs[0]) == 6 and outs[0][1][0] == "0"
+
+
+async def test_behind_a_proxy_the_pages_origin_is_the_host_it_asked_for():
+    """A page served through a proxy on one public address (no port of ours
+    in its origin) may open that address's /ws; other origins may not."""
+    running = await start(Settings(host="127.0.0.1", port=0, http_port=None, graceful_timeout_s=2,
+                                   allow_hosts=["proxy.example"]))
+    try:
+        for origin, host, status in [("http://proxy.example", "proxy.example", 101),
+                                     ("https://proxy.example", "proxy.example", 101),
+                                     ("http://proxy.example:8080", "proxy.example:8080", 101),
+                                     ("http://proxy.example:8080", "proxy.example", 403),
+                                     ("http://proxy.example", "proxy.example:8080", 403),
+                                     ("http://evil.example", "proxy.example", 403),
+                                     ("null", "proxy.example", 403)]:
+            # the URL's address is the Host header sent; the TCP connection goes to our HTTP port
+            got, _ = await status_of(f"ws://{host}/ws", origin=origin, host="127.0.0.1", port=running.http_port)
+            assert got == status, (origin, host)
+    finally:
+        await running.stop()

@@ -105,7 +105,7 @@ async def test_http_token_on_every_endpoint_but_healthz_and_401_comes_first(secu
         wrong = [{}, {"headers": {"Authorization": "Bearer nope"}}, {"params": {"token": "nope"}},
                  {"headers": {"Authorization": f"Basic {TOKEN}"}}, {"headers": {"Authorization": "Bearer"}},
                  {"params": {"token": TOKEN[:-1]}}, {"headers": {"Authorization": f"Bearer {TOKEN}x"}}]
-        paths = sorted(documented - {"/healthz"}) + META_PATHS + ["/nope", "/sine?amplitude=banana",
+        paths = sorted(documented - {"/healthz", "/readyz"}) + META_PATHS + ["/nope", "/sine?amplitude=banana",
                                                                    "/anomalies/sine", "/static/../generators"]
         for path in paths:
             for kw in wrong:
@@ -118,6 +118,7 @@ async def test_http_token_on_every_endpoint_but_healthz_and_401_comes_first(secu
         # /healthz, the static files (Swagger UI's bundle) and the page with its config are public:
         # the page then asks for the token, which its config says is needed
         assert (await http.get("/healthz")).json()["status"] == "ok"
+        assert (await http.get("/readyz")).json()["ready"] is True     # probes send no token
         assert (await http.get("/static/docs/swagger-ui.css")).status_code == 200
         page = await http.get("/")
         assert page.status_code == 200 and "<html" in page.text.lower()
@@ -254,8 +255,10 @@ async def test_origin_allowlist_refuses_cross_site_websocket_hijacking(full_serv
         await subscribe(ws, "a")
         await ws.close()
     port = full_server.http_port
+    # the address the client asked for (its Host header) is its own origin: a page served through
+    # a proxy on one address, or a non-browser client that sends the WebSocket address as Origin
+    await (await opens(url, origin=f"http://127.0.0.1:{full_server.ws_port}")).close()
     hostile = ["https://evil.example", f"http://evil.example:{port}", "null", "file://",
-               f"http://127.0.0.1:{full_server.ws_port}",         # same host, not the page's port
                "http://127.0.0.1", f"ws://127.0.0.1:{port}", f"http://127.0.0.2:{port}",
                f"http://127.0.0.1:{port}.evil.example", "http://127.0.0.1:99999", "http://[::1", "",
                f"http://user@evil.example:{port}"]
@@ -276,7 +279,7 @@ async def test_allow_origin_adds_exact_origins_and_star_allows_any():
             await (await opens(running.ws_url, origin=origin)).close()
         await (await opens(running.ws_url)).close()
         for origin in ["https://app.example.evil", "http://app.example", "https://evil.example/https://app.example",
-                       "http://localhost:3001", f"http://127.0.0.1:{running.ws_port}"]:
+                       "http://localhost:3001", f"http://localhost:{running.ws_port}"]:
             await refused(running.ws_url, 403, origin=origin)
     async with running_server(http_port=0, allow_origins=["*"]) as running:
         for origin in ["https://anything.example", "null", "http://127.0.0.1:99999"]:

@@ -77,6 +77,8 @@ class Gate:
     def origin_allowed(self, origin: str | None, host_header: str | None) -> bool:
         if origin is None or origin in self.settings.allow_origins or "*" in self.settings.allow_origins:
             return True
+        if _origin_is_host(origin, host_header):
+            return True
         try:
             o = urlsplit(origin)
             h = urlsplit("//" + (host_header or ""))
@@ -131,6 +133,22 @@ def _single(headers: Headers, name: str, repeated: str | None = None) -> str | N
     once (``Headers.get`` would raise, and the handshake answer 500)."""
     values = headers.get_all(name)
     return values[0] if len(values) == 1 else None if not values else repeated
+
+
+def _origin_is_host(origin: str, host_header: str | None) -> bool:
+    """Whether ``origin`` is the very address the client asked for (the
+    ``Host`` header; a missing port is the origin scheme's default): the
+    page's own origin, as behind a proxy or an ingress that serves the page
+    and ``/ws`` on one public address (wsgen.http_ws)."""
+    try:
+        o = urlsplit(origin)
+        h = urlsplit("//" + (host_header or ""))
+        if o.scheme not in ("http", "https") or not o.hostname or o.hostname != h.hostname:
+            return False
+        default = 443 if o.scheme == "https" else 80
+        return (o.port or default) == (h.port or default)
+    except ValueError:   # malformed port or bracket
+        return False
 
 
 def _peer_addr(connection: ServerConnection) -> str:
