@@ -77,6 +77,18 @@ def build_parser() -> argparse.ArgumentParser:
                        metavar="NAME", help="a name accepted in the Host header besides localhost and loopback "
                                             "addresses, on a loopback-bound server (repeatable; env "
                                             "WSGEN_ALLOW_HOSTS, comma-separated)")
+    named = serve.add_argument_group("named streams", "shared streams anchored to the wall clock (docs/protocol.md)")
+    named.add_argument("--scenario", default=os.environ.get("WSGEN_SCENARIO"), metavar="FILE.yaml",
+                       help="YAML file of named streams to define at start (env WSGEN_SCENARIO)")
+    named.add_argument("--admin-token", default=os.environ.get("WSGEN_ADMIN_TOKEN"),
+                       help="operator token: create, delete, update and inject named streams (env "
+                            "WSGEN_ADMIN_TOKEN; default: none, operator changes off)")
+    named.add_argument("--redis-url", default=os.environ.get("WSGEN_REDIS_URL"), metavar="URL",
+                       help="redis://host:port: keep the named streams' definitions and updates in Redis, shared "
+                            "by every replica (env WSGEN_REDIS_URL; default: in this process)")
+    named.add_argument("--update-margin", type=_seconds, default=_env("WSGEN_UPDATE_MARGIN", 0.25),
+                       help="seconds of stream time ahead at which an operator's change applies, the same seq "
+                            "on every replica (env WSGEN_UPDATE_MARGIN)")
     serve.set_defaults(func=_serve)
 
     from . import subscriber

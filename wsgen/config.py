@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -75,3 +76,13 @@ class Settings:
     token: str | None = None
     allow_origins: list[str] = field(default_factory=list)
     allow_hosts: list[str] = field(default_factory=list)
+    #: Named streams (wsgen.named): a YAML scenario file to load at start.
+    scenario: str | None = None
+    #: Operator token: create, delete, update and inject named streams (None: operator changes off).
+    admin_token: str | None = None
+    #: Redis URL of the named streams' control plane (None: the log lives in this process).
+    redis_url: str | None = None
+    #: Seconds of stream time ahead at which an operator's change applies (every process the same seq).
+    update_margin_s: float = 0.25
+    #: The process's named streams (set by serve.start; not a setting).
+    named: Any = field(default=None, repr=False, compare=False)

@@ -882,6 +882,9 @@ def create_app(settings: Settings) -> FastAPI:
             tags=["compositions"], openapi_extra=route.openapi(),
         )
 
+    from .named_http import router as named_router
+    app.include_router(named_router())   # /streams: named streams (wsgen.named_http)
+
     @app.get("/composite/presets", summary="The composition JSON Schema and the five anomaly kinds as presets",
              tags=["compositions"])
     async def composite_presets() -> JSONResponse:

@@ -28,6 +28,7 @@ ERROR_CODES = (INVALID_JSON, INVALID_MESSAGE, UNKNOWN_TYPE, UNKNOWN_GENERATOR, I
                UNKNOWN_ID, DUPLICATE_ID, LIMIT_REACHED, INTERNAL_ERROR)
 
 SubscriptionId = Annotated[str, Field(min_length=1, max_length=128, description="The client's name for the subscription")]
+StreamName = Annotated[str, Field(min_length=1, max_length=128, description="A named stream, e.g. plant/boiler-3/temperature")]
 Seed = Annotated[int, Field(ge=0, lt=2**64, description="Seed of the random streams, in [0, 2**64)")]
 
 
@@ -62,7 +63,10 @@ class Subscribe(_Message):
     type: Literal["subscribe"]
     id: SubscriptionId | None = None
     generator: Annotated[Any, BeforeValidator(_generator)] = Field(
-        description="A registry name, or a composition object (base, noise, anomalies, faults)")
+        None, description="A registry name, or a composition object (base, noise, anomalies, faults); "
+                          "omitted for a named stream (stream)")
+    stream: StreamName | None = Field(None, description="A named stream, shared by every subscriber "
+                                                        "(wsgen.named_session); instead of generator")
     params: dict[str, Any] = Field(default_factory=dict)
     seed: Seed | None = None
     start_seq: Annotated[int, Field(ge=0, le=2**53)] = 0
@@ -82,9 +86,27 @@ class Update(_Message):
     """Change some parameters of a running subscription."""
 
     type: Literal["update"]
-    id: SubscriptionId
+    id: SubscriptionId | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     speed: Speed | None = None
+    stream: StreamName | None = Field(None, description="A named stream to change (operator; with admin_token)")
+    admin_token: str | None = Field(None, max_length=1024, description="The operator token (named streams)")
+    seq: Annotated[int, Field(ge=0, le=2**53)] | None = Field(
+        None, description="Named streams: the seq to apply from (default: one safety margin from now)")
+
+
+class Inject(_Message):
+    """Lay an anomaly over a named stream from a seq, for a duration (operator)."""
+
+    type: Literal["inject"]
+    id: SubscriptionId | None = None
+    stream: StreamName | None = None
+    anomaly: dict[str, Any] = Field(description="An injector of docs/compositions.md without placement "
+                                                "and lengths, e.g. {\"kind\": \"level-shift\", \"height\": 5}")
+    duration: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = Field(
+        None, description="Seconds of stream time the anomaly lasts (default: one sample)")
+    seq: Annotated[int, Field(ge=0, le=2**53)] | None = None
+    admin_token: str | None = Field(None, max_length=1024)
 
 
 class Pause(_Message):
@@ -106,9 +128,9 @@ class ListGenerators(_Message):
     type: Literal["list"]
 
 
-ClientMessage = Annotated[Union[Subscribe, Update, Pause, Resume, Unsubscribe, ListGenerators],
+ClientMessage = Annotated[Union[Subscribe, Update, Pause, Resume, Unsubscribe, ListGenerators, Inject],
                           Field(discriminator="type")]
-CLIENT_TYPES = ("subscribe", "update", "pause", "resume", "unsubscribe", "list")
+CLIENT_TYPES = ("subscribe", "update", "pause", "resume", "unsubscribe", "list", "inject")
 _adapter: TypeAdapter = TypeAdapter(ClientMessage)
 
 

@@ -20,7 +20,9 @@ from urllib.parse import unquote
 
 from websockets.asyncio.server import Server, serve
 
+from . import controlplane
 from .config import Settings
+from .scenario import ScenarioError
 from .metrics import Metrics
 from .readiness import Readiness
 from .ws import Gate, make_handler
@@ -91,6 +93,7 @@ class Running:
                     await asyncio.wait_for(self._http_task, 1.0)
                 except (asyncio.TimeoutError, asyncio.CancelledError):
                     self._http_task.cancel()
+        await controlplane.stop(self.settings)
         self.stopped.set()
 
 
@@ -132,6 +135,7 @@ class _EmbeddedUvicorn:
 async def start(settings: Settings) -> Running:
     """Start the servers on ``settings``' ports (0 = pick free ones)."""
     metrics = Metrics()
+    await controlplane.start(settings, metrics)   # named streams and their log (scenario, Redis)
     gate = Gate(settings)
     http_server = http_task = None
     http_port = None
@@ -232,10 +236,12 @@ def run(args) -> int:
                         max_http_connections=args.max_http_connections,
                         http_header_timeout_s=args.http_header_timeout, drain_delay_s=args.drain_delay,
                         allow_origins=list(args.allow_origin or []),
-                        allow_hosts=list(getattr(args, "allow_host", None) or []))
+                        allow_hosts=list(getattr(args, "allow_host", None) or []),
+                        scenario=args.scenario, admin_token=args.admin_token or None,
+                        redis_url=args.redis_url or None, update_margin_s=args.update_margin)
     configure_logging(args.log_level)
     try:
         return asyncio.run(serve_forever(settings))
-    except OSError as exc:
+    except (OSError, ScenarioError) as exc:
         print(f"wsgen: cannot start: {exc}", file=sys.stderr)
         return 2

@@ -214,12 +214,19 @@ class Session:
                             "the server); the connection and its other subscriptions go on")]
 
     def apply(self, msg) -> list[dict[str, Any]]:
+        from . import named_session   # named streams: their own rules (imported here: it imports this module)
+        if named_session.wants(self, msg):
+            return named_session.apply(self, msg)
         handler = getattr(self, "_on_" + msg.type)
         return handler(msg)
 
     def subscribe_url(self, name: str, query: Mapping[str, str]) -> list[dict[str, Any]]:
         """Subscribe as ``ws://host/<name>?<query>`` asks: id = name, query
-        keys are params except the options in :data:`URL_OPTIONS`."""
+        keys are params except the options in :data:`URL_OPTIONS`.
+        ``streams/<name>`` subscribes to a named stream."""
+        if name.startswith("streams/"):
+            from . import named_session
+            return named_session.subscribe_url(self, name[len("streams/"):], query)
         options: dict[str, Any] = {k: query[k] for k in URL_OPTIONS if k in query and k != "token"}
         for key in ("seed", "start_seq"):
             if key in options:

@@ -46,6 +46,8 @@ def route(path: str) -> tuple[str | None, dict[str, str]] | None:
             return None
     if name in ("", "ws"):
         return None, query
+    if name.startswith("streams/") and len(name) > len("streams/"):
+        return name, query          # a named stream (wsgen.named_session)
     return (name, query) if name in GENERATORS else None
 
 
@@ -170,6 +172,8 @@ class Connection:
         self.ws = ws
         self.settings = settings
         self.session = Session(settings)
+        self.session.push = self._push   # messages the session sends unasked (named-stream changes)
+        self._pushing: set[asyncio.Task] = set()
         self.metrics = metrics
         self._waiter: asyncio.Future | None = None
         self._poked = False   # set by poke(): the pump looks again before sleeping
@@ -199,6 +203,8 @@ class Connection:
 
     async def replies(self, messages: list[dict]) -> None:
         for message in messages:
+            if not isinstance(message, dict):
+                message = await message   # a named-stream change waiting for the control plane
             self._account(message)
             await self.send(message)
         self.poke()
@@ -240,6 +246,11 @@ class Connection:
                 for name in self._counted.values():
                     self.metrics.subscriptions.labels(name).dec()
                 self._counted.clear()
+
+    def _push(self, message: dict) -> None:
+        task = asyncio.ensure_future(self.replies([message]))
+        self._pushing.add(task)
+        task.add_done_callback(_pushed(self._pushing))
 
     def _pump_ended(self, pump: asyncio.Task) -> None:
         """A pump that fails (a server bug, never a client's doing) must not
@@ -347,6 +358,14 @@ class Connection:
             self._waiter = None
             if handle is not None:
                 handle.cancel()
+
+
+def _pushed(tasks: set):
+    def done(task: asyncio.Task) -> None:
+        tasks.discard(task)
+        if not task.cancelled() and not isinstance(task.exception(), (ConnectionClosed, type(None))):
+            log.error("ws push failed", exc_info=task.exception())
+    return done
 
 
 def _resolve(waiter: asyncio.Future) -> None:

@@ -1,0 +1,361 @@
+"""Named streams in one process: scenario files, the log's determinism, and
+a real server (WebSocket and HTTP) driven by real clients.
+
+Values are checked against the plain generators (``wsgen.create``,
+``create_composite``): sample ``seq`` of a named stream is the generator's
+sample ``seq - origin``, and a change applies from exactly its seq.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+
+import httpx
+import numpy as np
+import orjson
+import pytest
+from websockets.asyncio.client import connect
+
+from wsgen import create
+from wsgen.config import Settings
+from wsgen.generators.composite import create_composite
+from wsgen.named import NamedError, NamedStreams, StreamDef
+from wsgen.scenario import ScenarioError, parse_scenario
+from wsgen.serve import start
+
+SCENARIO = """
+streams:
+  - name: plant/boiler-3/temperature
+    generator: sine
+    params: {amplitude: 5, frequency: 0.5, offset: 80}
+    interval: 0.02
+    seed: 7
+  - name: plant/boiler-3/pressure
+    generator:
+      base: {kind: normal, params: {mean: 3, std_dev: 0.05}}
+      anomalies:
+        - {kind: spike, placement: {mode: random, probability: 0.05}, height: 2}
+    interval: 0.05
+    history: 500
+  - name: plant/line-1/errors
+    generator: random-square
+    params: {minimum_interval: 5, maximum_interval: 10, min_anomaly_duration: 2, max_anomaly_duration: 3}
+    interval: 0.05
+"""
+TEMP = "plant/boiler-3/temperature"
+ADMIN = "op-secret"
+
+
+# -- scenario files ------------------------------------------------------------------
+
+def test_scenario_loads_every_stream_with_its_definition():
+    defs = parse_scenario(SCENARIO, "plant.yaml")
+    assert [d.name for d in defs] == [TEMP, "plant/boiler-3/pressure", "plant/line-1/errors"]
+    assert defs[0].params == {"amplitude": 5, "frequency": 0.5, "offset": 80} and defs[0].interval == 0.02
+    assert defs[0].effective_seed == 7
+    # no seed: one derived from the name, the same in every process
+    assert defs[1].effective_seed == StreamDef(name="plant/boiler-3/pressure", generator="sine",
+                                               interval=1).effective_seed
+    assert parse_scenario("streams:\n - {name: a, generator: sine, interval: 1, epoch: 2026-01-01T00:00:00Z}")[0] \
+        .epoch == 1767225600.0
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("streams:\n - {name: a/b, generator: sine, params: {amplitude: fast}, interval: 1}",
+     "plant.yaml: streams[0] (a/b): params.amplitude:"),
+    ("streams:\n - {name: a, generator: sine, interval: 1}\n - {name: b, generator: sine, params: {interval: 2}, "
+     "interval: 1}", "plant.yaml: streams[1] (b): params.interval: a named stream's interval is its top-level"),
+    ("streams:\n - {name: a, generator: sine, interval: 0}", "plant.yaml: streams[0] (a): interval:"),
+    ("streams:\n - {name: a, generator: nope, interval: 1}", "plant.yaml: streams[0] (a): generator: unknown "
+                                                              "generator 'nope'"),
+    ("streams:\n - {name: a, generator: {base: {kind: sine}, faults: {nulls: {}}}, interval: 1}",
+     "plant.yaml: streams[0] (a): generator.faults: faults are per delivery"),
+    ("streams:\n - {name: a, generator: {base: {kind: sine, params: {frequency: x}}}, interval: 1}",
+     "plant.yaml: streams[0] (a): generator.base.params.frequency:"),
+    ("streams:\n - {name: a, generator: sine, interval: 1}\n - {name: a, generator: normal, interval: 1}",
+     "plant.yaml: streams[1] (a): name 'a' is already used by streams[0]"),
+    ("streams:\n - {name: 'bad name', generator: sine, interval: 1}", "plant.yaml: streams[0] (bad name): name:"),
+    ("streams: [ {name: a", "plant.yaml: not valid YAML at line 1"),
+    ("- a\n- b", "plant.yaml: expected a mapping with a list under 'streams'"),
+])
+def test_scenario_errors_name_file_stream_and_field(text, expected):
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, "plant.yaml")
+    assert expected in str(info.value), str(info.value)
+
+
+# -- the log: deterministic, whatever the process's history ---------------------------
+
+def _entries(named: NamedStreams) -> list[dict]:
+    return [named.define_entry(d) for d in parse_scenario(SCENARIO)]
+
+
+def test_log_replay_gives_identical_values_late_replica_and_late_change():
+    clock = [1_800_000_000.0]
+    a = NamedStreams(clock=lambda: clock[0])
+    log = _entries(a)
+    for e in log:
+        a.apply(e)
+    s = a.streams[TEMP]
+    o = s.origin
+    assert o == math.ceil(1_800_000_000.0 / 0.02 - 1e-9)
+    for k in range(0, 300, 7):          # process A: generated bit by bit, as wake-ups come
+        s.advance(o + k)
+    log.append(a.request_update(TEMP, {"frequency": 2.0}, seq=o + 310))
+    a.apply(log[-1])
+    log.append(a.request_inject(TEMP, {"kind": "level-shift", "height": -30}, duration_s=0.1, seq=o + 400))
+    a.apply(log[-1])
+    for k in range(300, 700, 13):
+        s.advance(o + k)
+    # the reference: the plain generator, updated at exactly the change's index
+    ref = create("sine", {"amplitude": 5, "frequency": 0.5, "offset": 80, "interval": 0.02}, seed=7)
+    first = ref.take(310).values
+    ref.update({"frequency": 2.0})
+    after = ref.take(390).values
+    got = s.read(o + 200, o + 700)
+    assert got.seq == o + 200
+    np.testing.assert_array_equal(got.values[:110], first[200:])
+    np.testing.assert_array_equal(got.values[110:200], after[:90])
+    shift = got.values[200:205] - after[90:95]
+    np.testing.assert_allclose(shift, -30.0, atol=1e-9)                 # 0.1 s at 0.02 s = 5 samples
+    np.testing.assert_array_equal(got.values[205:300], after[95:190])
+    assert got.labels[200:205].all() and not got.labels[:200].any() and not got.labels[205:].any()
+    assert [(e["kind"], e["first"], e["last"]) for e in got.events] == [("level-shift", o + 400, o + 404)]
+    # process B reads the whole log at once, later: the same values (it seeks)
+    b = NamedStreams(clock=lambda: clock[0])
+    for e in log:
+        b.apply(e)
+    np.testing.assert_array_equal(b.streams[TEMP].read(o + 200, o + 700).values, got.values)
+    # a change read after its seq was generated: rebuilt, later samples right again
+    late = {"op": "update", "name": TEMP, "seq": o + 650, "params": {"amplitude": 1}}
+    assert a.apply(late)["late"] is True and a.late_updates == 1
+    b.apply(late)
+    np.testing.assert_array_equal(s.read(o + 600, o + 700).values, b.streams[TEMP].read(o + 600, o + 700).values)
+    # the other kinds: a composition with random anomalies, an event-placing registry kind
+    for name in ("plant/boiler-3/pressure", "plant/line-1/errors"):
+        sa, sb = a.streams[name], b.streams[name]
+        for k in range(0, 1200, 37):
+            sa.advance(sa.origin + k)
+        np.testing.assert_array_equal(sa.read(sa.origin + 900, sa.origin + 1200).values,
+                                      sb.read(sb.origin + 900, sb.origin + 1200).values)
+        np.testing.assert_array_equal(sa.read(sa.origin + 900, sa.origin + 1200).labels,
+                                      sb.read(sb.origin + 900, sb.origin + 1200).labels)
+    ref = create("random-square", {"minimum_interval": 5, "maximum_interval": 10, "min_anomaly_duration": 2,
+                                   "max_anomaly_duration": 3, "interval": 0.05},
+                 seed=StreamDef(name="plant/line-1/errors", generator="sine", interval=1).effective_seed)
+    sa = a.streams["plant/line-1/errors"]
+    np.testing.assert_array_equal(sa.read(sa.origin + 900, sa.origin + 1200).values, ref.take(1200).values[900:])
+
+
+def test_effective_seq_is_one_margin_ahead_and_late_requests_are_refused():
+    clock = [1_800_000_000.0]
+    named = NamedStreams(margin_s=0.25, clock=lambda: clock[0])
+    for e in _entries(named):
+        named.apply(e)
+    s = named.streams[TEMP]
+    entry = named.request_update(TEMP, {"amplitude": 2})
+    assert entry["seq"] == s.seq_due_at(clock[0] + 0.25) == s.origin + 13      # 0.25 / 0.02 = 12.5 -> 13
+    with pytest.raises(NamedError) as info:
+        named.request_update(TEMP, {"amplitude": 2}, seq=s.origin + 12)
+    assert info.value.code == "too_late" and "the earliest seq" in info.value.message
+    assert named.request_update(TEMP, {"amplitude": 2}, seq=s.origin + 500)["seq"] == s.origin + 500
+    named.apply(named.request_update(TEMP, {"amplitude": 2}, seq=s.origin + 500))
+    # a later change never applies before an earlier one, in every process
+    assert named.apply({"op": "update", "name": TEMP, "seq": s.origin + 20, "params": {"amplitude": 3}})["seq"] \
+        == s.origin + 500
+    for params, code, field in [({"interval": 1}, "invalid_params", "params.interval"),
+                                ({"amplitude": "big"}, "invalid_params", "params.amplitude"),
+                                ({}, "invalid_params", "params")]:
+        with pytest.raises(NamedError) as info:
+            named.request_update(TEMP, params)
+        assert info.value.code == code and info.value.details[0]["field"] == field, info.value.details
+    with pytest.raises(NamedError) as info:
+        named.request_inject("plant/line-1/errors", {"kind": "spike"})
+    assert info.value.code == "not_supported"
+    with pytest.raises(NamedError) as info:
+        named.request_update("nope", {"amplitude": 1})
+    assert info.value.code == "unknown_stream" and TEMP in info.value.message
+
+
+# -- a real server -------------------------------------------------------------------------
+
+@pytest.fixture
+async def plant(tmp_path):
+    path = tmp_path / "plant.yaml"
+    path.write_text(SCENARIO)
+    running = await start(Settings(host="127.0.0.1", port=0, http_port=None, graceful_timeout_s=2,
+                                   scenario=str(path), admin_token=ADMIN, update_margin_s=0.5))
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+class Reader:
+    """A WebSocket client that files data by seq and keeps the other messages."""
+
+    def __init__(self, ws) -> None:
+        self.ws, self.values, self.other = ws, {}, []
+
+    async def pump(self, until, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not until():
+            assert time.monotonic() < deadline, f"timed out; other messages: {self.other[-3:]}"
+            msg = orjson.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+            if msg["type"] == "data":
+                for i, v in enumerate(msg["values"]):
+                    self.values[msg["seq"] + i] = v
+            else:
+                self.other.append(msg)
+
+    def of(self, kind: str) -> list[dict]:
+        return [m for m in self.other if m["type"] == kind]
+
+
+async def test_two_subscribers_same_values_and_an_update_from_the_same_seq(plant):
+    async with connect(plant.ws_url) as wa, connect(plant.ws_url + "/streams/" + TEMP) as wb:
+        a, b = Reader(wa), Reader(wb)
+        await wa.send(json.dumps({"type": "subscribe", "id": "a", "stream": TEMP}))
+        await a.pump(lambda: a.of("subscribed"))
+        await b.pump(lambda: b.of("subscribed"))
+        sub = a.of("subscribed")[0]
+        assert sub["stream"] == TEMP and sub["seq"] >= sub["origin"] and sub["interval"] == 0.02
+        assert b.of("subscribed")[0]["id"] == TEMP
+        origin = sub["origin"]
+        await a.pump(lambda: len(a.values) >= 5)
+        await wa.send(json.dumps({"type": "update", "id": "op", "stream": TEMP, "params": {"amplitude": 50},
+                                  "admin_token": ADMIN}))
+        await a.pump(lambda: any(m.get("id") == "op" for m in a.of("updated")))
+        ack = next(m for m in a.of("updated") if m["id"] == "op")
+        at = ack["seq"]
+        await a.pump(lambda: max(a.values) >= at + 20)
+        await b.pump(lambda: b.of("updated") and max(b.values, default=0) >= at + 20)
+        # every subscriber is told, naming the same seq
+        assert [m["seq"] for m in a.of("updated") if m["id"] == "a"] == [at]
+        assert b.of("updated")[0]["seq"] == at and b.of("updated")[0]["changes"] == {"amplitude": 50}
+        # the same (seq, value) pairs on both
+        common = sorted(set(a.values) & set(b.values))
+        assert len(common) >= 20
+        assert all(a.values[s] == b.values[s] for s in common)
+        # the reference generator, changed at exactly that seq
+        ref = create("sine", {"amplitude": 5, "frequency": 0.5, "offset": 80, "interval": 0.02}, seed=7)
+        before = ref.take(at - origin).values
+        ref.update({"amplitude": 50})
+        after = ref.take(40).values
+        expect = {origin + i: v for i, v in enumerate(before)}
+        expect.update({at + i: v for i, v in enumerate(after)})
+        assert all(a.values[s] == expect[s] for s in common if s in expect)
+        assert a.values[at - 1] == before[-1] and a.values[at] == after[0] and a.values[at + 19] == after[19]
+        # backfill: start_seq back into the history gives the same values
+        start = min(a.values)
+        await wa.send(json.dumps({"type": "subscribe", "id": "back", "stream": TEMP, "start_seq": start}))
+        back = Reader(wa)
+        got: dict[int, float] = {}
+
+        async def collect():
+            while len(got) < 30:
+                msg = orjson.loads(await wa.recv())
+                if msg["type"] == "data" and msg["id"] == "back":
+                    for i, v in enumerate(msg["values"]):
+                        got[msg["seq"] + i] = v
+        await asyncio.wait_for(collect(), 20)
+        assert min(got) == start
+        assert all(got[s] == expect[s] for s in got if s in expect)
+        del back
+
+
+async def test_http_stream_list_and_operator_endpoints(plant):
+    base = plant.http_url
+    async with httpx.AsyncClient(timeout=20) as http:
+        listing = (await http.get(base + "/streams")).json()
+        assert listing["control_plane"] == {"kind": "embedded", "up": True}
+        names = [s["name"] for s in listing["streams"]]
+        assert names == sorted([TEMP, "plant/boiler-3/pressure", "plant/line-1/errors"])
+        temp = next(s for s in listing["streams"] if s["name"] == TEMP)
+        origin = temp["origin"]
+        async with http.stream("GET", base + f"/streams/{TEMP}?format=ndjson&count=5") as resp:
+            assert resp.status_code == 200
+            rows = [json.loads(line) for line in (await resp.aread()).decode().splitlines()]
+        ref = create("sine", {"amplitude": 5, "frequency": 0.5, "offset": 80, "interval": 0.02}, seed=7)
+        values = ref.take(rows[-1]["seq"] - origin + 1).values
+        assert [r["seq"] for r in rows] == list(range(rows[0]["seq"], rows[0]["seq"] + 5))
+        assert [r["value"] for r in rows] == values[rows[0]["seq"] - origin:].tolist()
+        assert rows[0]["t"] == pytest.approx(rows[0]["seq"] * 0.02, abs=1e-6)
+        # operator: no token, wrong token, then create / inject / delete
+        body = {"generator": "uniform", "params": {"min_val": 1, "max_val": 2}, "interval": 0.05, "seed": 3}
+        r = await http.put(base + "/streams/lab/u", json=body)
+        assert r.status_code == 403 and r.json()["error"] == "forbidden"
+        r = await http.put(base + "/streams/lab/u", json=body, headers={"X-Wsgen-Admin-Token": "wrong"})
+        assert r.status_code == 403
+        r = await http.put(base + "/streams/lab/u", json=body, headers={"X-Wsgen-Admin-Token": ADMIN})
+        assert r.status_code == 201 and r.json()["stream"]["seed"] == 3
+        r = await http.put(base + "/streams/lab/u", json=body, headers={"X-Wsgen-Admin-Token": ADMIN})
+        assert r.status_code == 409 and r.json()["error"] == "stream_exists"
+        r = await http.put(base + "/streams/lab/v", json={**body, "interval": -1},
+                           headers={"X-Wsgen-Admin-Token": ADMIN})
+        assert r.status_code == 422 and r.json()["details"][0]["field"] == "interval"
+        r = await http.post(base + "/streams/lab/u", json={"op": "inject", "anomaly": {"kind": "level-shift",
+                            "height": 100}, "duration": 0.5}, headers={"X-Wsgen-Admin-Token": ADMIN})
+        assert r.status_code == 200, r.text
+        at = r.json()["seq"]
+        async with http.stream("GET", base + f"/streams/lab/u?format=ndjson&start_seq={at - 2}&count=14") as resp:
+            rows = [json.loads(line) for line in (await resp.aread()).decode().splitlines()]
+        assert [r["seq"] for r in rows] == list(range(at - 2, at + 12))
+        assert [r["label"] for r in rows] == [False] * 2 + [True] * 10 + [False] * 2
+        assert all(1 <= r["value"] <= 2 for r in rows[:2] + rows[12:])
+        assert all(101 <= r["value"] <= 102 for r in rows[2:12])
+        r = await http.post(base + "/streams/lab/u", json={"op": "update", "params": {"max_val": 5}, "seq": 1},
+                            headers={"X-Wsgen-Admin-Token": ADMIN})
+        assert r.status_code == 409 and r.json()["error"] == "too_late"
+        r = await http.delete(base + "/streams/lab/u", headers={"X-Wsgen-Admin-Token": ADMIN})
+        assert r.status_code == 200
+        r = await http.get(base + "/streams/lab/u")
+        assert r.status_code == 404 and r.json()["error"] == "unknown_stream"
+        r = await http.get(base + f"/streams/{TEMP}?start_seq=1")
+        assert r.status_code == 422 and r.json()["details"][0]["field"] == "start_seq"
+        metrics = (await http.get(base + "/metrics")).text
+        assert 'wsgen_control_plane_up{kind="embedded"} 1.0' in metrics
+        assert "wsgen_named_streams 3.0" in metrics
+
+
+async def test_protocol_errors_and_deletion_notice(plant):
+    async with connect(plant.ws_url) as ws:
+        r = Reader(ws)
+
+        async def reply(message: dict) -> dict:
+            n = len(r.other)
+            await ws.send(json.dumps(message))
+            await r.pump(lambda: len(r.other) > n)
+            return r.other[n]
+
+        assert (await reply({"type": "subscribe", "id": "x", "stream": "nope"}))["code"] == "unknown_stream"
+        m = await reply({"type": "subscribe", "id": "x", "stream": TEMP, "speed": 10})
+        assert m["code"] == "invalid_message" and m["details"][0]["field"] == "speed"
+        m = await reply({"type": "subscribe", "id": "x", "stream": TEMP, "generator": "sine"})
+        assert m["code"] == "invalid_message" and m["details"][0]["field"] == "generator"
+        m = await reply({"type": "subscribe", "id": "x", "stream": TEMP, "start_seq": 5})
+        assert m["code"] == "invalid_params" and m["details"][0]["field"] == "start_seq"
+        m = await reply({"type": "update", "stream": TEMP, "params": {"amplitude": 1}})
+        assert m["code"] == "forbidden"
+        m = await reply({"type": "update", "stream": TEMP, "params": {"amplitude": 1}, "admin_token": "no"})
+        assert m["code"] == "forbidden"
+        m = await reply({"type": "inject", "stream": "plant/line-1/errors", "anomaly": {"kind": "spike"},
+                         "admin_token": ADMIN})
+        assert m["code"] == "not_supported"
+        m = await reply({"type": "inject", "stream": TEMP, "anomaly": {"kind": "spike", "placement": {}},
+                         "admin_token": ADMIN})
+        assert m["code"] == "invalid_params" and m["details"][0]["field"] == "anomaly.placement"
+        m = await reply({"type": "subscribe", "id": "p", "stream": "plant/boiler-3/pressure"})
+        assert m["type"] == "subscribed" and m["generator"] == "composite"
+        await r.pump(lambda: len(r.values) >= 3)
+        async with httpx.AsyncClient() as http:
+            d = await http.delete(plant.http_url + "/streams/plant/boiler-3/pressure",
+                                  headers={"X-Wsgen-Admin-Token": ADMIN})
+            assert d.status_code == 200
+        await r.pump(lambda: r.of("unsubscribed"))
+        assert r.of("unsubscribed")[0]["id"] == "p" and r.of("unsubscribed")[0]["reason"] == "stream deleted"
+        # the connection goes on
+        m = await reply({"type": "subscribe", "id": "p", "stream": TEMP})
+        assert m["type"] == "subscribed"
