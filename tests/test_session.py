@@ -176,7 +176,7 @@ def test_list_gives_every_generator_with_a_json_schema():
         assert set(schema["properties"]) == set(GENERATORS[g["name"]].params_model.model_fields)
         assert g["interval_field"] in schema["properties"]
         assert g["anomalous"] == (g["name"] in ANOMALY_KINDS)
-        assert g["family"] in ("waveform", "distribution", "anomaly") and g["description"]
+        assert g["family"] in ("waveform", "distribution", "anomaly", "process", "periodic") and g["description"]
     json.loads(encoding.dumps(reply))
 
 
@@ -368,8 +368,9 @@ def test_non_object_json_is_invalid_json(raw):
 def test_unknown_and_missing_type():
     session, _ = make()
     err = error_of(session, {"type": "subscribbe", "id": "q"}, P.UNKNOWN_TYPE, "q")
-    assert err["message"] == ("unknown type 'subscribbe'; allowed: subscribe, update, pause, resume, "
-                              "unsubscribe, list")
+    assert err["message"] == "unknown type 'subscribbe'; allowed: " + ", ".join(P.CLIENT_TYPES)
+    assert P.CLIENT_TYPES[:6] == ("subscribe", "update", "pause", "resume", "unsubscribe", "list")
+    assert {"detect", "score"} <= set(P.CLIENT_TYPES)
     err = error_of(session, {"id": "q", "generator": "sine"}, P.UNKNOWN_TYPE, "q")
     assert err["message"].startswith('missing "type"')
     error_of(session, {}, P.UNKNOWN_TYPE)
@@ -521,6 +522,9 @@ def test_every_error_code_is_reachable_and_counted():
         {"type": "subscribe", "id": "a", "generator": "sine"}]]
     subscribe(session, id="b", generator="sine")
     codes.append(ask(session, {"type": "subscribe", "id": "z", "generator": "nope"})["code"])  # limit first
+    ask(session, {"type": "unsubscribe", "id": "b"})
+    subscribe(session, id="c", generator="random", score=True)
+    codes.append(ask(session, {"type": "detect", "id": "c", "seq": 0})["code"])   # no sample sent yet
     # every code a client can cause (internal_error is a server bug: tests/test_ws_internal_errors.py)
     client_codes = [c for c in P.ERROR_CODES if c != P.INTERNAL_ERROR]
     assert codes == client_codes

@@ -10,7 +10,8 @@ import json
 import math
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError,
+                      model_validator)
 
 PROTOCOL_VERSION = 1
 
@@ -23,9 +24,10 @@ INVALID_PARAMS = "invalid_params"
 UNKNOWN_ID = "unknown_id"
 DUPLICATE_ID = "duplicate_id"
 LIMIT_REACHED = "limit_reached"
+OUT_OF_RANGE = "out_of_range"
 INTERNAL_ERROR = "internal_error"
 ERROR_CODES = (INVALID_JSON, INVALID_MESSAGE, UNKNOWN_TYPE, UNKNOWN_GENERATOR, INVALID_PARAMS,
-               UNKNOWN_ID, DUPLICATE_ID, LIMIT_REACHED, INTERNAL_ERROR)
+               UNKNOWN_ID, DUPLICATE_ID, LIMIT_REACHED, OUT_OF_RANGE, INTERNAL_ERROR)
 
 SubscriptionId = Annotated[str, Field(min_length=1, max_length=128, description="The client's name for the subscription")]
 StreamName = Annotated[str, Field(min_length=1, max_length=128, description="A named stream, e.g. plant/boiler-3/temperature")]
@@ -57,6 +59,35 @@ class _Message(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+def _window(value: Any) -> str | int:
+    if isinstance(value, str) and value in ("nab", "events"):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 2**53:
+        return value
+    raise ValueError("window must be \"nab\", \"events\" or a length in samples (an integer in [1, 2**53])")
+
+
+def _score_option(value: Any) -> Any:
+    """``score``: ``true`` means the default options, ``false`` none."""
+    return {} if value is True else None if value is False else value
+
+
+Seq = Annotated[int, Field(ge=0, le=2**53)]
+
+
+class ScoreOptions(_Message):
+    """How a scored subscription scores its client's detections (wsgen/detection.py, wsgen/scoring.py)."""
+
+    window: Annotated[Any, BeforeValidator(_window)] = Field(
+        "nab", description="window rule: \"nab\" (NAB's, over the samples sent so far), \"events\" (each "
+                           "event's own samples) or a fixed length in samples centred on each event")
+    probation: Annotated[float, Field(ge=0, lt=1)] = Field(0.15, description="NAB's probationary fraction")
+    threshold: FiniteFloat = Field(0.5, description="a detect with a score is an alarm when score >= threshold")
+
+
 class Subscribe(_Message):
     """Start a subscription."""
 
@@ -75,6 +106,9 @@ class Subscribe(_Message):
     encoding: Literal["json", "binary"] = "json"
     batch: bool = Field(False, description="deliver this subscription's data inside `batch` messages "
                                            "shared with the connection's other batched subscriptions")
+    score: Annotated[ScoreOptions | None, BeforeValidator(_score_option)] = Field(
+        None, description="score the client's detections against the stream's truth: true, or options "
+                          "(labelled streams; docs/protocol.md)")
     count: Annotated[int, Field(ge=1, le=2**53)] | None = Field(
         None, description="end after this many samples (slots for a composition), with an `ended` message")
     duration: Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False)] | None = Field(
@@ -128,9 +162,42 @@ class ListGenerators(_Message):
     type: Literal["list"]
 
 
-ClientMessage = Annotated[Union[Subscribe, Update, Pause, Resume, Unsubscribe, ListGenerators, Inject],
+
+class Detect(_Message):
+    """Alarms of the client's detector on a scored subscription: ``seq`` (with an
+    optional ``score``) or ``seqs`` (with optional ``scores``, one each)."""
+
+    type: Literal["detect"]
+    id: SubscriptionId
+    seq: Seq | None = None
+    seqs: Annotated[list[Seq], Field(max_length=10_000)] | None = None
+    score: FiniteFloat | None = None
+    scores: Annotated[list[FiniteFloat], Field(max_length=10_000)] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "Detect":
+        if (self.seq is None) == (self.seqs is None):
+            raise ValueError("give either seq (one alarm) or seqs (a list of alarms)")
+        if self.seq is None and self.score is not None:
+            raise ValueError("score goes with seq; with seqs give scores (one per seq)")
+        if self.seqs is None and self.scores is not None:
+            raise ValueError("scores go with seqs; with seq give score")
+        if self.scores is not None and len(self.scores) != len(self.seqs):
+            raise ValueError(f"{len(self.scores)} scores for {len(self.seqs)} seqs: give one score per seq")
+        return self
+
+
+class ScoreRequest(_Message):
+    """Ask for a scored subscription's figures so far."""
+
+    type: Literal["score"]
+    id: SubscriptionId
+
+
+ClientMessage = Annotated[Union[Subscribe, Update, Pause, Resume, Unsubscribe, ListGenerators, Inject, Detect,
+                                ScoreRequest],
                           Field(discriminator="type")]
-CLIENT_TYPES = ("subscribe", "update", "pause", "resume", "unsubscribe", "list", "inject")
+CLIENT_TYPES = ("subscribe", "update", "pause", "resume", "unsubscribe", "list", "inject", "detect", "score")
 _adapter: TypeAdapter = TypeAdapter(ClientMessage)
 
 
@@ -149,7 +216,9 @@ class ProtocolError(Exception):
 def _details(exc: ValidationError) -> list[dict[str, Any]]:
     out = []
     for err in exc.errors(include_url=False)[:20]:
-        loc = [p for p in err["loc"] if p not in CLIENT_TYPES]
+        loc = list(err["loc"])
+        if loc and loc[0] in CLIENT_TYPES:
+            loc = loc[1:]      # the union's tag (a field may share a type's name: score)
         value = err.get("input")
         if isinstance(value, (dict, list)) or (isinstance(value, str) and len(value) > 200):
             value = f"<{type(value).__name__}>"
@@ -239,9 +308,24 @@ def updated(id: str, seq: int, params: dict, speed: float | str) -> dict[str, An
     return {"type": "updated", "id": id, "seq": seq, "params": params, "speed": speed}
 
 
-def state_change(kind: str, id: str, seq: int) -> dict[str, Any]:
-    """``paused``, ``resumed`` or ``unsubscribed``."""
-    return {"type": kind, "id": id, "seq": seq}
+def state_change(kind: str, id: str, seq: int, score: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``paused``, ``resumed`` or ``unsubscribed`` (with the figures of a scored subscription)."""
+    msg = {"type": kind, "id": id, "seq": seq}
+    if score is not None:
+        msg["score"] = score
+    return msg
+
+
+def detected(id: str, added: int, alarms: int) -> dict[str, Any]:
+    """Reply to ``detect``: the alarms it added (new distinct seqs at or above the
+    threshold), and the subscription's distinct alarms so far."""
+    return {"type": "detected", "id": id, "added": added, "alarms": alarms}
+
+
+def score(id: str, figures: dict[str, Any], ended: bool = False) -> dict[str, Any]:
+    """A scored subscription's figures (wsgen.detection.LiveScore.figures): the reply to
+    ``score``, or, with ``ended``, sent when its ``count`` or ``duration`` is reached."""
+    return {"type": "score", "id": id, "ended": ended, **figures}
 
 
 def ended(id: str, seq: int, reason: str) -> dict[str, Any]:

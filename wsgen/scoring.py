@@ -141,6 +141,13 @@ def _is_labels(truth: Any, length: int | None) -> bool:
 
 
 def _as_events(events: Iterable[Any]) -> np.ndarray:
+    if isinstance(events, np.ndarray):     # (E, 2) integer rows, the fast path of live scoring
+        if events.ndim != 2 or events.shape[1] != 2 or (events.size and not np.issubdtype(events.dtype, np.integer)):
+            raise ScoringError(f"events as an array must be integers of shape (E, 2); got {events.dtype} "
+                               f"{events.shape}")
+        if np.any(events[:, 1] < events[:, 0]):
+            raise ScoringError("an event's last is before its first")
+        return events[np.argsort(events[:, 0], kind="stable")].astype(np.int64)
     rows = []
     for i, e in enumerate(events):
         if isinstance(e, Mapping):
@@ -165,14 +172,14 @@ def _as_events(events: Iterable[Any]) -> np.ndarray:
 
 
 def merge(windows: np.ndarray) -> np.ndarray:
-    """Merge sorted-by-start windows that overlap or touch (next first <= previous last)."""
-    out: list[list[int]] = []
-    for a, b in windows.tolist():
-        if out and a <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], b)
-        else:
-            out.append([a, b])
-    return np.array(out, dtype=np.int64).reshape(-1, 2)
+    """Merge sorted-by-start windows that overlap or touch (next first <= the last of those before)."""
+    if len(windows) < 2:
+        return windows.reshape(-1, 2).astype(np.int64)
+    reach = np.maximum.accumulate(windows[:, 1])
+    new = np.ones(len(windows), bool)
+    new[1:] = windows[1:, 0] > reach[:-1]
+    heads = np.flatnonzero(new)
+    return np.stack([windows[heads, 0], np.maximum.reduceat(windows[:, 1], heads)], axis=1).astype(np.int64)
 
 
 def window_length(rule: WindowRule, length: int, n_events: int) -> int | None:
@@ -240,6 +247,14 @@ def _containing(wins: np.ndarray, alarms: np.ndarray) -> np.ndarray:
     return np.where(inside, k, -1)
 
 
+def _first_in_window(k: np.ndarray) -> np.ndarray:
+    """Positions of the first alarm of each window, from the (non-decreasing
+    outside the -1s) window index of each sorted alarm."""
+    if len(k) == 0:
+        return np.zeros(0, np.int64)
+    return np.flatnonzero((k >= 0) & np.concatenate(([True], k[1:] != k[:-1])))
+
+
 def nab_scores(wins: np.ndarray, alarms: np.ndarray, start: int, length: int, probation: float,
                profiles: Sequence[str]) -> dict[str, Any]:
     """NAB scores of sorted distinct ``alarms`` against merged, sorted ``wins``
@@ -255,11 +270,9 @@ def nab_scores(wins: np.ndarray, alarms: np.ndarray, start: int, length: int, pr
     inside = k >= 0
     # in a window: S(-(b - i + 1) / w) / S(-1); the first alarm is the best
     width = (win_rows[:, 1] - win_rows[:, 0] + 1).astype(float)
-    tp_rows, tp_k = rows[inside], k[inside]
-    first_of = np.unique(tp_k, return_index=True)
-    best = scaled_sigmoid(-(win_rows[first_of[0], 1] - tp_rows[first_of[1]] + 1) / width[first_of[0]]) \
-        / scaled_sigmoid(-1.0)
-    detected = len(first_of[0])
+    first = _first_in_window(k)
+    best = scaled_sigmoid(-(win_rows[k[first], 1] - rows[first] + 1) / width[k[first]]) / scaled_sigmoid(-1.0)
+    detected = len(first)
     # outside: S((i - b') / (w' - 1)) after the previous window, -1 with none (or w' = 1)
     fp_rows = rows[~inside]
     prev = np.searchsorted(win_rows[:, 1], fp_rows, side="left") - 1 if len(wins) else np.full(len(fp_rows), -1)
@@ -358,14 +371,14 @@ def score(truth: Sequence[bool] | np.ndarray | Iterable[Any], detections: Iterab
     if len(bad):
         raise ScoringError(f"detection seq {int(bad[0])} is outside the scored samples {start}..{end}"
                            if length else f"detection seq {int(bad[0])}: there are no scored samples")
-    alarms = np.unique(det)
+    alarms = np.sort(det)
+    alarms = alarms[np.concatenate(([True], alarms[1:] != alarms[:-1]))] if len(alarms) else alarms
 
     wins = merge(windows(events, start, length, rule))
     k = _containing(wins, alarms)
     n_win, n_fp = len(wins), int((k < 0).sum())
-    uniq, first_idx = np.unique(k, return_index=True)
-    keep = uniq >= 0
-    hit, first_alarm = uniq[keep], alarms[first_idx[keep]]
+    first_idx = _first_in_window(k)
+    hit, first_alarm = k[first_idx], alarms[first_idx]
     n_hit = len(hit)
     # delay: the first alarm of each detected window minus the first seq of
     # its first event, the first event starting at or after the window's

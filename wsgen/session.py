@@ -17,6 +17,7 @@ from .config import Settings
 from .generators.composite import composition_catalogue, create_composite
 from .generators import (Block, Generator, GeneratorParams, InvalidParams, UnknownGenerator, catalogue, create,
                          get_spec)
+from . import detection
 from .pacing import Pacer, grid_phase
 
 log = logging.getLogger("wsgen.session")
@@ -96,6 +97,7 @@ class Subscription:
     skipped: int = 0
     samples_sent: int = 0
     messages_sent: int = 0
+    score: "detection.LiveScore | None" = None   # truth and alarms, when scored (detection.py)
     end_seq: int | None = None     # count / duration: no sample from this seq on
     end_at: float | None = None    # duration of an unpaced stream: monotonic time it ends
     end_reason: str = ""           # "count" or "duration"
@@ -146,6 +148,8 @@ class Subscription:
         # how late the last sample is (>= 0: it is due); 0 when unpaced
         lag = now - pacer.due_time(seq + m - 1) if pacer.pace else 0.0
         block = self.generator.take(m)
+        if self.score is not None:
+            self.score.record(block, now)
         chunk = Chunk(self, block, pacer.stream_time(seq, wall), pacer.interval, lag, self.skipped)
         self.skipped = 0
         self.samples_sent += m
@@ -359,6 +363,7 @@ class Session:
         pacer = Pacer.start(gen.sample_interval, msg.speed, gen.seq, self.clock(), self.wall(),
                             self.grid, self.settings.align_s)
         sub = Subscription(sub_id, gen, pacer, msg.backpressure, msg.encoding, msg.batch)
+        sub.score = detection.live_score(msg, gen)
         if msg.count is not None or msg.duration is not None:
             sub.end_seq = stream_end(msg.count, msg.duration, gen.sample_interval, gen.seq)
             by_count = msg.count is not None and sub.end_seq == gen.seq + msg.count
@@ -367,9 +372,9 @@ class Session:
                 sub.end_at = self.clock() + msg.duration   # unpaced: stream time is wall time
         self.subscriptions[sub_id] = sub
         self._order = None
-        return [P.subscribed(sub_id, gen.name, gen.params.model_dump(), gen.seed, gen.seq,
+        return [detection.announce(sub, P.subscribed(sub_id, gen.name, gen.params.model_dump(), gen.seed, gen.seq,
                              P.speed_to_wire(msg.speed), msg.backpressure, msg.encoding,
-                             gen.sample_interval, msg.batch)]
+                             gen.sample_interval, msg.batch))]
 
     def _on_update(self, msg: P.Update) -> list[dict[str, Any]]:
         sub = self._sub(msg.id)
@@ -419,7 +424,7 @@ class Session:
         sub = self._sub(msg.id)
         del self.subscriptions[sub.id]
         self._order = None
-        return [P.state_change("unsubscribed", sub.id, sub.generator.seq)]
+        return [P.state_change("unsubscribed", sub.id, sub.generator.seq, detection.final(sub))]
 
     def end(self, id: str) -> list[dict[str, Any]]:
         """End subscription ``id``, which reached its ``count`` or
@@ -427,6 +432,12 @@ class Session:
         sub = self.subscriptions.pop(id)
         self._order = None
         return [P.ended(sub.id, sub.generator.seq, sub.end_reason)]
+
+    def _on_detect(self, msg: P.Detect) -> list[dict[str, Any]]:
+        return detection.on_detect(self, msg)
+
+    def _on_score(self, msg: P.ScoreRequest) -> list[dict[str, Any]]:
+        return detection.on_score(self, msg)
 
     def _on_list(self, msg: P.ListGenerators) -> list[dict[str, Any]]:
         return [P.generators(catalogue(), composition_catalogue())]

@@ -1,0 +1,172 @@
+"""Live scoring on a session, with no socket: detect, score, unsubscribe, and their errors.
+
+The session is fed messages and a fake clock; samples are taken as the
+WebSocket pump takes them (``Subscription.take``), and the figures are
+compared with ``wsgen.score`` on the truth those samples carried.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import wsgen
+from wsgen import detection
+from wsgen.session import Session
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def session() -> tuple[Session, Clock]:
+    clock = Clock()
+    return Session(clock=clock, wall=lambda: 1.7e9 + clock.t), clock
+
+
+def send(s: Session, **msg) -> dict:
+    replies = s.handle(json.dumps(msg))
+    assert len(replies) == 1
+    return replies[0]
+
+
+def take_all(s: Session, id: str, n: int, limit: int = 37) -> list:
+    """Take ``n`` samples in chunks of at most ``limit`` (unpaced stream), as the pump does."""
+    chunks, got = [], 0
+    while got < n:
+        c = s.subscriptions[id].take(s.clock(), min(limit, n - got))
+        chunks.append(c)
+        got += len(c.block.values) if not hasattr(c.block, "span") else c.block.span
+    return chunks
+
+
+def test_anomaly_kind_truth_runs_across_messages_and_figures_equal_wsgen_score():
+    s, clock = session()
+    r = send(s, type="subscribe", id="d", generator="random-square", seed=3, speed="max",
+             params={"minimum_interval": 20, "maximum_interval": 40, "min_anomaly_duration": 5,
+                     "max_anomaly_duration": 9}, score={"window": 12, "probation": 0.1})
+    assert r["type"] == "subscribed" and r["score"] == {"window": 12, "probation": 0.1, "threshold": 0.5}
+    chunks = take_all(s, "d", 400, limit=7)          # runs of 5-9 true labels cross 7-sample messages
+    labels = np.concatenate([c.block.labels for c in chunks])
+    truth = wsgen.scoring.events_from_labels(labels)
+    assert len(truth) >= 8
+    recorded = s.subscriptions["d"].score
+    assert np.stack([recorded._firsts, recorded._lasts], axis=1).tolist() == truth.tolist()
+    alarms = [int(a) + 2 for a, _ in truth[::2]] + [3, 399]
+    clock.t += 0.25
+    r = send(s, type="detect", id="d", seqs=alarms)
+    assert r == {"type": "detected", "id": "d", "added": len(set(alarms)), "alarms": len(set(alarms))}
+    r = send(s, type="detect", id="d", seq=alarms[0])          # a repeat adds nothing
+    assert r["added"] == 0 and r["alarms"] == len(set(alarms))
+    got = send(s, type="score", id="d")
+    want = wsgen.score(labels, alarms, window=12, probation=0.1, interval=1.0)
+    assert got["type"] == "score" and got["ended"] is False
+    for key in ("first", "last", "samples", "alarms", "window", "events", "points", "delay", "nab"):
+        assert got[key] == want[key], key
+    # latency: every alarm arrived 0.25 s after its message was made; samples behind = 399 - seq
+    assert got["latency"]["seconds"] == {"median": 0.25, "max": 0.25}
+    assert got["latency"]["samples"]["max"] == 399 - min(alarms)
+    # unsubscribed carries the same figures
+    r = send(s, type="unsubscribe", id="d")
+    assert r["type"] == "unsubscribed" and r["score"] == {k: v for k, v in got.items() if k not in ("type", "id",
+                                                                                                  "ended")}
+
+
+def test_composition_scores_its_anomaly_events_not_its_faults():
+    s, _ = session()
+    spec = {"interval": 0.5, "anomalies": [{"kind": "spike", "placement": {"mode": "periodic", "every": 25},
+                                            "height": 5}],
+            "faults": {"nulls": {"placement": {"probability": 0.05}}}}
+    send(s, type="subscribe", id="c", generator=spec, seed=9, speed="max", score=True)
+    chunks = take_all(s, "c", 300)
+    events = {e["id"]: e for c in chunks for e in c.block.events}
+    spikes = sorted((e["first"], e["last"]) for e in events.values() if e["kind"] == "spike")
+    assert len(spikes) == 6 and any(e["kind"] == "null" for e in events.values())
+    alarms = [spikes[1][0], spikes[3][0] + 1, 7]
+    send(s, type="detect", id="c", seqs=alarms)
+    got = send(s, type="score", id="c")
+    want = wsgen.score(spikes, alarms, length=300, interval=0.5)
+    assert got["events"] == want["events"] and got["nab"] == want["nab"] and got["delay"] == want["delay"]
+    assert got["events"]["anomalies"] == 6
+    assert got["delay"]["seconds"]["max"] == want["delay"]["samples"]["max"] * 0.5
+
+
+def test_scores_are_thresholded_by_the_subscription_option():
+    s, _ = session()
+    send(s, type="subscribe", id="d", generator="periodic-spike", params={"spike_interval": 10}, speed="max",
+         seed=1, score={"threshold": 0.8, "probation": 0})
+    take_all(s, "d", 40)
+    assert send(s, type="detect", id="d", seq=10, score=0.79)["added"] == 0
+    assert send(s, type="detect", id="d", seq=10, score=0.8)["added"] == 1
+    assert send(s, type="detect", id="d", seqs=[20, 21, 30], scores=[0.9, 0.1, 1.0])["alarms"] == 3
+    assert send(s, type="score", id="d")["alarms"] == 3
+
+
+def test_errors_change_nothing():
+    s, _ = session()
+    send(s, type="subscribe", id="d", generator="periodic-spike", params={"spike_interval": 10}, speed="max",
+         seed=1, start_seq=100, score=True)
+    send(s, type="subscribe", id="plain", generator="random", seed=1, speed="max")
+    r = send(s, type="detect", id="d", seq=100)
+    assert r["code"] == "out_of_range" and "no sample has been sent yet (the first will be 100)" in r["message"]
+    take_all(s, "d", 50)
+    cases = [
+        ({"type": "detect", "id": "d", "seq": 99}, "out_of_range", "seq 99 is outside the samples sent: 100..149"),
+        ({"type": "detect", "id": "d", "seqs": [120, 150]}, "out_of_range", "seq 150 is outside"),
+        ({"type": "detect", "id": "nope", "seq": 1}, "unknown_id", "no subscription with id 'nope'"),
+        ({"type": "score", "id": "nope"}, "unknown_id", "no subscription with id 'nope'"),
+        ({"type": "detect", "id": "plain", "seq": 1}, "invalid_message", "is not scored: subscribe with"),
+        ({"type": "score", "id": "plain"}, "invalid_message", "is not scored"),
+        ({"type": "detect", "id": "d"}, "invalid_message", "give either seq (one alarm) or seqs"),
+        ({"type": "detect", "id": "d", "seq": 120, "seqs": [121]}, "invalid_message", "give either seq"),
+        ({"type": "detect", "id": "d", "seq": "x"}, "invalid_message", "seq"),
+        ({"type": "detect", "id": "d", "seq": -1}, "invalid_message", "seq"),
+        ({"type": "detect", "id": "d", "seqs": [120], "scores": [0.1, 0.2]}, "invalid_message",
+         "2 scores for 1 seqs"),
+        ({"type": "detect", "id": "d", "seqs": [120], "score": 0.5}, "invalid_message", "score goes with seq"),
+        ({"type": "score", "id": "d", "extra": 1}, "invalid_message", "extra"),
+        ({"type": "subscribe", "id": "w", "generator": "sine", "score": True}, "invalid_message",
+         "'sine' has no ground truth to score against"),
+        ({"type": "subscribe", "id": "w", "generator": "random", "score": True, "backpressure": "drop"},
+         "invalid_message", "needs backpressure \"block\""),
+        ({"type": "subscribe", "id": "w", "generator": "random", "score": {"window": 0}}, "invalid_message",
+         "score.window: window must be \"nab\", \"events\" or a length in samples"),
+        ({"type": "subscribe", "id": "w", "generator": "random", "score": {"probation": 1}}, "invalid_message",
+         "score.probation: Input should be less than 1"),
+    ]
+    for msg, code, text in cases:
+        r = send(s, **msg)
+        assert r["type"] == "error" and r["code"] == code and text in r["message"], (msg, r)
+    assert set(s.subscriptions) == {"d", "plain"}
+    f = send(s, type="score", id="d")
+    assert f["alarms"] == 0 and (f["first"], f["last"]) == (100, 149)
+    assert send(s, type="detect", id="d", seqs=[100, 149])["alarms"] == 2
+
+
+def test_event_limit_stops_scoring_at_the_limit(monkeypatch):
+    monkeypatch.setattr(detection, "MAX_EVENTS", 3)
+    s, _ = session()
+    send(s, type="subscribe", id="d", generator="periodic-spike", params={"spike_interval": 10}, speed="max",
+         seed=1, score={"probation": 0})
+    take_all(s, "d", 60)                   # spikes at 0, 10, 20, 30 (the 4th passes the limit), 40, 50
+    f = send(s, type="score", id="d")
+    assert f["last"] == 29 and f["events"]["anomalies"] == 3
+    r = send(s, type="detect", id="d", seq=35)
+    assert r["code"] == "out_of_range" and "scoring stopped at seq 29 (at most 3 events" in r["message"]
+    assert send(s, type="detect", id="d", seq=29)["added"] == 1
+
+
+def test_alarm_limit(monkeypatch):
+    monkeypatch.setattr(detection, "MAX_ALARMS", 4)
+    s, _ = session()
+    send(s, type="subscribe", id="d", generator="random", seed=1, speed="max", score=True)
+    take_all(s, "d", 20)
+    assert send(s, type="detect", id="d", seqs=[1, 2, 3])["alarms"] == 3
+    r = send(s, type="detect", id="d", seqs=[4, 5])
+    assert r["code"] == "limit_reached" and "at most 4 distinct alarms" in r["message"]
+    assert send(s, type="detect", id="d", seqs=[3, 4])["alarms"] == 4
