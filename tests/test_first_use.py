@@ -202,3 +202,46 @@ async def test_http_only_controls_are_refused_over_websocket_saying_why(full_ser
         async with connect(full_server.ws_url + "/sine?" + bad) as ws:
             err = await recv_json(ws)
             assert err["code"] == "invalid_message" and err["details"][0]["field"] == field, err
+
+
+# -- item 5: wrong port, wrong scheme, wrong path: one line, no traceback ---------------------
+
+def one_line(err: str) -> str:
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+async def test_sub_takes_http_and_bare_addresses_and_refuses_others_in_one_line(full_server):
+    ref = wsgen.create("sine", {}, seed=4).take(3).values.tolist()
+    ws_port, http_port = full_server.ws_port, full_server.http_port
+    for url in (f"http://127.0.0.1:{http_port}", f"http://127.0.0.1:{ws_port}", f"127.0.0.1:{ws_port}"):
+        code, out, err = await run_cli("sub", "sine", "--seed", "4", "--speed", "max", "--count", "3", "--url", url)
+        assert code == 0, (url, err)
+        assert [float(x) for x in out.split()] == ref, url
+    for url, why, args in (("ftp://127.0.0.1:1", "scheme ftp://", ("sub", "sine")), ("nonsense", "no scheme", ("sub", "sine")),
+                           ("ws://", "no host", ("list",)), ("ws://127.0.0.1:99999", "Port out of range", ("list",))):
+        if True:
+            code, out, err = await run_cli(*args, "--url", url)
+            line = one_line(err)
+            assert code == 2 and out == "", (url, err)
+            assert line.startswith("wsgen: --url: bad server address") and why in line, line
+            assert "expected ws://host:port (or wss://, http://, https://, or a bare host:port)" in line
+    code, _, err = await run_cli("bench", "throughput", "--url", "nonsense")
+    assert code != 0 and "expected ws://host:port" in one_line(err)
+    # nothing listening: one line saying so
+    code, _, err = await run_cli("sub", "sine", "--count", "1", "--url", "127.0.0.1:1")
+    assert code == 1 and one_line(err).startswith("wsgen: cannot connect to 127.0.0.1:1")
+
+
+async def test_serve_on_a_taken_port_names_the_flag_in_one_line(full_server):
+    for flag, port in (("--port", full_server.ws_port), ("--http-port", full_server.http_port)):
+        other = "--http-port" if flag == "--port" else "--port"
+        code, out, err = await run_cli("serve", flag, str(port), other, "0", "--log-level", "warning")
+        line = one_line(err)
+        assert code == 2, err
+        assert line == (f"wsgen: cannot start: port {port} on 127.0.0.1 is already in use (another wsgen serve?); "
+                        f"stop that process or pick another port with {flag} N (0 picks a free one)")
+    code, _, err = await run_cli("serve", "--port", "99999")
+    assert code == 2 and "argument --port: 99999: a port is in [0, 65535]" in err and "Traceback" not in err

@@ -255,9 +255,14 @@ def _median_runs(runs: list[dict]) -> dict:
 
 def _with_server(args, body: Callable, http: bool = False) -> dict:
     """Run ``body(ws_url, http_url, server_or_None)`` against ``--url`` or a child server."""
+    from .client import BadURL, websocket_url
     from .loadgen import ServerProcess
     if getattr(args, "url", None):
-        return body(args.url, getattr(args, "http_url", None), None)
+        try:
+            url = websocket_url(args.url)
+        except BadURL as exc:
+            raise SystemExit(f"wsgen bench: --url: {exc}") from None
+        return body(url, getattr(args, "http_url", None), None)
     server = ServerProcess.start(http=http)
     try:
         return body(server.ws_url, server.http_url, server)

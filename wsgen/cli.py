@@ -27,6 +27,17 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _port(text: str) -> int:
+    """A TCP port: an integer in [0, 65535] (0 picks a free one)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value}: a port is in [0, 65535] (0 picks a free one)")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wsgen", description="Synthetic time-series streams over WebSocket and HTTP.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -35,8 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Run the WebSocket server (default ws://127.0.0.1:8765) and the HTTP "
                                        "compatibility server (default http://127.0.0.1:8000).")
     serve.add_argument("--host", default=_env("WSGEN_HOST", "127.0.0.1"), help="address to bind (env WSGEN_HOST)")
-    serve.add_argument("--port", type=int, default=_env("WSGEN_PORT", 8765), help="WebSocket port, 0 picks a free one (env WSGEN_PORT)")
-    serve.add_argument("--http-port", type=int, default=_env("WSGEN_HTTP_PORT", 8000),
+    serve.add_argument("--port", type=_port, default=_env("WSGEN_PORT", 8765), help="WebSocket port, 0 picks a free one (env WSGEN_PORT)")
+    serve.add_argument("--http-port", type=_port, default=_env("WSGEN_HTTP_PORT", 8000),
                        help="HTTP port; 0 turns the HTTP server off (env WSGEN_HTTP_PORT)")
     serve.add_argument("--log-level", default=_env("WSGEN_LOG_LEVEL", "info"),
                        choices=["debug", "info", "warning", "error"], help="log level (env WSGEN_LOG_LEVEL)")

@@ -77,6 +77,7 @@ import logging
 import math
 import random
 import secrets
+import re
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -497,12 +498,39 @@ class _Request:
     sent: bool = False
 
 
+class BadURL(ValueError):
+    """A server address that is not one :func:`websocket_url` understands;
+    ``str()`` is one line saying what is expected."""
+
+
+_BARE = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]+(/.*)?")
+
+
 def websocket_url(url: str) -> str:
     """The WebSocket address to dial for ``url``: ``ws://`` and ``wss://``
-    addresses as given; an HTTP server's address (``http://host:8000``,
-    ``https://host/prefix``) becomes its WebSocket path (``ws://host:8000/ws``,
-    ``wss://host/prefix/ws``), which serves the same protocol."""
-    parts = urlsplit(url)
+    addresses as given; a bare ``host:port`` as ``ws://host:port``; an HTTP
+    server's address (``http://host:8000``, ``https://host/prefix``) becomes
+    its WebSocket path (``ws://host:8000/ws``, ``wss://host/prefix/ws``), which
+    serves the same protocol.
+
+    Raises:
+        BadURL: anything else (another scheme, no host, a port out of range).
+    """
+    expected = ("expected ws://host:port (or wss://, http://, https://, or a bare host:port), "
+                "e.g. ws://127.0.0.1:8765")
+    if "://" not in url and _BARE.fullmatch(url):
+        url = "ws://" + url
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:       # "Port out of range", a bad IPv6 literal
+        raise BadURL(f"bad server address {url!r} ({exc}); {expected}") from None
+    if parts.scheme not in ("ws", "wss", "http", "https") or not parts.hostname:
+        what = ("no scheme" if not parts.scheme else
+                f"scheme {parts.scheme}:// is not a WebSocket or HTTP one" if parts.scheme not in ("ws", "wss", "http", "https")
+                else "no host")
+        raise BadURL(f"bad server address {url!r} ({what}); {expected}")
+    del port
     if parts.scheme not in ("http", "https"):
         return url
     path = parts.path.rstrip("/")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import re
 import signal
@@ -243,5 +244,19 @@ def run(args) -> int:
     try:
         return asyncio.run(serve_forever(settings))
     except (OSError, ScenarioError) as exc:
-        print(f"wsgen: cannot start: {exc}", file=sys.stderr)
+        print(f"wsgen: cannot start: {_start_problem(exc, settings)}", file=sys.stderr)
         return 2
+
+
+def _start_problem(exc: BaseException, settings: Settings) -> str:
+    """What went wrong at start, in one line; for a port in use, which
+    option picks another."""
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        ports = [int(p) for p in re.findall(r"\b(\d{1,5})\)", str(exc))]
+        if settings.http_port and settings.http_port in ports:
+            flag, port = "--http-port", settings.http_port
+        else:
+            flag, port = "--port", settings.port
+        return (f"port {port} on {settings.host} is already in use (another wsgen serve?); stop that "
+                f"process or pick another port with {flag} N (0 picks a free one)")
+    return str(exc)

@@ -422,15 +422,19 @@ async def sub_main(args, params: dict[str, Any], stdout: TextIO | None = None) -
     """The work of ``wsgen sub``; returns the exit status."""
     from websockets.exceptions import InvalidHandshake
 
-    from .client import Client, ConnectionLost, WsgenError
+    from .client import BadURL, Client, ConnectionLost, WsgenError
 
+    try:
+        client = Client(args.url, token=args.token)
+    except BadURL as exc:
+        _eprint(f"wsgen: --url: {exc}")
+        return 2
     stdout = stdout or sys.stdout
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
-    client = Client(args.url, token=args.token)
     try:
         done, _ = await _unless_stopped(client.connect(), stop)
         if not done:
@@ -606,9 +610,12 @@ def run_list(args) -> int:
     if args.url:
         from websockets.exceptions import InvalidHandshake
 
-        from .client import WsgenError
+        from .client import BadURL, WsgenError
         try:
             cat = asyncio.run(_remote_catalogue(args.url, args.token))
+        except BadURL as exc:
+            _eprint(f"wsgen: --url: {exc}")
+            return 2
         except WsgenError as exc:
             _print_error(exc)
             return 2
