@@ -815,7 +815,8 @@ class _HostGate:
 # -- the app -------------------------------------------------------------------
 
 def _tag(spec: GeneratorSpec) -> str:
-    return {"waveform": "waveforms", "distribution": "distributions", "anomaly": "anomalies"}[spec.family]
+    return {"waveform": "waveforms", "distribution": "distributions", "anomaly": "anomalies",
+            "process": "processes", "periodic": "periodic shapes"}.get(spec.family, spec.family)
 
 
 def create_app(settings: Settings) -> FastAPI:

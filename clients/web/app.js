@@ -116,6 +116,7 @@
 
   function fmt(x) {
     if (x === null || x === undefined) return "–";
+    if (typeof x === "object") return JSON.stringify(x);
     if (typeof x !== "number") return String(x);
     return Math.abs(x) >= 1e6 || (x !== 0 && Math.abs(x) < 1e-3) ? x.toExponential(3) : String(+x.toFixed(6));
   }
@@ -414,8 +415,9 @@
     showError(msg);
     if (aboutForm) {
       for (const d of msg.details ?? []) {
-        const name = String(d.field ?? "").replace(/^params\./, "");
-        if ($(`param-${name}`)) setFieldError(name, `${d.message} (server)`);
+        const field = String(d.field ?? "").replace(/^params\./, "");
+        const name = field.split(".")[0];     // "values.2" (an item of a list) -> the values box
+        if ($(`param-${name}`)) setFieldError(name, `${field === name ? "" : field + ": "}${d.message} (server)`);
       }
     }
   }
@@ -467,10 +469,12 @@
   /** JSON Schema property -> what the form needs: kind, bounds, default. */
   function describe(name, prop) {
     const type = prop.type ?? (prop.anyOf ?? []).map((p) => p.type).find((t) => t && t !== "null");
+    // arrays and objects (pattern values, steps, seasonal components) are edited as JSON text
     const kind = prop.enum ? "enum" : type === "integer" ? "integer" : type === "number" ? "number"
-      : type === "boolean" ? "boolean" : "string";
+      : type === "boolean" ? "boolean" : type === "array" || type === "object" ? "json" : "string";
+    const nullable = (prop.anyOf ?? []).some((p) => p.type === "null");
     return {
-      name, kind, prop,
+      name, kind, prop, nullable,
       title: prop.title ?? name,
       unit: prop.unit ?? null,
       description: prop.description ?? "",
@@ -507,6 +511,11 @@
     if (f.kind === "enum") return { value: f.prop.enum.find((e) => String(e) === raw) ?? raw };
     if (f.kind === "string") return { value: raw };
     const text = String(raw).trim();
+    if (f.kind === "json") {
+      // JSON, or the server's text form ("1,2,3"): the server validates either and names the field
+      try { return { value: JSON.parse(text) }; } catch { return { value: text }; }
+    }
+    if (text === "" && f.nullable) return { value: null };
     if (text === "") return { error: "enter a number" };
     const x = Number(text);
     if (!Number.isFinite(x)) return { error: "not a number" };
@@ -573,7 +582,8 @@
           ...prop.enum.map((e) => el("option", { value: String(e), text: String(e), selected: e === value })));
         control.addEventListener("change", () => onKnob(f, control.value));
       } else {
-        control = el("input", { type: "text", id: `param-${name}`, name, value: value ?? "", title: tip });
+        const shown = f.kind === "json" && value != null ? JSON.stringify(value) : value ?? "";
+        control = el("input", { type: "text", id: `param-${name}`, name, value: shown, title: tip });
         control.addEventListener("input", () => onKnob(f, control.value));
       }
       form.append(el("div", { class: `param kind-${f.kind}`, id: `field-${name}` },

@@ -91,7 +91,9 @@ from .registry import GENERATORS, get_spec
 
 WAVEFORM_KINDS = tuple(n for n, s in GENERATORS.items() if s.family == "waveform")
 DISTRIBUTION_KINDS = tuple(n for n, s in GENERATORS.items() if s.family == "distribution")
-BASE_KINDS = ("constant", *WAVEFORM_KINDS, *DISTRIBUTION_KINDS)
+#: Processes (random-walk, ou) and periodic shapes (pulse, steps, pattern, seasonal).
+OTHER_BASE_KINDS = tuple(n for n, s in GENERATORS.items() if s.family in ("process", "periodic"))
+BASE_KINDS = ("constant", *WAVEFORM_KINDS, *DISTRIBUTION_KINDS, *OTHER_BASE_KINDS)
 #: Default stream key of the noise.
 NOISE_KEY = 2
 
@@ -122,7 +124,8 @@ def _base_model(kind: str) -> type[GeneratorParams]:
 class BaseSpec(Model):
     """The signal the anomalies are injected into."""
 
-    kind: Literal[BASE_KINDS] = Field("constant", description="constant, or a registry waveform or distribution")
+    kind: Literal[BASE_KINDS] = Field("constant", description="constant, or a registry waveform, distribution, "
+                                                    "process or periodic kind")
     params: dict[str, Any] = Field(default_factory=dict, validate_default=True,
                                    description="Parameters of the kind (those of the registry; no interval)")
     offset: level(0.0, "Added to every sample")

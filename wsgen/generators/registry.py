@@ -12,6 +12,9 @@ from .anomalies import Clustered, CountPerDuration, PeriodicSpike, Random, Rando
 from .base import Generator
 from .distributions import Exponential, Normal, Uniform
 from .params import GeneratorParams
+from .processes import OrnsteinUhlenbeck, RandomWalk
+from .seasonal import Seasonal
+from .shapes import Pattern, Pulse, Steps
 from .waveforms import Cosine, Sawtooth, Sine, Square, Triangle
 
 
@@ -32,7 +35,7 @@ class GeneratorSpec:
     """One registry entry: its name, family, model and class."""
 
     name: str
-    family: str            # "waveform" | "distribution" | "anomaly"
+    family: str            # "waveform" | "distribution" | "anomaly" | "process" | "periodic"
     cls: type[Generator]
     description: str
 
@@ -69,6 +72,8 @@ GENERATORS: dict[str, GeneratorSpec] = {s.name: s for s in [
     _spec("distribution", Normal), _spec("distribution", Uniform), _spec("distribution", Exponential),
     _spec("anomaly", Random), _spec("anomaly", RandomSquare), _spec("anomaly", Clustered),
     _spec("anomaly", PeriodicSpike), _spec("anomaly", CountPerDuration),
+    _spec("process", RandomWalk), _spec("process", OrnsteinUhlenbeck),
+    _spec("periodic", Pulse), _spec("periodic", Steps), _spec("periodic", Pattern), _spec("periodic", Seasonal),
 ]}
 
 #: The kinds the original service also served under ``/anomalies/<name>``.
