@@ -316,7 +316,7 @@ async def test_log_lines_for_connections_errors_and_http_requests(full_server, c
         opened = [x for x in lines if x.startswith(f"ws open 127.0.0.1:{port} ")]
         closed = [x for x in lines if x.startswith(f"ws close 127.0.0.1:{port} ")]
         assert len(opened) == 1 and len(closed) == 1, (port, opened, closed)
-        m = re.fullmatch(rf"ws close 127\.0\.0\.1:{port} code=(\S+) duration=([0-9.]+)s", closed[0])
+        m = re.fullmatch(rf"ws close 127\.0\.0\.1:{port} sent=\S+ received=(\S+) duration=([0-9.]+)s", closed[0])
         assert m and m.group(1) in (code, "-"), closed
         assert abs(float(m.group(2)) - lifetimes[port]) < LOADED_LATENESS_S, (closed, lifetimes[port])
     assert f"ws open 127.0.0.1:{port_a} path=/sine" in text

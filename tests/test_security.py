@@ -239,7 +239,7 @@ async def test_the_token_never_reaches_the_logs(secured, caplog):
     # logging was on at debug level: handshake lines and connection lines are there
     assert "GET /sine?interval=0.01&token=<redacted>" in text and "< Authorization: <redacted>" in text
     assert re.search(r"ws open 127\.0\.0\.1:\d+ path=/sine", text)
-    assert re.search(r"ws close 127\.0\.0\.1:\d+ code=1000 duration=", text)
+    assert re.search(r"ws close 127\.0\.0\.1:\d+ sent=1000 received=1000 duration=", text)
     assert re.search(r"http 127\.0\.0\.1:\d+ GET /sine status=200 duration=", text)     # HTTP lines: path only
     assert re.search(r"http 127\.0\.0\.1:\d+ GET /generators status=401 code=unauthorized", text)
     assert TOKEN not in text

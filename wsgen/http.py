@@ -840,6 +840,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.readiness = Readiness()   # wsgen.serve.start shares the server's
+    from .http_client_faults import install as install_client_faults
+    install_client_faults(app, settings.host)   # body cut short: 400; WebSocket upgrade: where to go
     if loopback_bound(settings.host):
         app.add_middleware(_HostGate, bind_host=settings.host, allowed=tuple(settings.allow_hosts))
 

@@ -189,6 +189,7 @@ async def start(settings: Settings) -> Running:
                             write_limit=settings.send_buffer_bytes // 4, close_timeout=2,
                             open_timeout=settings.open_timeout_s, logger=ws_logger)
     ws_port = ws_server.sockets[0].getsockname()[1]
+    gate.ws_port = ws_port
     if http_server is not None:
         http_server.config.app.state.ws_port = ws_port
         handoff.server = ws_server

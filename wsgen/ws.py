@@ -27,6 +27,7 @@ from . import encoding, protocol
 from .access import HOST_REFUSED, host_allowed, token_ok
 from .config import Settings
 from .generators import ANOMALY_KINDS, GENERATORS
+from .logsummary import Summary
 from .session import Chunk, Session
 
 log = logging.getLogger("wsgen.ws")
@@ -75,6 +76,7 @@ class Gate:
         self.open = 0
         self.per_ip: dict[str, int] = {}
         self.http_port: int | None = settings.http_port
+        self.ws_port: int | None = settings.port or None   # the bound port, set by serve.start
 
     def origin_allowed(self, origin: str | None, host_header: str | None) -> bool:
         if origin is None or origin in self.settings.allow_origins or "*" in self.settings.allow_origins:
@@ -84,8 +86,11 @@ class Gate:
         try:
             o = urlsplit(origin)
             h = urlsplit("//" + (host_header or ""))
+            # the server's own HTTP page, or its own WebSocket origin (http://<host>:<ws port>, which
+            # non-browser clients such as websocket-client send by default; no page can be served there)
+            own_ports = {p for p in (self.http_port, self.ws_port) if p}
             return (o.scheme in ("http", "https") and o.hostname is not None and o.hostname == h.hostname
-                    and self.http_port not in (None, 0) and o.port == self.http_port)
+                    and o.port in own_ports)
         except ValueError:   # malformed: "http://host:99999", "http://[::1", ...
             return False
 
@@ -180,6 +185,7 @@ class Connection:
         self.peer = _peer_ip(ws)
         self.addr = _peer_addr(ws)   # ip:port, as in the open and close lines
         self._counted: dict[str, str] = {}   # subscription id -> generator, for the gauge
+        self.error_log = Summary(log, f"ws error {self.addr}")   # a few lines, then one a minute
 
     async def send(self, message: dict) -> None:
         await self.ws.send(encoding.dumps(message), text=True)
@@ -214,7 +220,8 @@ class Connection:
         kind = message["type"]
         if kind == "error":
             # %r: the id is the client's text; newlines in it must not forge log lines
-            log.info("ws error %s code=%s id=%r", self.addr, message["code"], message["id"])
+            self.error_log.log(message["code"], "ws error %s code=%s id=%r", self.addr, message["code"],
+                               message["id"])
             if self.metrics:
                 self.metrics.error(message["code"], "ws")
         elif self.metrics and kind == "subscribed":
@@ -242,6 +249,7 @@ class Connection:
             # failed one is reported by _pump_ended
             await asyncio.wait([pump])
             self.session.close()
+            self.error_log.close()
             if self.metrics:
                 for name in self._counted.values():
                     self.metrics.subscriptions.labels(name).dec()
@@ -382,7 +390,10 @@ def make_handler(settings: Settings, gate: Gate, metrics=None):
             return None
         if metrics:
             metrics.error(refused.code, "ws")
-        return refused.response
+        response = refused.response
+        log.info("ws refused %s %s status=%d code=%s: %s", _peer_addr(connection), urlsplit(request.path).path,
+                 response.status_code, refused.code, bytes(response.body).decode("utf-8", "replace").strip())
+        return response
 
     async def handler(ws: ServerConnection) -> None:
         ip = _peer_ip(ws)
@@ -400,7 +411,10 @@ def make_handler(settings: Settings, gate: Gate, metrics=None):
             gate.leave(ip)
             if metrics:
                 metrics.connections.dec()
-            log.info("ws close %s code=%s duration=%.3fs", addr,
-                     ws.close_code if ws.close_code is not None else "-", time.monotonic() - started)
+            # the close codes of both directions: a close the server starts (1001, 1009, 1011) is not
+            # the code it receives (often none: 1006)
+            sent, received = ws.protocol.close_sent, ws.protocol.close_rcvd
+            log.info("ws close %s sent=%s received=%s duration=%.3fs", addr, sent.code if sent else "-",
+                     received.code if received else "-", time.monotonic() - started)
 
     return handler, process_request

@@ -1,0 +1,114 @@
+"""HTTP port: answers to requests that went wrong on the client's side.
+
+Neither is a server error (no 500, no traceback, no ``internal_error``):
+
+* :func:`incomplete_body`: a request body that ended early (the client
+  disconnected mid-body, or sent a chunk size the parser refused, after
+  which uvicorn has already answered 400 itself and dropped the
+  connection). Starlette raises ``ClientDisconnect`` from the body reader;
+  this handler answers 400 ``incomplete_body`` (which goes nowhere when the
+  client has gone, but is what the access log and ``wsgen_errors`` record).
+* :class:`WebSocketElsewhere`: a WebSocket upgrade the HTTP port does not
+  serve itself gets 404 with a JSON body naming the WebSocket endpoint
+  (``ws://<host>:<ws port><path>``) instead of a bare 403. It is the one
+  place to change if the HTTP port serves more WebSocket paths.
+
+:func:`install` adds both to an app.
+"""
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+__all__ = ["WebSocketElsewhere", "incomplete_body", "install", "ws_endpoint"]
+
+log = logging.getLogger("wsgen.http")
+
+
+async def incomplete_body(request: Request, exc: ClientDisconnect) -> JSONResponse:
+    """400 ``incomplete_body``: the client went away (or broke the chunked
+    encoding) before its request body was complete."""
+    return JSONResponse({"error": "incomplete_body", "message": "the request body ended before it was complete "
+                         "(the client disconnected, or sent an invalid chunk); send the whole body"},
+                        status_code=400)
+
+
+def ws_endpoint(host_header: str | None, bind_host: str, ws_port: int, path: str) -> str:
+    """The WebSocket URL for ``path`` on the dedicated WebSocket port: the
+    host the client used (its ``Host`` header, without port), else the
+    address the server is bound to."""
+    try:
+        name = urlsplit("//" + (host_header or "")).hostname
+    except ValueError:
+        name = None
+    name = name or bind_host
+    if ":" in name:
+        name = f"[{name}]"
+    return f"ws://{name}:{ws_port}{path or '/'}"
+
+
+class WebSocketElsewhere:
+    """ASGI middleware: a ``websocket`` scope (an upgrade request that no
+    other layer took) is answered with the WebSocket Denial Response
+    extension: 404 and ``{"error": "not_found", "message", "ws_url"}``, or 503
+    while the WebSocket server is not up. Logged once at INFO."""
+
+    def __init__(self, app: ASGIApp, bind_host: str) -> None:
+        self.app = app
+        self.bind_host = bind_host
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            return await self.app(scope, receive, send)
+        state = scope["app"].state
+        ws_port = getattr(state, "ws_port", None)
+        hosts = [v for k, v in scope["headers"] if k == b"host"]
+        path = scope.get("path", "/")
+        if ws_port:
+            url = ws_endpoint(hosts[0].decode("latin-1") if len(hosts) == 1 else None, self.bind_host, ws_port, path)
+            status, body = 404, {"error": "not_found", "ws_url": url,
+                                 "message": f"this is the HTTP port: no WebSocket endpoint at {path} here; "
+                                            f"connect to {url} (the WebSocket port, same path and query)"}
+        else:
+            status, body = 503, {"error": "unavailable", "message": "the WebSocket server is not running"}
+        client = scope.get("client")
+        log.info("http websocket upgrade refused %s %s status=%d: %s", f"{client[0]}:{client[1]}" if client else "?",
+                 path, status, body["message"])
+        metrics = getattr(state, "metrics", None)
+        if metrics is not None:
+            metrics.error(body["error"], "http")
+        payload = orjson.dumps(body)
+        if "websocket.http.response" in scope.get("extensions", {}):
+            await send({"type": "websocket.http.response.start", "status": status,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(payload)).encode())]})
+            await send({"type": "websocket.http.response.body", "body": payload})
+        else:     # a server without the extension: a close is all it can send (it answers 403)
+            await send({"type": "websocket.close", "code": 1008})
+
+
+class _DenialIsNoError(logging.Filter):
+    """uvicorn (0.54, websockets-sansio) logs \"ASGI callable returned without
+    completing handshake\" at ERROR after a Denial Response it sent itself
+    (it only counts an accepted handshake as complete); with
+    :class:`WebSocketElsewhere` answering every ``websocket`` scope, that line
+    is never an error of ours."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "ASGI callable returned without completing handshake."
+
+
+_DENIAL_FILTER = _DenialIsNoError()
+
+
+def install(app: FastAPI, bind_host: str) -> None:
+    """Add both answers to ``app``."""
+    app.add_exception_handler(ClientDisconnect, incomplete_body)
+    app.add_middleware(WebSocketElsewhere, bind_host=bind_host)
+    logging.getLogger("uvicorn.error").addFilter(_DENIAL_FILTER)   # once: addFilter skips a filter already there
