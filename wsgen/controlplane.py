@@ -30,6 +30,7 @@ import collections
 import json
 import logging
 import re
+import uuid
 from typing import Any, Iterable
 
 from .named import CONTROL_PLANE_UNAVAILABLE, NamedError, NamedStreams, StreamDef
@@ -214,12 +215,20 @@ class RedisPlane:
         return self._submit(entry)
 
     async def _submit(self, entry: dict[str, Any]) -> dict[str, Any]:
-        from redis.exceptions import RedisError
-        try:
-            entry_id = await asyncio.wait_for(self.redis.xadd(self.key, {"e": json.dumps(entry)}), self.timeout_s)
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
-            self._down(exc)
-            raise self._unavailable() from None
+        from redis.exceptions import ConnectionError as RedisConnectionError, RedisError
+        entry = {**entry, "rid": uuid.uuid4().hex}   # a retried append applies once (NamedStreams.apply)
+        for attempt in (1, 2):
+            try:
+                entry_id = await asyncio.wait_for(self.redis.xadd(self.key, {"e": json.dumps(entry)}),
+                                                  self.timeout_s)
+                break
+            except RedisConnectionError as exc:
+                if attempt == 2:          # (the first may have met a pooled connection Redis closed)
+                    self._down(exc)
+                    raise self._unavailable() from None
+            except (RedisError, OSError, asyncio.TimeoutError) as exc:
+                self._down(exc)
+                raise self._unavailable() from None
         if entry_id in self._results:
             return self._results.pop(entry_id)
         fut = asyncio.get_running_loop().create_future()

@@ -520,12 +520,18 @@ class NamedStreams:
         self.entries = 0
         #: the control plane that carries the log (:mod:`wsgen.controlplane`; set by it)
         self.plane: Any = None
+        self._rids: set[str] = set()   # request ids seen: an append retried by the plane applies once
 
     # -- applying the log ---------------------------------------------------------
     def apply(self, entry: Mapping[str, Any]) -> dict[str, Any]:
         """Apply one log entry; unknown or broken entries are logged and skipped."""
         self.entries += 1
         op, name = entry.get("op"), entry.get("name")
+        rid = entry.get("rid")
+        if rid is not None:
+            if rid in self._rids:
+                return {"op": op, "name": name, "skipped": "a repeat of an entry already applied"}
+            self._rids.add(rid)
         try:
             if op == "define":
                 d = validate_def(entry["def"])

@@ -11,6 +11,8 @@ the Service's endpoints; ``deploy/kubernetes/`` uses both.
 """
 from __future__ import annotations
 
+from typing import Any, Callable
+
 __all__ = ["Readiness"]
 
 
@@ -20,6 +22,10 @@ class Readiness:
     def __init__(self) -> None:
         self.ready = False
         self.reason = "starting"
+        #: more to report, without changing readiness: name -> function giving a
+        #: JSON value (e.g. ``control_plane``: the named streams' Redis link; streams
+        #: flow while it is down, only changes are refused, so the process stays ready)
+        self.details: dict[str, Callable[[], Any]] = {}
 
     def started(self) -> None:
         """Both listeners run: ready."""
@@ -31,5 +37,8 @@ class Readiness:
 
     def answer(self) -> tuple[int, dict]:
         """HTTP status (200 or 503) and JSON body of ``/readyz``:
-        ``{"ready": bool, "status": reason}``."""
-        return (200 if self.ready else 503), {"ready": self.ready, "status": self.reason}
+        ``{"ready": bool, "status": reason}`` plus each of :attr:`details`."""
+        body: dict[str, Any] = {"ready": self.ready, "status": self.reason}
+        for name, detail in self.details.items():
+            body[name] = detail()
+        return (200 if self.ready else 503), body

@@ -196,6 +196,8 @@ async def start(settings: Settings) -> Running:
     running = Running(settings, ws_server, ws_port, http_port, metrics, gate, http_server, http_task)
     if http_server is not None:
         http_server.config.app.state.readiness = running.readiness
+    if settings.redis_url and settings.named is not None:     # (the embedded log is always up)
+        running.readiness.details["control_plane"] = settings.named.plane.status
     running.readiness.started()
     return running
 
