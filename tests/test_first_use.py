@@ -10,11 +10,12 @@ import sys
 
 import httpx
 import numpy as np
+import pytest
 from websockets.asyncio.client import connect
 
 import wsgen
 from wsgen.generators import ANOMALY_KINDS
-from wsgen.generators.composite import create_composite
+from wsgen.generators.composite import create_composite, preset
 
 
 async def recv_json(ws) -> dict:
@@ -245,3 +246,48 @@ async def test_serve_on_a_taken_port_names_the_flag_in_one_line(full_server):
                         f"stop that process or pick another port with {flag} N (0 picks a free one)")
     code, _, err = await run_cli("serve", "--port", "99999")
     assert code == 2 and "argument --port: 99999: a port is in [0, 65535]" in err and "Traceback" not in err
+
+
+# -- item 3: a placement's start offset ------------------------------------------------------
+
+def labelled(spec: dict, n: int, seed: int = 1) -> list[int]:
+    return np.flatnonzero(create_composite(spec, seed=seed).take(n).labels).tolist()
+
+
+def test_placement_start_keeps_a_baseline_before_the_first_event():
+    spike = {"kind": "spike", "height": 5.0}
+    def spec(placement, interval=0.5):
+        return {"interval": interval, "anomalies": [{**spike, "placement": placement}]}
+    # periodic: default start = every (first event one period in); start 0 is the original phase
+    assert labelled(spec({"mode": "periodic", "every": 3}), 30) == [6, 12, 18, 24]
+    assert labelled(spec({"mode": "periodic", "every": 3, "start": 0}), 30) == [0, 6, 12, 18, 24]
+    # an explicit start shifts the schedule: start + k * every (1.2 s -> sample 3 at 0.5 s a sample)
+    assert labelled(spec({"mode": "periodic", "every": 3, "start": 1.2}), 30) == [3, 9, 15, 21, 27]
+    # the other modes: no event before start, the draws after it unchanged
+    for placement in ({"mode": "random", "probability": 0.3}, {"mode": "count", "count": 5, "duration": 10},
+                      {"mode": "indices", "indices": [0, 3, 9, 15]}):
+        free = labelled(spec(placement), 200, seed=7)
+        late = labelled(spec({**placement, "start": 4}), 200, seed=7)
+        assert free and free[0] < 8 and late == [i for i in free if i >= 8], placement
+    # faults take the same start
+    nulls = {"interval": 1, "faults": {"nulls": {"placement": {"mode": "random", "probability": 0.5, "start": 10}}}}
+    values = create_composite(nulls, seed=3).take(40).values
+    assert not np.isnan(values[:10]).any() and np.isnan(values[10:]).sum() > 5
+    # a live change of interval before start keeps start in seconds
+    comp = create_composite(spec({"mode": "periodic", "every": 100, "start": 10}, interval=1), seed=1)
+    first = comp.take(4)                       # t = 0 .. 3
+    comp.update({"interval": 2})               # samples 4.. at t = 4, 6, 8, 10: the event at sample 7
+    assert not first.labels.any() and np.flatnonzero(comp.take(10).labels).tolist() == [3]
+    # start needs stream time
+    with pytest.raises(wsgen.InvalidParams) as info:
+        create_composite(spec({"mode": "random", "probability": 0.1, "start": 5}, interval=0))
+    assert info.value.details[0]["field"] == "anomalies.0.placement.start"
+
+
+def test_the_original_kinds_keep_their_exact_output_as_presets():
+    for kind in ANOMALY_KINDS:
+        params = {"interval": 1.0, **({"spike_interval": 7} if kind == "periodic-spike" else {})}
+        ref = wsgen.create(kind, params, seed=5).take(3000)
+        comp = create_composite(preset(kind, params), seed=5).take(3000)
+        assert np.array_equal(ref.values, comp.values) and np.array_equal(ref.labels, comp.labels), kind
+    assert wsgen.create("periodic-spike", {"spike_interval": 7}, seed=5).take(8).labels[0]   # still at sample 0

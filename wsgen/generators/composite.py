@@ -221,6 +221,8 @@ class CompositionSpec(GeneratorParams):
 
     def _placement_problems(self, path: str, p) -> list[tuple[str, str]]:
         iv = self.interval
+        if p.start and iv <= 0:
+            return [(f"{path}.placement.start", "start is in seconds of stream time: needs interval > 0")]
         if p.mode in ("periodic", "count") and iv <= 0:
             return [(f"{path}.placement.mode", f"{p.mode} places events in seconds of stream time: needs interval > 0")]
         if p.mode == "periodic" and p.every < iv:
@@ -652,6 +654,7 @@ def preset(name: str, params: Mapping[str, Any] | None = None) -> CompositionSpe
     """
     spec = get_spec(name)
     p = validate_params(spec.params_model, dict(params or {}))
+    # start 0: the originals place events from sample 0 on
     if name == "random":
         base, inj = p.base_value, {"kind": "spike", "placement": {"mode": "random", "probability": p.anomaly_probability},
                                    "height": {"range": p.anomaly_range}, "stream": 21}
@@ -673,6 +676,7 @@ def preset(name: str, params: Mapping[str, Any] | None = None) -> CompositionSpe
     else:
         raise InvalidParams([{"field": "generator", "value": name,
                               "message": "not an anomaly kind: random, random-square, clustered, periodic-spike, count-per-duration"}])
+    inj["placement"]["start"] = 0
     return validate_spec({"interval": p.sample_interval, "base": {"kind": "constant", "params": {"value": base}},
                           "anomalies": [inj]})
 

@@ -132,14 +132,31 @@ Level = Annotated[float, Field(ge=-MAX_LEVEL, le=MAX_LEVEL)]
 
 # -- placements -----------------------------------------------------------------
 
-class RandomPlacement(Model):
+class _Placement(Model):
+    """What every placement has: ``start``, the stream time before which no
+    event starts."""
+
+    start: Annotated[Optional[float], Field(None, ge=0, le=1e9, json_schema_extra={"unit": "s"}, description=(
+        "Seconds of stream time before which no event starts, so a detector sees a baseline first "
+        "(needs interval > 0). Default: one period (every) for periodic, 0 for the others (random and "
+        "count events fall on sample 0 only by chance, gaps begins with a gap, indices are as given)"))]
+
+    @property
+    def start_s(self) -> float:
+        """``start``, its default resolved."""
+        if self.start is not None:
+            return self.start
+        return getattr(self, "every", 0.0) if getattr(self, "mode", None) == "periodic" else 0.0
+
+
+class RandomPlacement(_Placement):
     """Each sample starts an event with ``probability`` (one decision per sample)."""
 
     mode: Literal["random"] = "random"
     probability: Annotated[float, Field(0.01, ge=0, le=1, description="Probability in [0, 1] that a sample starts an event")]
 
 
-class GapsPlacement(Model):
+class GapsPlacement(_Placement):
     """Gap, event, gap, event...: gaps of ``min_gap .. max_gap`` samples."""
 
     mode: Literal["gaps"] = "gaps"
@@ -147,15 +164,16 @@ class GapsPlacement(Model):
     max_gap: count(150, "Longest gap between events, in samples (>= min_gap)")
 
 
-class PeriodicPlacement(Model):
-    """An event at the first sample at or after each multiple of ``every`` s."""
+class PeriodicPlacement(_Placement):
+    """An event at the first sample at or after ``start + k * every`` s of
+    stream time, k = 0, 1, 2, ... (``start`` defaults to ``every``)."""
 
     mode: Literal["periodic"] = "periodic"
     every: Annotated[float, Field(1200.0, gt=0, le=1e9, description="Seconds of stream time between events (>= interval)",
                                   json_schema_extra={"unit": "s"})]
 
 
-class CountPlacement(Model):
+class CountPlacement(_Placement):
     """Exactly ``count`` events in each window of ``duration`` seconds."""
 
     mode: Literal["count"] = "count"
@@ -164,7 +182,7 @@ class CountPlacement(Model):
                                      json_schema_extra={"unit": "s"})]
 
 
-class IndicesPlacement(Model):
+class IndicesPlacement(_Placement):
     """Events starting at the given sample indices (duplicates count once)."""
 
     mode: Literal["indices"] = "indices"
@@ -380,6 +398,7 @@ class Source:
     def __init__(self, seed: int, key: int, placement, bounds: tuple[int, int], clock, at: int) -> None:
         self.seed, self.key, self.placement = seed, key, placement
         self.lengths = Lengths(seed, key, bounds)
+        self.first = first_allowed(placement.start_s, clock, at)
 
     #: Whether candidates are a pure function of the sample range (any range
     #: may be skipped); ``gaps`` draws its events one after the other.
@@ -391,6 +410,7 @@ class Source:
     def rewind(self, at: int, placement, bounds: tuple[int, int], clock) -> None:
         self.placement = placement
         self.lengths.bounds = bounds
+        self.first = first_allowed(placement.start_s, clock, at)
 
     def forget(self, before: int) -> None:
         """Events ending at or before ``before`` will not be asked again."""
@@ -399,6 +419,15 @@ class Source:
     def longest(self) -> int:
         """Longest candidate still to come."""
         return self.lengths.bounds[1]
+
+
+def first_allowed(start: float, clock, at: int) -> int:
+    """The first sample at or after ``at`` whose stream time is at least
+    ``start`` seconds (``at`` itself once that time has passed)."""
+    if start <= 0 or clock.interval <= 0:
+        return 0
+    behind = start - clock.time_of(at)
+    return at if behind <= 0 else at + max(0, math.ceil(behind / clock.interval - _EPS))
 
 
 class RandomSource(Source):
@@ -478,10 +507,17 @@ class PeriodicSource(Source):
     def __init__(self, seed, key, placement, bounds, clock, at):
         super().__init__(seed, key, placement, bounds, clock, at)
         self._u = Stream(seed, (key,))
+        self._set_anchor(at, placement, clock)
+
+    def _set_anchor(self, at: int, placement, clock) -> None:
+        """Phase ``(t - start) / every`` from sample ``at`` on (start 0: the
+        original periodic-spike's ``t / every``, the same floats)."""
+        start = placement.start_s
         self._pace = (placement.every, clock.interval)
+        self._start = start
         self._anchor = at
-        self._anchor_phase = clock.time_of(at) / placement.every
-        self._floor_before = math.floor(clock.time_of(at - 1) / placement.every + _EPS) if at > 0 else -1
+        self._anchor_phase = (clock.time_of(at) - start) / placement.every if start else clock.time_of(at) / placement.every
+        self._floor_before = math.floor((clock.time_of(at - 1) - start) / placement.every + _EPS) if at > 0 else -1
 
     def _phase(self, n: int, m: int) -> np.ndarray:
         every, interval = self._pace
@@ -502,7 +538,9 @@ class PeriodicSource(Source):
     def rewind(self, at, placement, bounds, clock):
         super().rewind(at, placement, bounds, clock)
         pace = (placement.every, clock.interval)
-        if pace != self._pace:
+        if placement.start_s != self._start:
+            self._set_anchor(at, placement, clock)       # a new start: a new phase, from at
+        elif pace != self._pace:
             old_every, old_interval = self._pace
             if at > self._anchor:
                 before = self._anchor_phase + ((at - 1 - self._anchor) * old_interval) / old_every
@@ -702,6 +740,9 @@ class Schedule:
         while self.decided < until:
             b = min(until, self.decided + CHUNK)
             s, length, u = self.source.candidates(self.decided, b)
+            if self.source.first > self.decided and len(s):      # placement.start
+                late = s >= self.source.first
+                s, length, u = s[late], length[late], u[late]
             e = s + length
             if not allow_overlap:
                 if blocked is not None and len(s):
