@@ -37,8 +37,12 @@ dt); new bounds reflect the first step from it. Changing ``start`` restarts
 the process there: ``x[u] = start``. ``interval`` only paces delivery.
 
 Seeking (``start_seq``, dropped samples) computes the samples in between
-vectorised, in slices of :data:`SEEK_SLICE` (about 25 ns a sample): its cost
-grows with the distance, so ``start_seq`` is at most :data:`MAX_START_SEQ`.
+vectorised, in slices of :data:`SEEK_SLICE`: its cost grows with the
+distance, so ``start_seq`` is at most :data:`MAX_START_SEQ` (100000;
+:data:`MAX_START_SEQ_BOUNDED` = 25000 for a walk with a bound, whose
+reflections may need a scalar loop). Bounded walks that reflect every few
+samples run at a few million samples a second (a Python loop over those
+samples); without bounds, or with distant ones, the walk is vectorised.
 """
 from __future__ import annotations
 
@@ -54,8 +58,12 @@ from .fields import MAX_LEVEL, interval, level
 from .params import GeneratorParams, InvalidParams
 
 #: Largest ``start_seq`` of these kinds: reaching it computes every sample
-#: before it (vectorised, about 25 ns each: ~13 ms for the largest).
-MAX_START_SEQ = 500_000
+#: before it (vectorised: 30-70 ns a sample, up to about 0.2 us for a
+#: bounded walk that reflects every few samples; a few ms for the largest).
+MAX_START_SEQ = 100_000
+#: Largest ``start_seq`` of a random walk with a bound: where it reflects
+#: every few samples, its samples are computed one by one (about 0.2-0.4 us).
+MAX_START_SEQ_BOUNDED = 25_000
 #: Samples computed per slice while seeking.
 SEEK_SLICE = 65_536
 #: Samples computed ahead when fewer are taken (paced streams take a few at a
@@ -121,11 +129,18 @@ class _Recursive(Generator):
 
     def __init__(self, params: Mapping[str, Any] | GeneratorParams | None = None, seed: int | None = None,
                  start_seq: int = 0) -> None:
-        if int(start_seq) > MAX_START_SEQ:
+        super().__init__(params, seed=seed, start_seq=0)
+        limit = self.max_start_seq()
+        if int(start_seq) > limit:
             raise InvalidParams([{"field": "start_seq", "value": int(start_seq), "message":
-                                  f"{self.name} resumes at most {MAX_START_SEQ} samples in (every sample before "
-                                  "it is computed to get there)"}])
-        super().__init__(params, seed=seed, start_seq=start_seq)
+                                  f"{self.name} resumes at most {limit} samples in (every sample before it is "
+                                  "computed to get there)"}])
+        if start_seq:
+            self.seek(int(start_seq))
+
+    def max_start_seq(self) -> int:
+        """The largest ``start_seq`` accepted with these parameters."""
+        return MAX_START_SEQ
 
     def _setup(self) -> None:
         self._z = RandomStream(self.seed, key=NORMAL_KEY, draws=2)
@@ -213,6 +228,10 @@ class RandomWalk(_Recursive):
     name = "random-walk"
     Params = RandomWalkParams
 
+    def max_start_seq(self) -> int:
+        bounded = self.params.min is not None or self.params.max is not None
+        return MAX_START_SEQ_BOUNDED if bounded else MAX_START_SEQ
+
     def _compute(self, n, m, state):
         p = self.params
         inc = self._normals(n, m)
@@ -225,28 +244,59 @@ class RandomWalk(_Recursive):
         if p.min is None and p.max is None:
             np.add.accumulate(inc, out=inc)
             return inc, float(inc[-1])
-        lo = -math.inf if p.min is None else p.min
-        hi = math.inf if p.max is None else p.max
-        steps = inc.copy()            # steps[k]: the increment of sample n+k (k >= 1)
-        i = 0
+        inc = self._reflected(inc, p.min, p.max)
+        return inc, float(inc[-1])
+
+    @staticmethod
+    def _reflected(inc: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
+        """In place: ``inc[0]`` is the first value before reflection,
+        ``inc[k]`` (k >= 1) the increments; returns the walk x[k] =
+        reflect(x[k-1] + inc[k]). Windows are accumulated vectorised up to
+        the first value outside the bounds, which is reflected; where
+        reflections come every few samples a scalar loop takes over for a
+        while (the same float operations: the same bits)."""
+        low = -math.inf if lo is None else lo
+        high = math.inf if hi is None else hi
+        m = len(inc)
+        steps = inc.copy()            # steps[k]: the increment of sample k (k >= 1)
+        i, window = 0, 256
         while i < m:
-            j = min(m, i + _WINDOW)
+            # here inc[i] = x[i-1] + steps[i] (or the start) and inc[i+1:] the raw steps
+            j = min(m, i + window)
             seg = inc[i:j]
             np.add.accumulate(seg, out=seg)
-            out = (seg < lo) | (seg > hi)
+            out = (seg < low) | (seg > high)
             k = int(out.argmax())
-            if not out[k]:
+            if not out[k]:            # no reflection in this window
                 if j < m:
-                    inc[j] = seg[-1] + steps[j]
-                i = j
+                    inc[j] += seg[-1]
+                i, window = j, min(4 * window, 65_536)
                 continue
-            x = reflect(float(seg[k]), p.min, p.max)
+            x = reflect(float(seg[k]), lo, hi)
             seg[k] = x
-            i += k + 1
+            i += k + 1                # inc[i:j] holds sums past the reflection: redone below
+            window = 256
+            if k < 32:                # dense reflections: a scalar loop for the next samples
+                stop = min(m, i + 2048)
+                values = steps[i:stop].tolist()
+                for q, d in enumerate(values):
+                    y = x + d
+                    if y > high:      # reflect() inlined for one mirror (the same operations)
+                        x = 2.0 * hi - y if lo is None else (
+                            max(2.0 * hi - y, lo) if y - hi <= hi - lo else reflect(y, lo, hi))
+                    elif y < low:
+                        x = 2.0 * lo - y if hi is None else (
+                            min(2.0 * lo - y, hi) if lo - y <= hi - lo else reflect(y, lo, hi))
+                    else:
+                        x = y
+                    values[q] = x
+                inc[i:stop] = values
+                i = stop
             if i < m:
                 inc[i] = x + steps[i]
-                inc[i + 1:j] = steps[i + 1:j]
-        return inc, float(inc[-1])
+                if i + 1 < j:
+                    inc[i + 1:j] = steps[i + 1:j]
+        return inc
 
 
 class OrnsteinUhlenbeck(_Recursive):

@@ -12,7 +12,7 @@ amplitudes ``A_ch`` and phases ``phi_ch`` in degrees::
            + sum_c sum_h A_ch * sin(2 pi frac(h * q_c(n)) + phi_ch * pi / 180)
            + noise * z[n]
 
-    q_c(n) = ((t(n) + 3600 * utc_offset - MONDAY) mod P_c) / P_c
+    q_c(n) = frac((t(n) + 3600 * utc_offset - MONDAY) / P_c)
 
 ``MONDAY`` = 345600 s (1970-01-05T00:00Z, a Monday): every component's
 cycle starts at local midnight of a Monday, so a ``"day"`` component lines
@@ -157,20 +157,27 @@ class Seasonal(Generator):
     def _render(self, n, m):
         p = self.params
         elapsed = self._elapsed(n, m)
-        local = elapsed + (self._anchor_t + 3600.0 * p.utc_offset - MONDAY)
-        x = np.full(m, p.offset)
-        if p.trend or self._anchor_level:
-            x += self._anchor_level + p.trend * elapsed
+        shift = self._anchor_t + 3600.0 * p.utc_offset - MONDAY   # local time - MONDAY at elapsed 0
+        if p.trend:
+            x = elapsed * p.trend
+            x += self._anchor_level + p.offset
+        else:
+            x = np.full(m, self._anchor_level + p.offset)
+        a = np.empty(m)
         for comp in p.components:
-            q = np.mod(local, comp.period)
-            q /= comp.period
+            q = elapsed + shift
+            q /= comp.period                  # cycles since MONDAY (exact at whole periods)
+            q -= np.floor(q)
             phases = comp.phases or [0.0] * len(comp.amplitudes)
             for h, (amp, phase) in enumerate(zip(comp.amplitudes, phases), start=1):
                 if not amp:
                     continue
-                a = q * h if h > 1 else q.copy()
-                a -= np.floor(a)
-                a *= 2.0 * math.pi
+                if h == 1:
+                    np.multiply(q, 2.0 * math.pi, out=a)
+                else:
+                    np.multiply(q, h, out=a)
+                    a -= np.floor(a)
+                    a *= 2.0 * math.pi
                 if phase:
                     a += math.radians(phase)
                 np.sin(a, out=a)
