@@ -106,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     subscriber.configure_sub(sub.add_parser("sub", help="print a stream's samples (text, csv, ndjson)"))
     subscriber.configure_list(sub.add_parser("list", help="list the generators and their parameters"))
 
+    from . import score_cli
+    score_cli.configure(sub.add_parser("score", help="score a detector's alarms (CSV) against a stream, offline",
+                                       description=score_cli.__doc__.strip().splitlines()[0]))
+
     from . import bench
     bench.configure(sub.add_parser("bench", help="benchmarks that print numbers (generators, server, HTTP)",
                                    description=bench.__doc__.strip().splitlines()[0]))

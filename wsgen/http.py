@@ -887,6 +887,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     from .named_http import router as named_router
     app.include_router(named_router())   # /streams: named streams (wsgen.named_http)
+    from .score_http import router as score_router
+    app.include_router(score_router())   # POST /score: offline scoring (wsgen.score_http)
 
     @app.get("/composite/presets", summary="The composition JSON Schema and the five anomaly kinds as presets",
              tags=["compositions"])
