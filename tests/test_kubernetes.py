@@ -58,6 +58,7 @@ def test_container_runs_wsgen_serve_with_flags_it_knows_on_the_declared_ports():
     ports = {p["name"]: p["containerPort"] for p in container()["ports"]}
     assert ports == {"http": args.http_port, "ws": args.port}
     assert args.host == "0.0.0.0"
+    assert args.workers == "auto"
 
 
 def test_probes_mean_what_they_say():

@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "grid, so they fall due together (first sample up to one pace later); 0: off")
     serve.add_argument("--graceful-timeout", type=_seconds, default=_env("WSGEN_GRACEFUL_TIMEOUT", 5.0),
                        help="seconds to wait for clients to close on shutdown")
+    serve.add_argument("--workers", default=_env("WSGEN_WORKERS", "1"), metavar="N|auto",
+                       help="worker processes sharing both ports (SO_REUSEPORT); auto: one per CPU; "
+                            "default 1 (env WSGEN_WORKERS)")
     serve.add_argument("--drain-delay", type=_seconds, default=_env("WSGEN_DRAIN_DELAY", 0.0),
                        help="seconds between SIGTERM and closing clients, while /readyz answers 503 so that "
                             "load balancers stop sending new ones (env WSGEN_DRAIN_DELAY)")

@@ -49,6 +49,9 @@ class Settings:
         token: bearer token required on every endpoint but /healthz, the page and its files (None: off).
         allow_origins: extra WebSocket origins allowed besides the server's
             own HTTP origin and clients sending no Origin.
+        reuse_port: bind both ports with ``SO_REUSEPORT`` (set for each
+            worker of ``wsgen serve --workers N``: the kernel spreads
+            connections over the workers' sockets).
         allow_hosts: names accepted in the Host header (both ports) besides
             the loopback ones, when bound to a loopback address
             (DNS-rebinding guard; case-insensitive, without port).
@@ -70,6 +73,7 @@ class Settings:
     send_buffer_bytes: int = 1 << 20
     graceful_timeout_s: float = 5.0
     drain_delay_s: float = 0.0
+    reuse_port: bool = False
     ping_interval_s: float | None = 20.0
     open_timeout_s: float | None = 10.0
     http_header_timeout_s: float = 10.0

@@ -60,6 +60,7 @@ import asyncio
 import json
 import logging
 import math
+import os
 import re
 import time
 from importlib.resources import files
@@ -951,7 +952,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/healthz", summary="Liveness and open streams", tags=["meta"])
     async def healthz() -> JSONResponse:
-        return JSONResponse({"status": "ok", "active_streams": app.state.streams.active,
+        return JSONResponse({"status": "ok", "pid": os.getpid(), "active_streams": app.state.streams.active,
                              "generators": len(GENERATORS)})
 
     @app.get("/readyz", summary="Readiness: 200 while accepting streams, 503 from the start of a graceful "

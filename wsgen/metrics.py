@@ -24,6 +24,8 @@ from bisect import bisect_left
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
+from . import metrics_mp
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 #: Upper bounds (seconds) of the lateness histogram's buckets (+Inf added).
@@ -75,14 +77,19 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
-        self.connections = Gauge("wsgen_connections", "Open WebSocket connections", registry=r)
+        # (livesum: with --workers, the sum over the live workers; see wsgen.metrics_mp)
+        self.connections = Gauge("wsgen_connections", "Open WebSocket connections", registry=r,
+                                 multiprocess_mode="livesum")
         self.subscriptions = Gauge("wsgen_subscriptions", "Active subscriptions by generator",
-                                   ["generator"], registry=r)
-        self.http_streams = Gauge("wsgen_http_streams", "Open HTTP streams", registry=r)
+                                   ["generator"], registry=r, multiprocess_mode="livesum")
+        self.http_streams = Gauge("wsgen_http_streams", "Open HTTP streams", registry=r,
+                                  multiprocess_mode="livesum")
         self.errors = Counter("wsgen_errors", "Error answers by code and path (ws: error messages and refused "
                               "handshakes, http: 4xx/5xx answers)", ["code", "path"], registry=r)
         self.delivery = Delivery()
         r.register(self.delivery)
+        #: with --workers: publishes ``delivery`` to the files all workers share
+        self.publisher = metrics_mp.Publisher(self.delivery) if metrics_mp.enabled() else None
 
     def sent(self, chunk) -> None:
         """Count one WebSocket data message."""
@@ -123,4 +130,7 @@ class Metrics:
         self.errors.labels(code, path).inc()
 
     def render(self) -> bytes:
+        """The Prometheus text of this server: of every worker with --workers."""
+        if self.publisher is not None:
+            return metrics_mp.render(self.publisher, self.registry)
         return generate_latest(self.registry)

@@ -95,6 +95,8 @@ class Running:
                 except (asyncio.TimeoutError, asyncio.CancelledError):
                     self._http_task.cancel()
         await controlplane.stop(self.settings)
+        if self.metrics.publisher is not None:
+            self.metrics.publisher.close()   # --workers: this worker's last totals
         self.stopped.set()
 
 
@@ -165,7 +167,8 @@ async def start(settings: Settings) -> Running:
         # Bind here, so a busy port is a plain OSError ("cannot start: ...")
         # rather than uvicorn exiting inside its task.
         family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-        sock = socket.create_server((settings.host, settings.http_port or 0), family=family)
+        sock = socket.create_server((settings.host, settings.http_port or 0), family=family,
+                                    reuse_port=settings.reuse_port)   # --workers: each worker binds the port
         # asyncio sets TCP_NODELAY only on sockets made with proto=IPPROTO_TCP, which
         # create_server's are not: without it every small response waited ~40 ms
         # (Nagle + delayed ACK between the header and body writes). Accepted sockets
@@ -183,7 +186,8 @@ async def start(settings: Settings) -> Running:
     handler, process_request = make_handler(settings, gate, metrics)
     ws_logger = logging.getLogger("wsgen.websockets")
     ws_logger.addFilter(_REDACT)   # once: addFilter ignores a filter already there
-    ws_server = await serve(handler, settings.host, settings.port, process_request=process_request,
+    ws_server = await serve(handler, settings.host, settings.port, reuse_port=settings.reuse_port,
+                            process_request=process_request,
                             max_size=settings.max_message_bytes, compression=None,
                             ping_interval=settings.ping_interval_s, ping_timeout=settings.ping_interval_s,
                             write_limit=settings.send_buffer_bytes // 4, close_timeout=2,
@@ -243,6 +247,10 @@ def run(args) -> int:
                         allow_hosts=list(getattr(args, "allow_host", None) or []),
                         scenario=args.scenario, admin_token=args.admin_token or None,
                         redis_url=args.redis_url or None, update_margin_s=args.update_margin)
+    from .workers import resolve_workers, supervise
+    workers = resolve_workers(args.workers)
+    if workers > 1:
+        return supervise(settings, workers)
     configure_logging(args.log_level)
     try:
         return asyncio.run(serve_forever(settings))

@@ -1,0 +1,190 @@
+"""``wsgen serve --workers N`` (wsgen.workers): worker processes sharing both
+ports with SO_REUSEPORT, /metrics summed over them, a dead worker restarted,
+SIGTERM to the supervisor draining every worker. Real processes, real
+clients; which worker answered comes from its ``/healthz`` (``pid``)."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import tempfile
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from servers import ServeProcess, wait_until
+from wsgen.workers import resolve_workers
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def workers(*args: str, **kwargs) -> ServeProcess:
+    return ServeProcess("--http-port", str(free_port()), *args, **kwargs)
+
+
+async def health(base: str) -> dict:
+    """/healthz over a fresh connection (the kernel picks the worker per connection)."""
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        return (await http.get("/healthz")).json()
+
+
+async def metric(base: str, name: str, labels: str = "") -> float:
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        text = (await http.get("/metrics")).text
+    m = re.search(r"^%s%s (\S+)$" % (re.escape(name), re.escape(labels)), text, re.M)
+    return float(m[1]) if m else 0.0
+
+
+async def pids_seen(base: str, want: int, timeout: float = 20) -> set[int]:
+    seen: set[int] = set()
+
+    async def more() -> bool:
+        seen.add((await health(base))["pid"])
+        return len(seen) >= want
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await more():
+        assert asyncio.get_running_loop().time() < deadline, f"only workers {seen} answered"
+    return seen
+
+
+def test_workers_value():
+    assert resolve_workers("auto") == os.cpu_count()
+    assert resolve_workers("3") == 3 and resolve_workers(1) == 1
+    for bad in ("0", "-1", "two", "1.5", "", "2000"):
+        with pytest.raises(SystemExit, match=r"--workers \(or WSGEN_WORKERS\) must be a whole number in "
+                                             r"\[1, 1024\] or 'auto'"):
+            resolve_workers(bad)
+
+
+async def test_two_workers_share_both_ports_and_metrics_are_the_whole_servers():
+    with workers("--workers", "2") as proc:
+        base = proc.http_url
+        pids = await pids_seen(base, 2)
+        assert proc.pid not in pids                    # the supervisor serves nothing itself
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+            # 12 HTTP streams held open, each on its own connection
+            streams = [http.stream("GET", "/sine?interval=0.5&format=ndjson") for _ in range(12)]
+            responses = [await s.__aenter__() for s in streams]
+            lines = [r.aiter_lines() for r in responses]
+            for it in lines:
+                assert json.loads(await it.__anext__())["seq"] == 0
+            # each worker holds some of them (its own /healthz), and /metrics says 12 whoever answers
+            per_worker: dict[int, int] = {}
+
+            async def spread() -> bool:
+                h = await health(base)
+                per_worker[h["pid"]] = h["active_streams"]
+                return len(per_worker) == 2 and sum(per_worker.values()) == 12
+
+            while not await spread():
+                pass
+            assert all(n > 0 for n in per_worker.values()), per_worker
+            for _ in range(6):
+                assert await metric(base, "wsgen_http_streams") == 12
+            # 6 WebSocket connections on the shared WebSocket port
+            sockets = [await connect(f"{proc.url}/sine?interval=0.5") for _ in range(6)]
+            for ws in sockets:
+                assert json.loads(await ws.recv())["type"] == "subscribed"
+            for _ in range(6):
+                assert await metric(base, "wsgen_connections") == 6
+                assert await metric(base, "wsgen_subscriptions", '{generator="sine"}') == 6
+            for ws in sockets:
+                await ws.close()
+            for s in streams:
+                await s.__aexit__(None, None, None)
+            # counters: 10 streams of 100 cosine samples, on whichever workers
+            for _ in range(10):
+                r = await http.get("/cosine?count=100&speed=max")
+                assert len(r.text.splitlines()) == 100
+        totals: list[float] = []
+
+        async def settled() -> bool:      # each worker publishes its tallies within a second
+            totals.append(await metric(base, "wsgen_samples_sent_total", '{generator="cosine",path="http"}'))
+            return totals[-4:] == [1000.0] * 4
+        deadline = asyncio.get_running_loop().time() + 15
+        while not await settled():
+            assert asyncio.get_running_loop().time() < deadline, totals[-8:]
+            await asyncio.sleep(0.1)
+        for _ in range(4):
+            assert await metric(base, "wsgen_connections") == 0
+            assert await metric(base, "wsgen_http_streams") == 0
+        assert proc.stop() == 0
+
+
+async def test_a_dead_worker_is_restarted_and_logged():
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "wsgen.log"
+        with open(log, "w") as err, workers("--workers", "2", stderr=err) as proc:
+            base = proc.http_url
+            first = await pids_seen(base, 2)
+            victim = min(first)
+            os.kill(victim, signal.SIGKILL)
+            assert wait_until(lambda: re.search(rf"worker \d \(pid {victim}\) exited with signal SIGKILL after "
+                                                rf"[\d.]+ s; restarting", log.read_text()), 20), log.read_text()
+            assert wait_until(lambda: re.search(r"worker \d restarted: pid (\d+)", log.read_text()), 20)
+            new = int(re.search(r"worker \d restarted: pid (\d+)", log.read_text())[1])
+            assert new not in first
+            # the new worker serves: both live workers answer, the dead one is gone
+            assert await pids_seen(base, 2) == (first - {victim}) | {new}
+            async with httpx.AsyncClient(base_url=base) as http:
+                r = await http.get("/sine?seed=3&count=5&speed=max&format=ndjson")
+                assert [json.loads(ln)["seq"] for ln in r.text.splitlines()] == [0, 1, 2, 3, 4]
+            assert proc.stop() == 0
+        assert "Traceback" not in log.read_text()
+
+
+async def test_sigterm_to_the_supervisor_drains_every_worker():
+    env = {**os.environ, "WSGEN_WORKERS": "2"}
+    with workers("--graceful-timeout", "3", env=env) as proc:
+        base = proc.http_url
+        await pids_seen(base, 2)
+        sockets = [await connect(f"ws://127.0.0.1:{proc.http_port}/ws/sine?interval=0.05") for _ in range(8)]
+        for ws in sockets:
+            assert json.loads(await ws.recv())["type"] == "subscribed"
+
+        async def closing_code(ws) -> int | None:
+            try:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 20)
+            except ConnectionClosed:
+                return ws.close_code
+
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+            streams = [http.stream("GET", "/sine?interval=0.05&format=ndjson") for _ in range(8)]
+            responses = [await s.__aenter__() for s in streams]
+            per_worker: dict[int, int] = {}
+
+            async def spread() -> bool:
+                h = await health(base)
+                per_worker[h["pid"]] = h["active_streams"]
+                return len(per_worker) == 2 and sum(per_worker.values()) == 8
+            while not await spread():
+                pass
+            assert all(n > 0 for n in per_worker.values()), per_worker
+
+            async def ends_cleanly(r) -> list[dict]:
+                return [json.loads(ln) async for ln in r.aiter_lines() if ln]
+
+            proc.signal(signal.SIGTERM)
+            codes = await asyncio.gather(*[closing_code(ws) for ws in sockets])
+            ends = await asyncio.gather(*[ends_cleanly(r) for r in responses])
+            for s in streams:
+                await s.__aexit__(None, None, None)
+        assert codes == [1001] * 8
+        for rows in ends:                 # every HTTP stream ended (no cut line), gap-free
+            seqs = [r["seq"] for r in rows if "seq" in r]
+            assert seqs == list(range(len(seqs)))
+        assert proc.wait(30) == 0
