@@ -359,3 +359,13 @@ async def test_protocol_errors_and_deletion_notice(plant):
         # the connection goes on
         m = await reply({"type": "subscribe", "id": "p", "stream": TEMP})
         assert m["type"] == "subscribed"
+
+
+def test_bench_named_measures_both_ways(tmp_path):
+    from wsgen.cli import main
+    out = tmp_path / "named.json"
+    assert main(["bench", "named", "--subscribers", "20", "--wakeups", "20", "--repeat", "1",
+                 "--signal", "composition", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["subscribers"] == 20 and len(result["runs"]) == 1
+    assert result["median_private_us"] > 0 and result["median_named_us"] > 0

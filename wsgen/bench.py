@@ -72,6 +72,11 @@ def _csv_list(text: str) -> list[str]:
     return [t for t in (s.strip() for s in text.split(",")) if t]
 
 
+def _named_bench():
+    from . import bench_named
+    return bench_named
+
+
 # -- scenario: generators ---------------------------------------------------------
 
 @dataclass
@@ -403,6 +408,8 @@ SCENARIOS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Calla
     "http": ("4. HTTP compatibility path at speed=max: samples/s on one stream", configure_http, run_http),
     "memory": ("5. server memory per idle connection holding one 1 sample/s subscription",
                configure_memory, run_memory),
+    "named": ("6. per-message cost of N subscribers of one named stream vs N private streams (in process)",
+              lambda p: _named_bench().configure(p), lambda args: _named_bench().run(args)),
 }
 
 

@@ -86,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
                        metavar="ORIGIN", help="extra WebSocket origin allowed (repeatable; env WSGEN_ALLOW_ORIGINS, "
                                               "comma-separated; '*' allows any). The server's own HTTP origin "
                                               "and clients sending no Origin are always allowed")
+    serve.add_argument("--write-timeout", type=_seconds, default=_env("WSGEN_WRITE_TIMEOUT", 30.0),
+                       help="seconds a client may take no bytes of the data waiting for it before its connection "
+                            "(either port) is dropped; slow readers that still read are kept. 0: off")
+    serve.add_argument("--ping-interval", type=_seconds, default=_env("WSGEN_PING_INTERVAL", 20.0),
+                       help="seconds between WebSocket keepalive pings; 0 turns keepalive off")
+    serve.add_argument("--ping-timeout", type=_seconds, default=_env("WSGEN_PING_TIMEOUT", 20.0),
+                       help="seconds a keepalive pong may take before the connection closes with 1011; 0: no limit")
     serve.add_argument("--allow-host", action="append",
                        default=[h for h in os.environ.get("WSGEN_ALLOW_HOSTS", "").split(",") if h],
                        metavar="NAME", help="a name accepted in the Host header besides localhost and loopback "

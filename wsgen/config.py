@@ -36,8 +36,13 @@ class Settings:
         drain_delay_s: seconds between SIGTERM and the start of the graceful
             shutdown, during which ``/readyz`` answers 503 and everything
             else keeps working (a load balancer stops sending new clients).
-        ping_interval_s: keepalive ping interval (None disables); a client
-            that does not answer within as long again is dropped.
+        ping_interval_s: WebSocket keepalive ping interval in seconds (None
+            or 0 turns keepalive off).
+        ping_timeout_s: seconds a pong may take before the connection is
+            closed with 1011 (None or 0: no limit).
+        write_timeout_s: a connection (either port) whose client has taken
+            no bytes of the data waiting for it for this many seconds is
+            aborted and its generators stopped (wsgen.liveness); 0 turns it off.
         open_timeout_s: seconds a client gets to complete the WebSocket
             handshake after connecting (None: no limit).
         http_header_timeout_s: seconds an HTTP client gets to send a request
@@ -75,6 +80,8 @@ class Settings:
     drain_delay_s: float = 0.0
     reuse_port: bool = False
     ping_interval_s: float | None = 20.0
+    ping_timeout_s: float | None = 20.0
+    write_timeout_s: float = 30.0
     open_timeout_s: float | None = 10.0
     http_header_timeout_s: float = 10.0
     token: str | None = None

@@ -86,6 +86,8 @@ class Metrics:
                                   multiprocess_mode="livesum")
         self.errors = Counter("wsgen_errors", "Error answers by code and path (ws: error messages and refused "
                               "handshakes, http: 4xx/5xx answers)", ["code", "path"], registry=r)
+        self.write_timeouts = Counter("wsgen_write_timeouts", "Connections dropped because the client took no "
+                                      "bytes for --write-timeout seconds (wsgen.liveness)", ["path"], registry=r)
         self.delivery = Delivery()
         r.register(self.delivery)
         #: with --workers: publishes ``delivery`` to the files all workers share

@@ -264,6 +264,7 @@ class SharedStream:
         self.interval = d.interval
         self.epoch = d.epoch
         self.cap = d.history
+        self.read_max = max(self.cap, 1)   # most samples one read returns
         self.wrapped = _wrapped(d)
         self.composite = isinstance(d.generator, dict) or self.wrapped
         self.kind = "composite" if isinstance(d.generator, dict) else d.generator
@@ -276,6 +277,7 @@ class SharedStream:
         self._labels: np.ndarray | None = None
         self._events: list[dict[str, Any]] = []
         self.late_rebuilds = 0
+        self._last: tuple | None = None          # shared_read's cache
         #: subscribers, told of changes and deletion (NamedSubscription)
         self.subscribers: weakref.WeakSet = weakref.WeakSet()
         #: latest parameters after every change in the log (validation of new requests)
@@ -489,6 +491,26 @@ class SharedStream:
         events = [e for e in self._events if e["first"] < b and e["last"] >= a]
         return CompositeBlock(a, values, labels if labels is not None else np.zeros(len(values), bool),
                               events=events, span=b - a)
+
+    def shared_read(self, a: int, b: int) -> tuple[Block, list[dict[str, Any]]]:
+        """:meth:`read`, and the ``data`` message's fields for it (``id``
+        left for each subscriber), both built once for every subscriber
+        reading ``a .. b-1`` in the same wake-up (the last range is cached;
+        blocks are read-only by convention)."""
+        cached = self._last
+        if cached is not None and cached[0] == a and cached[1] == b and cached[2] == len(self.changes):
+            return cached[3], cached[4]
+        block = self.read(a, b)
+        msg: dict[str, Any] = {"type": "data", "id": None, "seq": a, "t": self.time_of(a), "dt": self.interval,
+                               "values": block.values.tolist()}
+        if block.labels is not None:
+            msg["labels"] = block.labels.tolist()
+        events = getattr(block, "events", None)
+        if events is not None:
+            msg["events"] = events
+        template = [msg]
+        self._last = (a, b, len(self.changes), block, template)
+        return block, template
 
     def describe(self) -> dict[str, Any]:
         """The definition, origin, latest params and changes (for ``GET /streams``)."""

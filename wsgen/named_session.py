@@ -33,6 +33,23 @@ def registry(settings) -> NamedStreams | None:
     return getattr(settings, "named", None)
 
 
+class NamedChunk(Chunk):
+    """A chunk of a shared stream: its JSON is built once per wake-up for
+    every subscriber reading the same samples (``template``), then given
+    each one's id, lag and skipped count."""
+
+    __slots__ = ("template",)
+
+    def to_json(self) -> dict[str, Any]:
+        msg = self.template[0].copy()
+        msg["id"] = self.sub.id
+        if self.lag:
+            msg["lag"] = int(self.lag * 1e6 + 0.5) / 1e6
+        if self.skipped:
+            msg["skipped"] = self.skipped
+        return msg
+
+
 class NamedSubscription(Subscription):
     """A subscription to a shared stream: the pump reads it like any other,
     but ``take`` slices the stream's samples (generated once per wake-up
@@ -52,24 +69,34 @@ class NamedSubscription(Subscription):
     def take(self, now: float, limit: int, wall: float | None = None) -> Chunk | None:
         if self.paused:
             return None
-        stream, pacer, cursor = self.stream, self.pacer, self.generator
+        cursor, pacer = self.generator, self.pacer
         seq = cursor.seq
         m = pacer.due_count(seq, now)
         if m <= 0:
             return None
-        m = min(m, limit, max(stream.cap, 1))
-        stream.advance(seq + m)
+        stream = self.stream
+        if m > 1:
+            m = min(m, limit, stream.read_max)
+        end = seq + m
+        if end > stream.gen_seq:
+            stream.advance(end)
         if seq < stream.hist_seq:            # fell behind the kept samples: skip to the oldest
             self.skipped += stream.hist_seq - seq
             seq = stream.hist_seq
-            m = min(pacer.due_count(seq, now), limit, max(stream.cap, 1))
+            m = min(pacer.due_count(seq, now), limit, stream.read_max)
             if m <= 0:
                 cursor.seq = seq
                 return None
-        block = stream.read(seq, seq + m)
-        cursor.seq = seq + m
-        lag = now - pacer.due_time(seq + m - 1)
-        chunk = Chunk(self, block, stream.time_of(seq), stream.interval, lag, self.skipped)
+            end = seq + m
+        last = stream._last              # shared_read's cache, inlined: the common case per subscriber
+        if last is not None and last[0] == seq and last[1] == end and last[2] == len(stream.changes):
+            block, template = last[3], last[4]
+        else:
+            block, template = stream.shared_read(seq, end)
+        cursor.seq = end
+        chunk = NamedChunk(self, block, template[0]["t"], stream.interval, now - pacer.due_time(end - 1),
+                           self.skipped)
+        chunk.template = template
         self.skipped = 0
         self.samples_sent += m
         self.messages_sent += 1

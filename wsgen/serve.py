@@ -25,6 +25,7 @@ from . import controlplane
 from .config import Settings
 from .scenario import ScenarioError
 from .metrics import Metrics
+from .liveness import WriteDeadline, http_protocol_class
 from .readiness import Readiness
 from .ws import Gate, make_handler
 
@@ -45,6 +46,7 @@ class Running:
     _http_task: asyncio.Task | None = None
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     readiness: Readiness = field(default_factory=Readiness)   # GET /readyz
+    write_deadline: WriteDeadline | None = None               # wsgen.liveness
 
     @property
     def ws_url(self) -> str:
@@ -97,6 +99,8 @@ class Running:
         await controlplane.stop(self.settings)
         if self.metrics.publisher is not None:
             self.metrics.publisher.close()   # --workers: this worker's last totals
+        if self.write_deadline is not None:
+            self.write_deadline.close()
         self.stopped.set()
 
 
@@ -121,6 +125,16 @@ class _RedactSecrets(logging.Filter):
 _REDACT = _RedactSecrets()
 
 
+def _http_protocol(settings: Settings, deadline: WriteDeadline | None):
+    """uvicorn's HTTP/1.1 protocol class with the request-head deadline
+    (slowloris guard: uvicorn has none) and the write deadline, each when on."""
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    from .header_timeout import protocol_class
+    cls = protocol_class(settings.http_header_timeout_s) if settings.http_header_timeout_s > 0 else AutoHTTPProtocol
+    return http_protocol_class(cls, deadline) if deadline is not None else cls
+
+
 class _EmbeddedUvicorn:
     """uvicorn.Server that leaves signal handling to us."""
 
@@ -140,12 +154,13 @@ async def start(settings: Settings) -> Running:
     metrics = Metrics()
     await controlplane.start(settings, metrics)   # named streams and their log (scenario, Redis)
     gate = Gate(settings)
+    # connections (either port) whose client takes no bytes for write_timeout_s are dropped
+    deadline = WriteDeadline(settings.write_timeout_s, metrics) if settings.write_timeout_s > 0 else None
     http_server = http_task = None
     http_port = None
     if settings.http_port != 0:
         import uvicorn
 
-        from .header_timeout import protocol_class
         from .http import create_app
         from .http_ws import Handoff
         handoff = Handoff()
@@ -154,8 +169,7 @@ async def start(settings: Settings) -> Running:
         config = uvicorn.Config(app, host=settings.host, port=settings.http_port or 0, log_level="warning",
                                 access_log=False, lifespan="off",
                                 # uvicorn has no timeout on reading a request head (slowloris)
-                                http=(protocol_class(settings.http_header_timeout_s)
-                                      if settings.http_header_timeout_s > 0 else "auto"),
+                                http=_http_protocol(settings, deadline),
                                 # connections (idle or half-sent requests included) past the
                                 # limit get 503 instead of exhausting file descriptors
                                 limit_concurrency=settings.max_http_connections,
@@ -183,14 +197,15 @@ async def start(settings: Settings) -> Running:
         http_port = http_server.servers[0].sockets[0].getsockname()[1]
         gate.http_port = http_port
         app.state.ws_port = None
-    handler, process_request = make_handler(settings, gate, metrics)
+    handler, process_request = make_handler(settings, gate, metrics, deadline)
     ws_logger = logging.getLogger("wsgen.websockets")
     ws_logger.addFilter(_REDACT)   # once: addFilter ignores a filter already there
     ws_server = await serve(handler, settings.host, settings.port, reuse_port=settings.reuse_port,
                             process_request=process_request,
                             max_size=settings.max_message_bytes, compression=None,
-                            ping_interval=settings.ping_interval_s, ping_timeout=settings.ping_interval_s,
-                            write_limit=settings.send_buffer_bytes // 4, close_timeout=2,
+                            ping_interval=settings.ping_interval_s or None, ping_timeout=settings.ping_timeout_s or None,
+                            # a close (1001 at shutdown) waits for the reply as long as the grace period
+                            write_limit=settings.send_buffer_bytes // 4, close_timeout=settings.graceful_timeout_s,
                             open_timeout=settings.open_timeout_s, logger=ws_logger)
     ws_port = ws_server.sockets[0].getsockname()[1]
     gate.ws_port = ws_port
@@ -198,6 +213,7 @@ async def start(settings: Settings) -> Running:
         http_server.config.app.state.ws_port = ws_port
         handoff.server = ws_server
     running = Running(settings, ws_server, ws_port, http_port, metrics, gate, http_server, http_task)
+    running.write_deadline = deadline
     if http_server is not None:
         http_server.config.app.state.readiness = running.readiness
     if settings.redis_url and settings.named is not None:     # (the embedded log is always up)
@@ -245,6 +261,8 @@ def run(args) -> int:
                         http_header_timeout_s=args.http_header_timeout, drain_delay_s=args.drain_delay,
                         allow_origins=list(args.allow_origin or []),
                         allow_hosts=list(getattr(args, "allow_host", None) or []),
+                        write_timeout_s=args.write_timeout, ping_interval_s=args.ping_interval,
+                        ping_timeout_s=args.ping_timeout,
                         scenario=args.scenario, admin_token=args.admin_token or None,
                         redis_url=args.redis_url or None, update_margin_s=args.update_margin)
     from .workers import resolve_workers, supervise

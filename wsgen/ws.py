@@ -381,8 +381,11 @@ def _resolve(waiter: asyncio.Future) -> None:
         waiter.set_result(None)
 
 
-def make_handler(settings: Settings, gate: Gate, metrics=None):
-    """The ``websockets`` handler and ``process_request`` hook for a server."""
+def make_handler(settings: Settings, gate: Gate, metrics=None, deadline=None):
+    """The ``websockets`` handler and ``process_request`` hook for a server.
+
+    ``deadline``: a :class:`wsgen.liveness.WriteDeadline` that watches every
+    connection (None: no write timeout)."""
 
     async def process_request(connection: ServerConnection, request: Request):
         refused = gate.check(connection, request)
@@ -405,6 +408,8 @@ def make_handler(settings: Settings, gate: Gate, metrics=None):
         if metrics:
             metrics.connections.inc()
         conn = Connection(ws, settings, metrics)
+        if deadline is not None:
+            deadline.watch(ws.transport, None, "ws")   # a client taking no bytes: aborted
         try:
             await conn.run(*routed)
         finally:
