@@ -81,7 +81,7 @@ import re
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable, Iterator, Mapping
+from typing import Any, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
@@ -101,7 +101,8 @@ DEFAULT_URL = "ws://127.0.0.1:8765"
 SEED_DRAW_LIMIT = 2**53
 #: Reply types of each request type (an ``error`` reply may answer any).
 _REPLIES = {"subscribe": ("subscribed",), "update": ("updated",), "pause": ("paused",),
-            "resume": ("resumed",), "unsubscribe": ("unsubscribed",), "list": ("generators",)}
+            "resume": ("resumed",), "unsubscribe": ("unsubscribed",), "list": ("generators",),
+            "detect": ("detected",), "score": ("score",)}
 #: Options of :func:`stream` / :func:`to_numpy` that go to ``subscribe``; the
 #: others go to :class:`Client`.
 _SUBSCRIBE_OPTIONS = ("speed", "backpressure", "encoding", "id", "start_seq")
@@ -294,6 +295,13 @@ class Subscription:
             started at, where a reconnection resumes (see below).
         composition: True when subscribed with a composition (then
             ``generator`` is ``"composite"`` and ``params`` the full spec).
+        score_options: the scoring options subscribed with (``None``: not
+            scored); see :meth:`detect`.
+        last_score: the latest figures received (a ``score`` reply, the
+            final ``score`` of a stream that ended, or those of
+            ``unsubscribed``), ``None`` before any.
+        detect_errors: :class:`WsgenError` of :meth:`detect` calls nobody
+            awaited (the latest 64).
 
     A composition resumes after a reconnection from the first slot of the
     last message received, and drops as many delivered samples as it had
@@ -328,6 +336,10 @@ class Subscription:
         self._finished = False
         self._end_exc: BaseException | None = None
         self._leftover: Block | None = None
+        self.score_options: dict[str, Any] | None = None
+        self.last_score: dict[str, Any] | None = None
+        self.detect_errors: deque = deque(maxlen=64)
+        self._detecting: set[asyncio.Task] = set()
 
     def __repr__(self) -> str:
         return (f"<Subscription {self.id!r} {self.generator} seed={self.seed} next_seq={self.next_seq}"
@@ -342,12 +354,16 @@ class Subscription:
     def _subscribe_message(self) -> dict[str, Any]:
         if self.composition:
             self._n_at_slot = 0          # the server starts again at _slot
-            return {"type": "subscribe", "id": self.id, "generator": self.params, "seed": self.seed,
-                    "start_seq": self._slot, "speed": self.speed, "backpressure": self.backpressure,
-                    "encoding": self.encoding}
-        return {"type": "subscribe", "id": self.id, "generator": self.generator, "params": self.params,
-                "seed": self.seed, "start_seq": self.next_seq, "speed": self.speed,
-                "backpressure": self.backpressure, "encoding": self.encoding}
+            msg = {"type": "subscribe", "id": self.id, "generator": self.params, "seed": self.seed,
+                   "start_seq": self._slot, "speed": self.speed, "backpressure": self.backpressure,
+                   "encoding": self.encoding}
+        else:
+            msg = {"type": "subscribe", "id": self.id, "generator": self.generator, "params": self.params,
+                   "seed": self.seed, "start_seq": self.next_seq, "speed": self.speed,
+                   "backpressure": self.backpressure, "encoding": self.encoding}
+        if self.score_options is not None:
+            msg["score"] = self.score_options
+        return msg
 
     def _deliver(self, block: Block) -> None:
         """Queue a received block, dropping seqs already received."""
@@ -469,11 +485,66 @@ class Subscription:
     async def unsubscribe(self) -> int:
         """End the subscription; returns the seq after its last sample.
 
-        Blocks already received can still be read; iteration then ends.
+        Blocks already received can still be read; iteration then ends. A
+        scored subscription's final figures are then in :attr:`last_score`.
         """
         if self._finished:
             return self.next_seq
+        await self._flush_detections()
         return int((await self._client._request({"type": "unsubscribe", "id": self.id}))["seq"])
+
+    # -- scoring a detector (docs/protocol.md, "Scoring a detector") ----------
+    def detect(self, seq: int | None = None, *, seqs: Iterable[int] | None = None, score: float | None = None,
+               scores: Iterable[float] | None = None) -> "asyncio.Task[int]":
+        """Report the detector's alarms on a scored subscription (subscribed
+        with ``score=``): ``sub.detect(seq)``, ``sub.detect(seqs=[...])``, or
+        anomaly scores (``score=`` / ``scores=``, thresholded by the server).
+
+        Sends at once and returns a task: ``await`` it for the number of new
+        alarms, or leave it (its error, if any, is logged and kept in
+        :attr:`detect_errors`). :meth:`score` and :meth:`unsubscribe` wait
+        for the detections sent before them.
+
+        Raises (from the task): WsgenError ``out_of_range`` (a seq not sent
+        yet, or before the first), ``invalid_message`` (not scored).
+        """
+        msg: dict[str, Any] = {"type": "detect", "id": self.id}
+        if seqs is not None:
+            msg["seqs"] = [int(s) for s in seqs]
+            if scores is not None:
+                msg["scores"] = [float(v) for v in scores]
+        else:
+            msg["seq"] = int(seq)
+            if score is not None:
+                msg["score"] = float(score)
+        task = asyncio.ensure_future(self._detect(msg))
+        self._detecting.add(task)
+        task.add_done_callback(self._detect_done)
+        return task
+
+    async def _detect(self, msg: dict[str, Any]) -> int:
+        return int((await self._client._request(msg))["added"])
+
+    def _detect_done(self, task: asyncio.Task) -> None:
+        self._detecting.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            self.detect_errors.append(exc)
+            log.warning("detect on %s failed: %s", self.id, exc)
+
+    async def _flush_detections(self) -> None:
+        if self._detecting:
+            await asyncio.gather(*list(self._detecting), return_exceptions=True)
+
+    async def score(self) -> dict[str, Any]:
+        """The figures so far of a scored subscription (after the detections
+        already sent): the ``score`` message, also kept in :attr:`last_score`.
+
+        Raises:
+            WsgenError: ``invalid_message`` (not scored), ``unknown_id``.
+        """
+        await self._flush_detections()
+        return await self._client._request({"type": "score", "id": self.id})
 
     async def __aenter__(self) -> "Subscription":
         return self
@@ -830,7 +901,11 @@ class Client:
                 sub.paused = True
             elif kind == "resumed":
                 sub.paused = False
+            elif kind == "score":
+                sub.last_score = msg
             elif kind in ("unsubscribed", "ended"):     # ended: its count / duration reached
+                if "score" in msg:
+                    sub.last_score = msg["score"]
                 del self._subs[sub.id]
                 sub._finish(None)
         self._resolve(msg)
@@ -889,7 +964,8 @@ class Client:
 
     async def subscribe(self, generator: str | Mapping[str, Any], params: Mapping[str, Any] | None = None, *,
                         seed: int | None = None, speed: float | str = 1.0, backpressure: str = "block",
-                        encoding: str = "json", id: str | None = None, start_seq: int = 0) -> Subscription:
+                        encoding: str = "json", id: str | None = None, start_seq: int = 0,
+                        score: bool | Mapping[str, Any] = False) -> Subscription:
         """Start a stream.
 
         Args:
@@ -910,6 +986,11 @@ class Client:
             encoding: ``"json"`` or ``"binary"`` (same values, bit for bit).
             id: subscription id; ``None``: ``"<generator>-<n>"``.
             start_seq: seq of the first sample.
+            score: score a detector on this stream (anomaly kinds and
+                compositions): ``True``, or options ``{"window", "probation",
+                "threshold"}``; then :meth:`Subscription.detect` and
+                :meth:`Subscription.score`. After a reconnection the
+                scoring starts again from the seq resumed at.
 
         Returns:
             The :class:`Subscription` (``id``, ``generator``, ``seed``,
@@ -926,6 +1007,8 @@ class Client:
             seed = secrets.randbelow(SEED_DRAW_LIMIT)
         ident = self._new_id(generator) if id is None else id
         sub = Subscription(self, ident, generator, params or {}, seed, speed, backpressure, encoding, start_seq)
+        if score:
+            sub.score_options = {} if score is True else dict(score)
         register = ident not in self._subs   # a duplicate is sent anyway: the server refuses it
         if register:
             self._subs[ident] = sub          # before sending: data may follow the reply at once
