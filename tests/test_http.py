@@ -60,6 +60,10 @@ KIND_PARAMS = {
                   "max_anomaly_length": 4},
     "periodic-spike": {"spike_interval": 5, "data_interval": 0.5},
     "count-per-duration": {"num_anomalies": 5, "duration": 40},
+    "random-walk": {"drift": 0.1, "min": -3, "max": 3}, "ou": {"theta": 0.5, "mean": 2},
+    "pulse": {"on_duration": 2, "off_duration": 3}, "steps": {"steps": "1,0,2,5"},
+    "pattern": {"values": "1,2,3", "samples_per_value": 2}, "seasonal": {"dt": 3600, "noise": 0.5},
+    "replay": {"label_column": "label"},    # the built-in example, its labels (a spike at row 300)
 }
 PATHS = [f"/{n}" for n in GENERATORS] + [f"/anomalies/{n}" for n in ANOMALY_KINDS]
 
