@@ -79,8 +79,8 @@ def test_anomaly_kind_truth_runs_across_messages_and_figures_equal_wsgen_score()
 
 def test_composition_scores_its_anomaly_events_not_its_faults():
     s, _ = session()
-    spec = {"interval": 0.5, "anomalies": [{"kind": "spike", "placement": {"mode": "periodic", "every": 25},
-                                            "height": 5}],
+    spec = {"interval": 0.5, "anomalies": [{"kind": "spike", "height": 5,
+                                            "placement": {"mode": "periodic", "every": 25, "start": 0}}],
             "faults": {"nulls": {"placement": {"probability": 0.05}}}}
     send(s, type="subscribe", id="c", generator=spec, seed=9, speed="max", score=True)
     chunks = take_all(s, "c", 300)
@@ -170,3 +170,22 @@ def test_alarm_limit(monkeypatch):
     r = send(s, type="detect", id="d", seqs=[4, 5])
     assert r["code"] == "limit_reached" and "at most 4 distinct alarms" in r["message"]
     assert send(s, type="detect", id="d", seqs=[3, 4])["alarms"] == 4
+
+
+def test_a_stream_reaching_its_count_sends_its_final_score_before_ended():
+    s, _ = session()
+    send(s, type="subscribe", id="d", generator="periodic-spike", params={"spike_interval": 10, "interval": 0.1},
+         speed="max", seed=1, count=250, score={"probation": 0, "window": 10})
+    take_all(s, "d", 250)
+    sub = s.subscriptions["d"]
+    assert sub.finished(s.clock()) and sub.take(s.clock(), 10) is None
+    send(s, type="detect", id="d", seqs=[2, 101])
+    final, ended = s.end("d")
+    assert final["type"] == "score" and final["ended"] is True and ended["type"] == "ended"
+    want = wsgen.score([(0, 0), (100, 100), (200, 200)], [2, 101], length=250, window=10, probation=0,
+                       interval=0.1)
+    assert {k: final[k] for k in want} == want
+    # an unscored stream ends with ended alone
+    send(s, type="subscribe", id="p", generator="random", seed=1, speed="max", count=5)
+    take_all(s, "p", 5)
+    assert [m["type"] for m in s.end("p")] == ["ended"]

@@ -22,7 +22,7 @@ SPEC = {
     "interval": 0.01,
     "base": {"kind": "sine", "params": {"amplitude": 1.0, "frequency": 0.5, "sample_rate": 100}, "offset": 5.0},
     "noise": {"kind": "normal", "std_dev": 0.05},
-    "anomalies": [{"kind": "spike", "placement": {"mode": "periodic", "every": 3.0}, "height": 6.0},
+    "anomalies": [{"kind": "spike", "placement": {"mode": "periodic", "every": 3.0, "start": 0}, "height": 6.0},
                   {"kind": "level-shift", "placement": {"mode": "indices", "indices": [1650]},
                    "min_length": 40, "max_length": 40, "height": -3.0}],
 }
@@ -135,3 +135,41 @@ async def test_half_space_trees_scored_live_equals_independent_scoring(server):
     # latency, on the server's clock: never negative, and in samples at most what was sent
     assert 0 <= figures["latency"]["seconds"]["median"] <= figures["latency"]["seconds"]["max"]
     assert 0 <= figures["latency"]["samples"]["max"] < received
+
+
+async def test_a_counted_stream_ends_with_its_final_score(server):
+    """Alarms sent while a paced stream runs; the final score (before ``ended``) counts exactly the
+    alarms the server acknowledged before it (replies come in request order)."""
+    count = 300
+    async with connect(server.ws_url) as ws:
+        await ws.send(json.dumps({"type": "subscribe", "id": "c", "generator": "periodic-spike", "seed": 3,
+                                  "params": {"spike_interval": 0.5, "interval": 0.01}, "speed": 3,
+                                  "count": count, "score": {"window": 10, "probation": 0}}))
+        sent_detects: list[list[int]] = []
+        acknowledged: list[int] = []
+        labels: list[bool] = []
+        final = None
+        while True:
+            msg = json.loads(await ws.recv())
+            if msg["type"] == "data":
+                labels += msg["labels"]
+                found = [msg["seq"] + i for i, v in enumerate(msg["values"]) if abs(v) > 2]   # a spike
+                if found:
+                    await ws.send(json.dumps({"type": "detect", "id": "c", "seqs": found}))
+                    sent_detects.append(found)
+            elif msg["type"] == "detected":
+                acknowledged += sent_detects.pop(0)
+            elif msg["type"] == "error":
+                assert msg["code"] == "unknown_id"          # a detect that came after the end
+                sent_detects.pop(0)
+            elif msg["type"] == "score":
+                assert final is None and msg["ended"] is True
+                final = msg
+            elif msg["type"] == "ended":
+                assert final is not None and msg["seq"] == count
+                if not sent_detects:
+                    break
+        assert len(labels) == count
+    want = wsgen.score(labels, [a for a in acknowledged], window=10, probation=0, interval=0.01)
+    assert {k: final[k] for k in want} == want
+    assert final["events"]["anomalies"] == 6 and final["alarms"] == len(acknowledged) >= 4

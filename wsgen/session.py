@@ -431,7 +431,9 @@ class Session:
         ``duration`` (:meth:`Subscription.finished`): the ``ended`` message."""
         sub = self.subscriptions.pop(id)
         self._order = None
-        return [P.ended(sub.id, sub.generator.seq, sub.end_reason)]
+        figures = detection.final(sub)   # a scored stream: its figures, then ended
+        ended = [P.ended(sub.id, sub.generator.seq, sub.end_reason)]
+        return ended if figures is None else [P.score(sub.id, figures, ended=True)] + ended
 
     def _on_detect(self, msg: P.Detect) -> list[dict[str, Any]]:
         return detection.on_detect(self, msg)
