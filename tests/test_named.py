@@ -369,3 +369,49 @@ def test_bench_named_measures_both_ways(tmp_path):
     result = json.loads(out.read_text())
     assert result["subscribers"] == 20 and len(result["runs"]) == 1
     assert result["median_private_us"] > 0 and result["median_named_us"] > 0
+
+
+async def test_python_client_and_wsgen_sub_on_a_named_stream(plant):
+    import sys
+
+    from wsgen.client import Client, WsgenError
+
+    ref = create("sine", {"amplitude": 5, "frequency": 0.5, "offset": 80, "interval": 0.02}, seed=7)
+    async with Client(plant.ws_url) as c:
+        sub = await c.subscribe_stream(TEMP)
+        assert sub.stream == TEMP and sub.generator == "sine" and sub.interval == 0.02
+        block = await sub.take(10)
+        origin = plant.settings.named.streams[TEMP].origin
+        values = ref.take(block.seqs[-1] - origin + 1).values
+        assert block.values.tolist() == values[block.seqs[0] - origin:].tolist()
+        with pytest.raises(WsgenError) as info:
+            await c.update_stream(TEMP, {"amplitude": 9}, admin_token="wrong")
+        assert info.value.code == "forbidden"
+        ack = await c.update_stream(TEMP, {"amplitude": 9}, admin_token=ADMIN)
+        at = ack["seq"]
+        got: dict[int, float] = {}
+        async for b in sub:
+            got.update(zip(b.seqs.tolist(), b.values.tolist()))
+            if max(got) >= at + 3:
+                break
+        check = create("sine", {"amplitude": 5, "frequency": 0.5, "offset": 80, "interval": 0.02}, seed=7)
+        before = check.take(at - origin).values
+        check.update({"amplitude": 9})
+        after = check.take(4).values
+        assert got[at - 1] == before[-1] and [got[at + i] for i in range(4)] == after.tolist()
+        inj = await c.inject_stream(TEMP, {"kind": "spike", "height": 3}, admin_token=ADMIN)
+        assert inj["op"] == "inject" and inj["seq"] > at
+    async def wsgen(*args: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "wsgen.cli", *args,
+                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        return proc.returncode, out.decode(), err.decode()
+
+    code, out, err = await wsgen("sub", "--stream", TEMP, "--url", plant.ws_url, "--count", "5",
+                                 "--format", "ndjson", "-q")
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["seq"] for r in rows] == list(range(rows[0]["seq"], rows[0]["seq"] + 5))
+    assert all(r["seq"] > at + 3 for r in rows) and "label" in rows[0]
+    code, out, err = await wsgen("sub", "sine", "--stream", TEMP, "--url", plant.ws_url)
+    assert code == 2 and "--stream subscribes to a named stream" in err

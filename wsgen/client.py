@@ -352,6 +352,13 @@ class Subscription:
 
     # -- called by the client ------------------------------------------------
     def _subscribe_message(self) -> dict[str, Any]:
+        stream = getattr(self, "stream", None)
+        if stream is not None:           # a named stream: resumes at its next seq (within its history)
+            msg = {"type": "subscribe", "id": self.id, "stream": stream, "backpressure": self.backpressure,
+                   "encoding": self.encoding}
+            if self.next_seq:
+                msg["start_seq"] = self.next_seq
+            return msg
         if self.composition:
             self._n_at_slot = 0          # the server starts again at _slot
             msg = {"type": "subscribe", "id": self.id, "generator": self.params, "seed": self.seed,
@@ -1028,6 +1035,67 @@ class Client:
         reply = await self._request({"type": "list"})
         return reply["generators"]
 
+    # -- named streams (docs/protocol.md, "Named streams") -------------------------------
+    async def subscribe_stream(self, name: str, *, start_seq: int | None = None, backpressure: str = "block",
+                               encoding: str = "json", id: str | None = None) -> Subscription:
+        """Subscribe to the named stream ``name`` (shared by every subscriber,
+        on every replica): from the sample due now, or from ``start_seq``
+        (back to the stream's history). ``sub.stream`` is its name,
+        ``sub.generator`` its kind, ``sub.params`` its current parameters. A
+        reconnection resumes at the next seq, with the same values.
+
+        Raises:
+            WsgenError: ``unknown_stream``, ``invalid_params`` (a
+                ``start_seq`` older than the history), ``duplicate_id``...
+        """
+        ident = self._new_id(name) if id is None else id
+        sub = Subscription(self, ident, "named", {}, 0, 1.0, backpressure, encoding, start_seq or 0)
+        sub.stream = name
+        register = ident not in self._subs
+        if register:
+            self._subs[ident] = sub
+        try:
+            reply = await self._request(sub._subscribe_message, ident, _REPLIES["subscribe"])
+        except BaseException:
+            if register and self._subs.get(ident) is sub:
+                del self._subs[ident]
+            sub._finish(None)
+            raise
+        sub.generator = reply.get("generator", sub.generator)
+        return sub
+
+    async def update_stream(self, name: str, params: Mapping[str, Any], admin_token: str,
+                            seq: int | None = None) -> dict[str, Any]:
+        """Operator: change the named stream's parameters; returns the
+        ``updated`` reply, whose ``seq`` is where every replica applies it.
+
+        Raises:
+            WsgenError: ``forbidden`` (token), ``too_late`` (``seq`` within
+                the safety margin), ``invalid_params``,
+                ``control_plane_unavailable`` (Redis down), ``unknown_stream``.
+        """
+        msg: dict[str, Any] = {"type": "update", "id": self._new_id("op"), "stream": name, "params": dict(params),
+                               "admin_token": admin_token}
+        if seq is not None:
+            msg["seq"] = seq
+        return await self._request(lambda: msg, msg["id"], ("updated",))
+
+    async def inject_stream(self, name: str, anomaly: Mapping[str, Any], admin_token: str,
+                            duration: float | None = None, seq: int | None = None) -> dict[str, Any]:
+        """Operator: lay ``anomaly`` (an injector of docs/compositions.md,
+        e.g. ``{"kind": "level-shift", "height": 5}``) over the named stream
+        for ``duration`` seconds from one safety margin ahead (or ``seq``);
+        returns the ``updated`` reply (its ``seq``). Errors as
+        :meth:`update_stream`, and ``not_supported`` (a kind placing its own
+        anomalies)."""
+        msg: dict[str, Any] = {"type": "inject", "id": self._new_id("op"), "stream": name,
+                               "anomaly": dict(anomaly), "admin_token": admin_token}
+        if duration is not None:
+            msg["duration"] = duration
+        if seq is not None:
+            msg["seq"] = seq
+        return await self._request(lambda: msg, msg["id"], ("updated",))
+
 
 # -- sync wrappers -----------------------------------------------------------------
 
@@ -1144,6 +1212,10 @@ class SyncClient:
     def list(self) -> list[dict[str, Any]]:
         """As :meth:`Client.list`."""
         return self._call(self.client.list())
+
+    def subscribe_stream(self, name: str, **options: Any) -> SyncSubscription:
+        """As :meth:`Client.subscribe_stream`."""
+        return SyncSubscription(self, self._call(self.client.subscribe_stream(name, **options)))
 
     def close(self) -> None:
         if self._loop is None:

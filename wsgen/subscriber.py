@@ -184,6 +184,11 @@ def configure_sub(parser: argparse.ArgumentParser) -> None:
                           "generator parameters (e.g. --amplitude 3). While it runs, type name=value, "
                           "pause, resume or quit on standard input.")
     parser.add_argument("generator", nargs="?", help="generator name (see 'wsgen list'); omit with --spec")
+    parser.add_argument("--stream", metavar="NAME",
+                        help="subscribe to a named stream (shared by every subscriber; see GET /streams), "
+                             "from the live sample or --start-seq; no generator, parameters or seed then")
+    parser.add_argument("--start-seq", type=int, metavar="SEQ", help="with --stream: start this far back "
+                                                                       "(within the stream's history)")
     parser.add_argument("--spec", metavar="FILE.json|JSON",
                         help="subscribe to a composition: a JSON file, or the JSON itself (docs/compositions.md)")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
@@ -446,10 +451,15 @@ async def sub_main(args, params: dict[str, Any], stdout: TextIO | None = None) -
     bar = None
     try:
         composition = getattr(args, "composition", None)
-        subscribing = client.subscribe(composition if composition is not None else args.generator, params,
-                                       seed=args.seed, speed=args.speed,
-                                       backpressure=args.backpressure,
-                                       encoding="binary" if args.binary else "json")
+        if getattr(args, "stream", None) is not None:
+            subscribing = client.subscribe_stream(args.stream, start_seq=args.start_seq,
+                                                  backpressure=args.backpressure,
+                                                  encoding="binary" if args.binary else "json")
+        else:
+            subscribing = client.subscribe(composition if composition is not None else args.generator, params,
+                                           seed=args.seed, speed=args.speed,
+                                           backpressure=args.backpressure,
+                                           encoding="binary" if args.binary else "json")
         try:
             done, sub = await _unless_stopped(subscribing, stop)
         except WsgenError as exc:
@@ -462,7 +472,7 @@ async def sub_main(args, params: dict[str, Any], stdout: TextIO | None = None) -
                     f"(interval {sub.interval} s, speed {sub.speed})")
         labels = None
         from .generators import GENERATORS
-        if sub.generator in GENERATORS:
+        if getattr(sub, "stream", None) is None and sub.generator in GENERATORS:   # (named: the data say)
             labels = GENERATORS[sub.generator].anomalous
         out = Output(args.format, stdout, labels, composition=sub.composition)
         out.start()
@@ -545,7 +555,13 @@ def run_sub(args) -> int:
         return 2
     params = {**args.extra_params, **options}
     args.composition = None
-    if args.spec is not None:
+    if getattr(args, "stream", None) is not None:
+        if args.generator is not None or args.spec is not None or params or args.seed is not None or \
+                args.speed != 1.0:
+            _eprint("wsgen sub: --stream subscribes to a named stream: give no generator name, --spec, "
+                    "parameters, --seed or --speed (the stream has its own, at the wall clock)")
+            return 2
+    elif args.spec is not None:
         if args.generator is not None or params or args.binary:
             _eprint("wsgen sub: --spec subscribes to a composition: give no generator name, no parameters "
                     "and no --binary")
