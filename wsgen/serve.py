@@ -68,6 +68,8 @@ class Running:
         timeout = self.settings.graceful_timeout_s
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        for connection in list(self.gate.connections):
+            connection.stop_generation()     # no more data: what is queued goes, then the 1001
         self.ws_server.close()
         if self._http is not None:
             self._http.config.app.state.streams.close()   # end open HTTP streams now
@@ -123,6 +125,18 @@ class _RedactSecrets(logging.Filter):
 
 
 _REDACT = _RedactSecrets()
+
+
+def _cap_kernel_send_buffer(sock, settings: Settings) -> None:
+    """Bound what the kernel holds for each client (accepted sockets inherit
+    it from the listening one): ``send_buffer_bytes / 4`` (Linux doubles it
+    for its bookkeeping) instead of its autotuned up to 4 MiB. Data queued
+    for a slow client then waits seconds, not minutes: the 1001 of a graceful
+    shutdown, and fresh samples of a ``drop`` subscription, reach it in time.
+    Throughput is still up to that much per round trip (512 KiB: 10 MB/s at
+    50 ms)."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, max(1, settings.send_buffer_bytes // 4))
 
 
 def _http_protocol(settings: Settings, deadline: WriteDeadline | None):
@@ -188,6 +202,7 @@ async def start(settings: Settings) -> Running:
         # (Nagle + delayed ACK between the header and body writes). Accepted sockets
         # inherit it from the listening one.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _cap_kernel_send_buffer(sock, settings)
         http_task = asyncio.create_task(http_server.serve(sockets=[sock]))
         while not http_server.started:
             if http_task.done():
@@ -207,6 +222,8 @@ async def start(settings: Settings) -> Running:
                             # a close (1001 at shutdown) waits for the reply as long as the grace period
                             write_limit=settings.send_buffer_bytes // 4, close_timeout=settings.graceful_timeout_s,
                             open_timeout=settings.open_timeout_s, logger=ws_logger)
+    for listening in ws_server.sockets:
+        _cap_kernel_send_buffer(listening, settings)
     ws_port = ws_server.sockets[0].getsockname()[1]
     gate.ws_port = ws_port
     if http_server is not None:

@@ -74,6 +74,8 @@ class Gate:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.open = 0
+        #: the open connections (:class:`Connection`): shutdown stops their generation first
+        self.connections: set = set()
         self.per_ip: dict[str, int] = {}
         self.http_port: int | None = settings.http_port
         self.ws_port: int | None = settings.port or None   # the bound port, set by serve.start
@@ -232,8 +234,15 @@ class Connection:
             if name:
                 self.metrics.subscriptions.labels(name).dec()
 
+    def stop_generation(self) -> None:
+        """Stop sending data at once (server shutdown): the pump ends, the
+        subscriptions stay until the connection closes."""
+        pump = getattr(self, "_pump", None)
+        if pump is not None:
+            pump.cancel()
+
     async def run(self, name: str | None, query: dict[str, str]) -> None:
-        pump = asyncio.create_task(self.pump())
+        self._pump = pump = asyncio.create_task(self.pump())
         pump.add_done_callback(self._pump_ended)
         try:
             if name is not None:
@@ -408,11 +417,13 @@ def make_handler(settings: Settings, gate: Gate, metrics=None, deadline=None):
         if metrics:
             metrics.connections.inc()
         conn = Connection(ws, settings, metrics)
+        gate.connections.add(conn)
         if deadline is not None:
             deadline.watch(ws.transport, None, "ws")   # a client taking no bytes: aborted
         try:
             await conn.run(*routed)
         finally:
+            gate.connections.discard(conn)
             gate.leave(ip)
             if metrics:
                 metrics.connections.dec()

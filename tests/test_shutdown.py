@@ -1,0 +1,101 @@
+"""Shutdown says goodbye to slow readers too (issue 13, part 3).
+
+A ``wsgen serve`` child process, SIGTERM, and three clients: a slow reader
+of a fast stream (it reads slower than the stream, so data waits for it in
+every buffer), a client that never reads, and an idle one. Generation stops
+at the signal; every client still reading gets its 1001 within
+``--graceful-timeout``; the rest are aborted then and the process exits 0.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+pytestmark = pytest.mark.timeout(90)
+
+GRACE = 8.0
+
+
+async def slow_reader(url: str, port: int, terminated: asyncio.Event, out: dict) -> None:
+    """1 ms stream at speed 100 (about 100,000 samples/s), read one message
+    per 20 ms: far slower than it comes. Records the close code and when it
+    came after the signal."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.connect(("127.0.0.1", port))
+    ws = await connect(url + "/sine?interval=0.001&speed=100", sock=s, ping_interval=None, max_queue=4)
+    out["opened"] = True
+    try:
+        while True:
+            message = await ws.recv()
+            if terminated.is_set():
+                out["bytes_after"] = out.get("bytes_after", 0) + len(message)
+            await asyncio.sleep(0.02)
+    except ConnectionClosed:
+        out["code"] = ws.close_code
+        out["at"] = time.monotonic()
+
+
+def never_reader(port: int) -> socket.socket:
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall((f"GET /sine?speed=max HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    return s
+
+
+async def test_sigterm_gives_a_slow_reader_its_1001_within_the_grace_period_then_aborts_the_rest():
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "wsgen.cli", "serve", "--port", "0", "--http-port", "0",
+                                 "--graceful-timeout", str(GRACE), "--write-timeout", "0"],
+                                stdout=subprocess.PIPE, stderr=err, text=True)
+        stuck = None
+        try:
+            line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 20)
+            url = re.search(r"WebSocket (ws://\S+)", line)[1]
+            port = int(url.rsplit(":", 1)[1])
+            terminated, slow = asyncio.Event(), {}
+            reader = asyncio.create_task(slow_reader(url, port, terminated, slow))
+            stuck = never_reader(port)
+            idle = await connect(url, ping_interval=None)
+            await asyncio.sleep(3)                       # the slow reader's backlog fills every buffer
+            assert slow.get("opened") and "code" not in slow
+            proc.send_signal(signal.SIGTERM)
+            terminated.set()
+            signalled = time.monotonic()
+            await asyncio.wait_for(reader, GRACE + 10)
+            code = await asyncio.wait_for(asyncio.to_thread(proc.wait), GRACE + 10)
+            exited = time.monotonic()
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(idle.recv(), 5)
+        finally:
+            if stuck is not None:
+                stuck.close()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        err.seek(0)
+        log = err.read()
+    assert code == 0
+    assert slow["code"] == 1001 and slow["at"] - signalled < GRACE, (slow, log[-2000:])
+    assert idle.close_code == 1001
+    # the never-reading client was aborted at the grace period, and the process went right after
+    assert exited - signalled < GRACE + 4, exited - signalled
+    assert re.search(r"1 WebSocket client\(s\) did not close within 8\.0 s; dropping them", log), log[-2000:]
+    closes = re.findall(r"ws close 127\.0\.0\.1:\d+ sent=(\S+) received=(\S+)", log)
+    assert sorted(closes) == [("1001", "-"), ("1001", "1001"), ("1001", "1001")], closes
+    assert "Traceback" not in log
