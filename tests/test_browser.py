@@ -214,6 +214,16 @@ def test_live_page(server, browser):
     assert float(amp["value"]) == 4.0 and float(amp["min"]) == -1e12 and amp["slider"]
     assert "Peak amplitude" in amp["title"]
 
+    # A new stream's form opens on the catalogue's lively demo values, and says so; one click gives the
+    # original service's defaults (what the HTTP endpoints keep).
+    def knob(name):
+        return float(js(driver, "return document.getElementById(arguments[0]).value", "param-" + name))
+    assert (knob("interval"), knob("frequency"), knob("sample_rate")) == (0.05, 0.5, 20.0)
+    assert "Demo values" in text(driver, "preset-note") and "interval=0.05" in text(driver, "preset-note")
+    click(driver, "preset-toggle")
+    assert (knob("interval"), knob("frequency"), knob("sample_rate")) == (1.0, 2.0, 100.0)
+    assert "defaults" in text(driver, "preset-note")
+
     # Start a seeded sine, 50 samples a second.
     set_knob(driver, "param-interval", 0.02)
     _retry_stale(lambda: driver.find_element("id", "seed").send_keys("12345"))

@@ -52,7 +52,7 @@ def assert_clean(stderr: str) -> None:
 
 def test_sub_csv_values_equal_engine(url):
     r = run("sub", "sine", "--count", "50", "--format", "csv", "--seed", "1", "--speed", "max", "--url", url,
-            "--amplitude", "3")
+            "--amplitude", "3", "--defaults")
     assert r.returncode == 0, r.stderr
     assert_clean(r.stderr)
     rows = list(csv.reader(io.StringIO(r.stdout)))
@@ -80,7 +80,8 @@ def test_sub_ndjson_labels_binary(url):
 
 
 def test_sub_csv_label_column_and_text_format(url):
-    r = run("sub", "clustered", "--count", "400", "--format", "csv", "--seed", "2", "--speed", "max", "--url", url)
+    r = run("sub", "clustered", "--count", "400", "--format", "csv", "--seed", "2", "--speed", "max", "--url", url,
+            "--defaults")
     rows = list(csv.reader(io.StringIO(r.stdout)))
     assert rows[0] == ["seq", "t", "value", "label"]
     _, labels = engine("clustered", {}, 2, 400)
@@ -88,7 +89,7 @@ def test_sub_csv_label_column_and_text_format(url):
     assert [row[3] == "true" for row in rows[1:]] == labels.tolist()
 
     r = run("sub", "sine", "--count", "20", "--format", "text", "--seed", "3", "--speed", "max", "--url", url,
-            "--offset=0.1", "--sample-rate", "7", "--phase", "-30")
+            "--offset=0.1", "--sample-rate", "7", "--phase", "-30", "--defaults")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     expected, _ = engine("sine", {"offset": 0.1, "sample_rate": 7, "phase": -30}, 3, 20)
@@ -108,7 +109,7 @@ def test_sub_duration_keeps_streaming_after_stdin_eof(url):
 
 def test_sub_live_update_from_stdin(url):
     proc = subprocess.Popen([*WSGEN, "sub", "sine", "--interval", "0.01", "--count", "150", "--format", "csv",
-                             "--seed", "1", "--url", url], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             "--seed", "1", "--url", url, "--defaults"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         head = [proc.stdout.readline() for _ in range(41)]      # header + 40 samples
@@ -197,10 +198,12 @@ def test_list_local_and_remote(url):
     assert r.returncode == 0, r.stderr
     for gen in wsgen.catalogue():
         assert re.search(rf"^{re.escape(gen['name'])}\s+\({gen['family']}", r.stdout, re.M), gen["name"]
-    sine = r.stdout.split("\n\n")[0]
+    sine = next(b for b in r.stdout.split("\n\n") if b.startswith("sine "))
     assert re.search(r"^\s+amplitude\s+4\.0\s+Peak amplitude", sine, re.M)
-    assert re.search(r"^\s+frequency\s+2\.0 Hz\s+Frequency in Hz", sine, re.M)
-    assert re.search(r"^\s+interval\s+1\.0 s\s", sine, re.M)
+    # the default, then the demo value the page and wsgen sub start from
+    assert re.search(r"^\s+frequency\s+2\.0 Hz\s+demo 0\.5\s+Frequency in Hz", sine, re.M)
+    assert re.search(r"^\s+interval\s+1\.0 s\s+demo 0\.05\s", sine, re.M)
+    assert "'demo' values are lively ones" in r.stdout.splitlines()[0]
 
     r = run("list", "--json")
     assert json.loads(r.stdout) == json.loads(json.dumps(wsgen.catalogue()))
@@ -317,7 +320,7 @@ def test_sub_and_list_take_a_bearer_token_from_the_option_or_the_environment():
     token = "cli-T0ken"
     with served("--token", token) as url:
         env = {k: v for k, v in os.environ.items() if k != "WSGEN_TOKEN"}
-        sub = [*WSGEN, "sub", "sine", "--count", "3", "--speed", "max", "--seed", "1", "--url", url]
+        sub = [*WSGEN, "sub", "sine", "--count", "3", "--speed", "max", "--seed", "1", "--url", url, "--defaults"]
         # no token: exit 1, and the line says what to do
         r = subprocess.run(sub, capture_output=True, text=True, timeout=30, env=env, stdin=subprocess.DEVNULL)
         assert r.returncode == 1 and "401" in r.stderr and "--token or set WSGEN_TOKEN" in r.stderr, r.stderr

@@ -291,3 +291,39 @@ def test_the_original_kinds_keep_their_exact_output_as_presets():
         comp = create_composite(preset(kind, params), seed=5).take(3000)
         assert np.array_equal(ref.values, comp.values) and np.array_equal(ref.labels, comp.labels), kind
     assert wsgen.create("periodic-spike", {"spike_interval": 7}, seed=5).take(8).labels[0]   # still at sample 0
+
+
+# -- item 1: lively demo values beside the defaults ----------------------------------------------
+
+async def test_catalogue_offers_demo_values_and_wsgen_sub_starts_from_them(full_server):
+    async with httpx.AsyncClient(timeout=10) as client:
+        cat = {g["name"]: g for g in (await client.get(f"{full_server.http_url}/generators")).json()}
+        # the HTTP endpoints keep the original's defaults: one sample a second
+        r = await client.get(f"{full_server.http_url}/sine?seed=1&speed=max&count=3&format=ndjson")
+        assert np.allclose(np.diff([json.loads(x)["t"] for x in r.text.splitlines()]), 1.0)
+    assert cat["sine"]["demo"] == {"frequency": 0.5, "sample_rate": 20.0, "interval": 0.05}
+    assert cat["periodic-spike"]["demo"] == {"spike_interval": 3.0, "interval": 0.05}
+    for name, gen in cat.items():
+        # every demo is valid, paces at 20 samples a second, and leaves the defaults alone
+        g = wsgen.create(name, gen["demo"], seed=1)
+        assert g.sample_interval == 0.05, name
+        assert gen["params_schema"]["properties"]["interval"]["default"] == 1.0, name
+    # lively: the anomaly kinds show an anomaly within seconds (200 samples = 10 s)
+    for name in ANOMALY_KINDS:
+        assert wsgen.create(name, cat[name]["demo"], seed=2).take(200).labels.sum() >= 2, name
+    # a 2 s period: sine's demo crosses zero going up every 40 samples
+    v = wsgen.create("sine", cat["sine"]["demo"], seed=1).take(81).values
+    assert np.allclose(v[[0, 40, 80]], 0, atol=1e-9) and v[10] == pytest.approx(4.0)
+    # wsgen sub starts from them, and says so; --defaults does not
+    code, out, err = await run_cli("sub", "sine", "--seed", "1", "--speed", "max", "--count", "41", "--format", "ndjson",
+                                   "--url", full_server.ws_url, "--amplitude", "2")
+    assert code == 0, err
+    rows = [json.loads(x) for x in out.splitlines()]
+    ref = wsgen.create("sine", {**cat["sine"]["demo"], "amplitude": 2}, seed=1).take(41).values
+    assert [r["value"] for r in rows] == ref.tolist()
+    assert np.allclose(np.diff([r["t"] for r in rows]), 0.05)
+    assert "wsgen: demo values frequency=0.5 sample_rate=20 interval=0.05 (lively, not the defaults" in err
+    code, out, err = await run_cli("sub", "random", "--seed", "1", "--speed", "max", "--count", "3", "--format",
+                                   "ndjson", "--url", full_server.ws_url, "--defaults", "--data-interval", "2")
+    assert code == 0 and "demo" not in err
+    assert np.allclose(np.diff([json.loads(x)["t"] for x in out.splitlines()]), 2.0)

@@ -206,6 +206,9 @@ def configure_sub(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backpressure", choices=["block", "drop"], default="block",
                         help="when this reader is slow, the server waits (block) or skips samples (drop)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no status lines on stderr (errors still)")
+    parser.add_argument("--defaults", action="store_true",
+                        help="start from the generator's defaults (the original service's: one sample a second) "
+                             "instead of its lively demo values (see 'wsgen list')")
     parser.set_defaults(func=run_sub)
 
 
@@ -574,6 +577,8 @@ def run_sub(args) -> int:
     elif args.generator is None:
         _eprint("wsgen sub: give a generator name, or --spec FILE.json for a composition")
         return 2
+    elif not args.defaults:
+        params = with_demo(args.generator, params, None if args.quiet else _eprint)
     try:
         return asyncio.run(sub_main(args, params))
     except KeyboardInterrupt:   # before the signal handler was installed
@@ -581,6 +586,24 @@ def run_sub(args) -> int:
     except BrokenPipeError:
         _silence_stdout()
         return 0
+
+
+def with_demo(name: str, params: dict[str, Any], say=None) -> dict[str, Any]:
+    """``params`` over the demo values of generator ``name`` (the catalogue's
+    ``demo``; none for a name this package does not know); ``say`` gets a
+    line naming the demo values used."""
+    from .generators import GENERATORS
+    spec = GENERATORS.get(name)
+    if spec is None:
+        return params
+    model = spec.params_model
+    given = {model.aliases.get(k, k) for k in params}      # data_interval given: no demo interval
+    used = {k: v for k, v in spec.demo.items() if k not in given}
+    if used and say is not None:
+        say("wsgen: demo values " + " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                               for k, v in used.items())
+            + " (lively, not the defaults; --defaults starts from the original service's)")
+    return {**used, **params}
 
 
 # -- wsgen list ----------------------------------------------------------------------------
@@ -594,9 +617,13 @@ def _fmt_default(value: Any) -> str:
 def format_catalogue(catalogue: list[dict[str, Any]]) -> str:
     """Human-readable catalogue: per generator a header line
     ``name  (family[, labelled])  description`` and one line per parameter:
-    ``name  default unit  description``."""
-    lines: list[str] = []
+    ``name  default unit  demo value  description`` (the demo column: the
+    lively value ``wsgen sub`` and the page start from, where it differs)."""
+    lines: list[str] = ["Defaults are the original service's (one sample a second); 'demo' values are lively "
+                        "ones (20 samples/s) that wsgen sub and the page start from (wsgen sub --defaults: not).",
+                        ""]
     for gen in catalogue:
+        demo = gen.get("demo") or {}
         schema = gen.get("params_schema", {})
         props: dict[str, dict] = schema.get("properties", {})
         family = gen.get("family", "?") + (", labelled" if gen.get("anomalous") else "")
@@ -606,11 +633,13 @@ def format_catalogue(catalogue: list[dict[str, Any]]) -> str:
         for name, prop in props.items():
             default = _fmt_default(prop.get("default"))
             unit = prop.get("unit", "")
-            rows.append((name, f"{default} {unit}".strip(), prop.get("description", "")))
+            shown = f"demo {_fmt_default(demo[name])}" if name in demo else ""
+            rows.append((name, f"{default} {unit}".strip(), shown, prop.get("description", "")))
         w1 = max((len(r[0]) for r in rows), default=0)
         w2 = max((len(r[1]) for r in rows), default=0)
-        for name, default, desc in rows:
-            lines.append(f"    {name:<{w1}}  {default:<{w2}}  {desc}".rstrip())
+        w3 = max((len(r[2]) for r in rows), default=0)
+        for name, default, shown, desc in rows:
+            lines.append(f"    {name:<{w1}}  {default:<{w2}}  {shown:<{w3}}  {desc}".rstrip())
         lines.append("")
     return "\n".join(lines)
 

@@ -47,6 +47,7 @@
     plotKey: "",
     renderTimer: null,
     chartStreams: [],          // streams in the chart, in series order
+    preset: "demo",            // a new stream's form starts from: "demo" (the catalogue's lively values) | "defaults"
   };
 
   /** One subscription: its settings, what the server confirmed, and a rolling window of samples. */
@@ -548,6 +549,8 @@
     $("generator-description").textContent = spec.description.replace(/``/g, "") +
       (spec.anomalous ? " Labelled: anomaly samples are marked on the chart." : "");
     const props = spec.params_schema?.properties ?? {};
+    if (!values && app.preset === "demo") values = spec.demo ?? {};
+    renderPresetNote(spec, values);
     for (const [name, prop] of Object.entries(props)) {
       const f = describe(name, prop);
       const value = values && name in values ? values[name] : prop.default;
@@ -591,6 +594,30 @@
         el("small", { class: "field-error", id: `param-${name}-error` })));
     }
     renderFormMode();
+  }
+
+  /** Say which values a new stream's form starts from, and offer the others. */
+  function renderPresetNote(spec, values) {
+    const note = $("preset-note");
+    if (!note) return;
+    note.replaceChildren();
+    if (app.selected) return;            // a running stream's own values
+    const demo = Object.entries(spec.demo ?? {});
+    if (!demo.length) return;
+    const toggle = el("button", { type: "button", id: "preset-toggle", class: "linkish" });
+    if (app.preset === "demo") {
+      note.append("Demo values (lively: ", el("code", { text: demo.map(([k, v]) => `${k}=${fmt(v)}`).join(" ") }),
+        "). The HTTP endpoints keep the original service's defaults. ");
+      toggle.textContent = "use the defaults";
+    } else {
+      note.append("The original service's defaults (one sample a second). ");
+      toggle.textContent = "use the demo values";
+    }
+    toggle.addEventListener("click", () => {
+      app.preset = app.preset === "demo" ? "defaults" : "demo";
+      buildForm(spec, null);
+    });
+    note.append(toggle);
   }
 
   /** A knob moved: check it; if the form is bound to a running stream, send the change (debounced). */
@@ -639,6 +666,7 @@
     const mode = $("params-mode");
     mode.replaceChildren();
     if (s) {
+      $("preset-note")?.replaceChildren();
       mode.append("Live: the knobs change ", el("strong", { style: `color:${s.color}`, text: s.id }),
         " as you move them. Seed in use: ", el("code", { id: "seed-used", text: s.seed ?? "…" }), ".");
       $("params-title").textContent = `Parameters of ${s.id}`;

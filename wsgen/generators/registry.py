@@ -58,7 +58,15 @@ class GeneratorSpec:
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "family": self.family, "anomalous": self.anomalous,
                 "description": self.description, "interval_field": self.interval_field,
-                "param_aliases": dict(self.params_model.aliases), "params_schema": self.schema()}
+                "param_aliases": dict(self.params_model.aliases), "demo": self.demo,
+                "params_schema": self.schema()}
+
+    @property
+    def demo(self) -> dict[str, Any]:
+        """Lively values to look at this kind with (:mod:`.demo`); the
+        defaults stay the original service's."""
+        from .demo import demo_params
+        return demo_params(self.name, self.params_model)
 
 
 def _spec(family: str, cls: type[Generator]) -> GeneratorSpec:
