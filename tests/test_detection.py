@@ -189,3 +189,23 @@ def test_a_stream_reaching_its_count_sends_its_final_score_before_ended():
     send(s, type="subscribe", id="p", generator="random", seed=1, speed="max", count=5)
     take_all(s, "p", 5)
     assert [m["type"] for m in s.end("p")] == ["ended"]
+
+
+def test_named_streams_are_not_scored():
+    from wsgen.config import Settings
+    from wsgen.named import NamedStreams
+    from wsgen.scenario import parse_scenario
+
+    settings = Settings()
+    clock = Clock()
+    named = NamedStreams(clock=lambda: 1.8e9 + clock.t)
+    for d in parse_scenario("streams:\n - {name: plant/t, generator: random, interval: 0.1, seed: 3}"):
+        named.apply(named.define_entry(d))
+    settings.named = named
+    s = Session(settings, clock=clock, wall=lambda: 1.8e9 + clock.t)
+    r = send(s, type="subscribe", id="n", stream="plant/t", score=True)
+    assert r["code"] == "invalid_message" and r["details"][0]["field"] == "score"
+    assert send(s, type="subscribe", id="n", stream="plant/t")["type"] == "subscribed"
+    for msg in ({"type": "detect", "id": "n", "seq": 1}, {"type": "score", "id": "n"}):
+        r = send(s, **msg)
+        assert r["code"] == "invalid_message" and "is a named stream, which is not scored" in r["message"]

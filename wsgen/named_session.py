@@ -182,6 +182,7 @@ def _on_subscribe(session: Session, msg: P.Subscribe) -> list[Any]:
         raise P.ProtocolError(P.INVALID_MESSAGE, "subscribe needs generator (a private stream) or stream (a named "
                               "stream)", msg.id, [{"field": "generator", "value": None, "message": "required"}])
     extra = [f for f in ("generator", "seed") if getattr(msg, f) is not None] + (["params"] if msg.params else [])
+    extra += ["score"] if getattr(msg, "score", None) is not None else []   # scoring: private streams only
     if extra:
         raise P.ProtocolError(P.INVALID_MESSAGE, "a named stream has its own generator, params and seed: give "
                               "stream and optionally start_seq, backpressure, encoding, batch", msg.id,
@@ -359,3 +360,13 @@ def _on_unsubscribe(session: Session, msg: P.Unsubscribe) -> list[Any]:
     session._order = None
     sub.stream.subscribers.discard(sub)
     return [P.state_change("unsubscribed", sub.id, sub.generator.seq)]
+
+
+def _on_detect(session: Session, msg) -> list[Any]:
+    """Scoring a detector is for private labelled streams (wsgen.detection), not named ones."""
+    session._sub(msg.id)
+    raise P.ProtocolError(P.INVALID_MESSAGE, f"subscription {msg.id!r} is a named stream, which is not scored: "
+                          "subscribe to a private labelled stream with \"score\" to send detect and score", msg.id)
+
+
+_on_score = _on_detect
