@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "default: none, open for local use)")
     serve.add_argument("--allow-origin", action="append",
                        default=[o for o in os.environ.get("WSGEN_ALLOW_ORIGINS", "").split(",") if o],
-                       metavar="ORIGIN", help="extra WebSocket origin allowed (repeatable; env WSGEN_ALLOW_ORIGINS, "
+                       metavar="ORIGIN", help="another origin whose pages may open WebSockets and read the HTTP "
+                                              "streams (CORS) (repeatable; env WSGEN_ALLOW_ORIGINS, "
                                               "comma-separated; '*' allows any). The server's own HTTP origin "
                                               "and clients sending no Origin are always allowed")
     serve.add_argument("--write-timeout", type=_seconds, default=_env("WSGEN_WRITE_TIMEOUT", 30.0),

@@ -81,6 +81,7 @@ from . import lines
 from .access import HOST_REFUSED, host_allowed, loopback_bound, token_ok
 from .readiness import Readiness
 from .config import Settings
+from .cors import install_cors
 from .generators import ANOMALY_KINDS, GENERATORS, GeneratorSpec, InvalidParams, catalogue, create, validate_params
 from .generators.composite import CompositionSpec, composition_catalogue, create_composite, validate_spec
 from .pacing import Pacer
@@ -967,5 +968,6 @@ def create_app(settings: Settings) -> FastAPI:
 
     if settings.token:
         app.add_middleware(_TokenGate, token=settings.token)
+    install_cors(app, settings.allow_origins)   # outside the token gate: preflights need no token (wsgen.cors)
     app.add_middleware(_AccessLog)   # last added: outermost, so it sees the token gate's 401s too
     return app
