@@ -282,3 +282,47 @@ async def test_replicas_share_values_updates_late_replica_and_redis_outage(clust
         expect = reference(origin, changes, at + 10)
         for s in range(at - 5, at + 10):
             assert ra.values[s] == rb.values[s] == expect[s], s
+
+
+async def test_subscriber_moved_to_another_replica_through_nginx_resumes_at_its_next_seq(cluster):
+    """deploy/nginx.conf in front of two replicas (as tests/test_nginx.py): the
+    replica serving a Python client is killed; the client reconnects through
+    nginx to the other and resumes the named stream at its next seq, with
+    the same values (no gap, no repeat)."""
+    import re
+
+    import numpy as np
+
+    from test_nginx import Nginx, listening, site_config
+    from wsgen.client import Client
+
+    folder, redis, replicas = cluster
+    a = Replica(folder, redis.url, "a")
+    b = Replica(folder, redis.url, "b")
+    replicas += [a, b]
+    listen_http, listen_ws = free_port(), free_port()
+    nginx = Nginx(site_config([a.http_port, b.http_port], [a.ws_port, b.ws_port], listen_http, listen_ws))
+    try:
+        assert wait_until(lambda: listening(listen_http) and listening(listen_ws), 15)
+
+        def connections(r: Replica) -> int:
+            text = httpx.get(r.http + "/metrics", timeout=5).text
+            return int(float(re.search(r"^wsgen_connections (\S+)$", text, re.M)[1]))
+
+        async with Client(f"ws://127.0.0.1:{listen_http}/ws", backoff_base=0.05) as c:
+            sub = await c.subscribe_stream(TEMP)
+            first = await sub.take(20)
+            serving = [r for r in (a, b) if await asyncio.to_thread(connections, r) == 1]
+            assert len(serving) == 1
+            os.kill(serving[0].proc.pid, signal.SIGKILL)     # no close frame, no goodbye
+            rest = await sub.take(60)
+            assert c.reconnects >= 1
+        seqs = np.concatenate([first.seqs, rest.seqs])
+        np.testing.assert_array_equal(seqs, np.arange(seqs[0], seqs[0] + 80))
+        streams = httpx.get(next(r for r in (a, b) if r is not serving[0]).http + "/streams",
+                            timeout=5).json()["streams"]
+        origin = next(s["origin"] for s in streams if s["name"] == TEMP)
+        expect = reference(origin, [], int(seqs[-1]) + 1)
+        assert np.concatenate([first.values, rest.values]).tolist() == [expect[int(s)] for s in seqs]
+    finally:
+        nginx.stop()
