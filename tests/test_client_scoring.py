@@ -39,6 +39,10 @@ async def test_detect_and_score_with_the_client(server):
         for key in ("events", "points", "delay", "nab", "alarms"):
             assert figures[key] == want[key], key
         assert figures["events"]["detected"] == len(alarms) and figures["events"]["false_positives"] == 1
+        part = await sub.score(last=299)            # the samples up to 299 only
+        assert part["last"] == 299 and part == wsgen.score(labels[:300], [a for a in alarms + [10] if a <= 299],
+                                                           window=30, probation=0, interval=sub.interval) | {
+            k: part[k] for k in ("type", "id", "ended", "latency", "options")}
         # errors: awaited ones raise, unawaited ones are kept
         with pytest.raises(WsgenError) as err:
             await sub.detect(10**9)

@@ -209,3 +209,19 @@ def test_named_streams_are_not_scored():
     for msg in ({"type": "detect", "id": "n", "seq": 1}, {"type": "score", "id": "n"}):
         r = send(s, **msg)
         assert r["code"] == "invalid_message" and "is a named stream, which is not scored" in r["message"]
+
+
+def test_score_up_to_a_given_last_leaves_later_samples_and_alarms_out():
+    s, _ = session()
+    send(s, type="subscribe", id="d", generator="periodic-spike", params={"spike_interval": 10, "interval": 0.1},
+         speed="max", seed=1, score={"probation": 0, "window": 10})
+    take_all(s, "d", 300)
+    send(s, type="detect", id="d", seqs=[101, 150, 203])
+    part = send(s, type="score", id="d", last=199)
+    want = wsgen.score([(0, 0), (100, 100)], [101, 150], length=200, window=10, probation=0, interval=0.1)
+    assert {k: part[k] for k in want} == want and part["last"] == 199
+    assert send(s, type="score", id="d")["alarms"] == 3
+    for last, text in ((300, "last 300 is outside the samples scored: 0..299"), (-1, "last")):
+        r = send(s, type="score", id="d", last=last)
+        assert r["type"] == "error" and text in r["message"], r
+    assert send(s, type="score", id="d", last=300)["code"] == "out_of_range"

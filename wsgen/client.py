@@ -543,15 +543,23 @@ class Subscription:
         if self._detecting:
             await asyncio.gather(*list(self._detecting), return_exceptions=True)
 
-    async def score(self) -> dict[str, Any]:
+    async def score(self, last: int | None = None) -> dict[str, Any]:
         """The figures so far of a scored subscription (after the detections
         already sent): the ``score`` message, also kept in :attr:`last_score`.
 
+        ``last``: score the samples up to this seq only. At ``speed="max"``
+        the server sends ahead of a slow reader: give the last seq the
+        detector has seen (else the samples still in flight count as missed).
+
         Raises:
-            WsgenError: ``invalid_message`` (not scored), ``unknown_id``.
+            WsgenError: ``invalid_message`` (not scored), ``unknown_id``,
+                ``out_of_range`` (``last`` not sent yet).
         """
         await self._flush_detections()
-        return await self._client._request({"type": "score", "id": self.id})
+        msg: dict[str, Any] = {"type": "score", "id": self.id}
+        if last is not None:
+            msg["last"] = int(last)
+        return await self._client._request(msg)
 
     async def __aenter__(self) -> "Subscription":
         return self

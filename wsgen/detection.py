@@ -166,16 +166,27 @@ class LiveScore:
         return len(self._alarms)
 
     # -- figures -------------------------------------------------------------
-    def figures(self, interval: float | None) -> dict[str, Any]:
-        """The figures over ``start .. last`` (:func:`wsgen.scoring.score`), plus ``latency``."""
+    def figures(self, interval: float | None, upto: int | None = None) -> dict[str, Any]:
+        """The figures over ``start .. last`` (:func:`wsgen.scoring.score`), plus ``latency``;
+        with ``upto``, over ``start .. upto`` only (the alarms after it left out).
+
+        Raises:
+            OutOfRange: ``upto`` before the first sample or after the last one scored.
+        """
         last = self.last
+        if upto is not None:
+            if not self.start <= upto <= last:
+                raise OutOfRange(f"last {upto} is outside the samples scored: {self.start}..{last}"
+                                 if last >= self.start else f"last {upto}: no sample has been sent yet")
+            last = upto
         n = len(self._firsts)
         events = np.stack([np.frombuffer(self._firsts, np.int64, n), np.frombuffer(self._lasts, np.int64, n)],
                           axis=1) if n else np.zeros((0, 2), np.int64)
         alarms = np.fromiter(self._alarms, np.int64, len(self._alarms))
-        f = score(events, alarms, window=self.options.window, probation=self.options.probation,
+        kept = alarms <= last
+        f = score(events, alarms[kept], window=self.options.window, probation=self.options.probation,
                   start=self.start, length=last - self.start + 1, interval=interval or None)
-        lat = [v for v in self._alarms.values()]
+        lat = [v for v, k in zip(self._alarms.values(), kept.tolist()) if k]
         secs = np.array([s for s, _ in lat if s is not None])
         behind = np.array([b for _, b in lat])
         f["latency"] = {
@@ -251,7 +262,11 @@ def on_detect(session, msg) -> list[dict[str, Any]]:
 
 
 def on_score(session, msg) -> list[dict[str, Any]]:
-    """A ``score`` message: the figures so far."""
+    """A ``score`` message: the figures so far (up to its ``last``, when given)."""
     from . import protocol as P
     live = _scored(session, msg.id)
-    return [P.score(msg.id, live.figures(session.subscriptions[msg.id].generator.sample_interval))]
+    try:
+        figures = live.figures(session.subscriptions[msg.id].generator.sample_interval, msg.last)
+    except OutOfRange as exc:
+        raise P.ProtocolError(P.OUT_OF_RANGE, str(exc), msg.id) from None
+    return [P.score(msg.id, figures)]

@@ -188,10 +188,12 @@ class Detect(_Message):
 
 
 class ScoreRequest(_Message):
-    """Ask for a scored subscription's figures so far."""
+    """Ask for a scored subscription's figures so far (up to ``last``, when given)."""
 
     type: Literal["score"]
     id: SubscriptionId
+    last: Seq | None = Field(None, description="score the samples up to this seq only (default: up to the "
+                                               "last one sent)")
 
 
 ClientMessage = Annotated[Union[Subscribe, Update, Pause, Resume, Unsubscribe, ListGenerators, Inject, Detect,
