@@ -23,6 +23,7 @@
 
   const pageUrl = new URL(location.href);
   const token = pageUrl.searchParams.get("token") || null;
+  const adminToken = pageUrl.searchParams.get("admin_token") || null;   // operator panel (named streams)
   const $ = (id) => document.getElementById(id);
 
   // -- state -----------------------------------------------------------------
@@ -81,6 +82,7 @@
       this.debounce = null;
       this.drawn = 0;                // points in the last chart redraw
       this.anomaliesDrawn = 0;
+      this.named = null;             // a named stream's name (shared; no form, no seed)
     }
   }
 
@@ -185,6 +187,7 @@
         throw err;
       }
       if (app.catalogue.size === 0) setCatalogue(await fetchJSON("generators"));
+      await loadNamed();
     } catch (err) {
       // The server answered with an error (e.g. 401): worth a red box. Not
       // reachable at all: the status line says so while we retry.
@@ -265,6 +268,11 @@
   }
 
   function subscribeMessage(s, startSeq) {
+    if (s.named) {
+      const msg = { type: "subscribe", id: s.id, stream: s.named, encoding: "binary" };
+      if (startSeq) msg.start_seq = startSeq;
+      return msg;
+    }
     const msg = { type: "subscribe", id: s.id, generator: s.generator, params: s.params, encoding: "binary" };
     const seed = s.seed ?? s.seedWanted;
     if (seed !== "" && seed !== null) msg.seed = seed;
@@ -306,7 +314,13 @@
         break;
       }
       case "updated":
-        if (!s) break;
+        if (!s) {
+          if (typeof msg.id === "string" && msg.id.startsWith("op-")) {
+            $("op-status").textContent = `${msg.op} of ${msg.stream} applies from seq ${msg.seq}`;
+            $("op-status").dataset.seq = String(msg.seq);
+          }
+          break;
+        }
         onUpdated(s, msg);
         break;
       case "paused":
@@ -683,6 +697,7 @@
 
   function select(id) {
     const s = app.streams.get(id);
+    if (s?.named) return;            // a named stream has no form: operators use the operator panel
     app.selected = s ? id : null;
     if (s) {
       $("generator").value = s.generator;
@@ -717,6 +732,64 @@
     } else {
       app.streams.delete(id);
     }
+  }
+
+  // -- named streams ---------------------------------------------------------------
+  async function loadNamed() {
+    try {
+      const listing = await fetchJSON("streams");
+      app.named = listing.streams.map((x) => x.name);
+    } catch (err) {
+      app.named = [];
+    }
+    const select = $("named-stream");
+    const keep = select.value;
+    select.replaceChildren(...(app.named.length ? app.named.map((n) => el("option", { value: n, text: n }))
+                                                : [el("option", { value: "", text: "none defined" })]));
+    if (app.named.includes(keep)) select.value = keep;
+    select.disabled = $("named-subscribe").disabled = app.named.length === 0;
+    $("operator").hidden = !adminToken || app.named.length === 0;
+  }
+
+  function subscribeNamed() {
+    const name = $("named-stream").value;
+    if (!name) return;
+    let id;
+    do id = `${name.replace(/[^A-Za-z0-9_-]/g, "_")}-${app.nextNumber++}`; while (app.streams.has(id));
+    const used = new Set([...app.streams.values()].map((x) => x.color));
+    const color = COLORS.find((c) => !used.has(c)) ?? COLORS[app.nextNumber % COLORS.length];
+    const s = new Stream(id, name, {}, "", color);
+    s.named = name;
+    s.anomalous = true;              // named streams carry labels (injected anomalies)
+    app.streams.set(id, s);
+    if (send(subscribeMessage(s, 0))) renderStreamList();
+    else app.streams.delete(id);
+  }
+
+  function operate(type, extra) {
+    const stream = $("named-stream").value;
+    if (!stream) return;
+    app.ops = (app.ops ?? 0) + 1;
+    $("op-status").textContent = `${type} sent…`;
+    send({ type, id: `op-${app.ops}`, stream, admin_token: adminToken, ...extra });
+  }
+
+  function operatorUpdate() {
+    let params;
+    try { params = JSON.parse($("op-params").value); } catch (err) {
+      showError({ code: "invalid_form", message: `update params: not JSON (${err.message})` });
+      return;
+    }
+    operate("update", { params });
+  }
+
+  function operatorInject() {
+    const kind = $("op-kind").value;
+    const anomaly = { kind };
+    const height = Number($("op-height").value);
+    if (["level-shift", "spike"].includes(kind) && Number.isFinite(height)) anomaly.height = height;
+    const duration = Number($("op-duration").value);
+    operate("inject", duration > 0 ? { anomaly, duration } : { anomaly });
   }
 
   function pause(id) { send({ type: "pause", id }); }
@@ -893,6 +966,9 @@
       buildForm(app.catalogue.get($("generator").value), null);
     });
     $("start").addEventListener("click", start);
+    $("named-subscribe").addEventListener("click", subscribeNamed);
+    $("op-update").addEventListener("click", operatorUpdate);
+    $("op-inject").addEventListener("click", operatorInject);
     $("new").addEventListener("click", () => select(null));
     $("reconnect").addEventListener("click", () => { app.retries = 0; connect(); });
     $("seed").addEventListener("input", () => $("seed").classList.toggle("invalid", Boolean(checkSeed($("seed").value.trim()))));
@@ -938,6 +1014,7 @@
     },
     seriesLabels: () => (app.plot ? app.plot.series.slice(1).map((x) => x.label) : []),
     errors: () => app.errors.slice(),
+    namedStreams: () => (app.named ?? []).slice(),
     sent: () => ({ ...app.sent }),
   };
 
