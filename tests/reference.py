@@ -32,7 +32,7 @@ DOCUMENTED_REPLIES: dict[str, tuple[str, frozenset[str]]] = {
     "unsubscribe": ("unsubscribed", frozenset({"unknown_id"})),
     "list": ("generators", frozenset()),
     "detect": ("detected", frozenset({"unknown_id", "invalid_message", "out_of_range", "limit_reached"})),
-    "score": ("score", frozenset({"unknown_id", "invalid_message"})),
+    "score": ("score", frozenset({"unknown_id", "invalid_message", "out_of_range"})),   # out_of_range: last
 }
 
 
