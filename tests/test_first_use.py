@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 import sys
+import tempfile
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -218,7 +221,8 @@ async def test_sub_takes_http_and_bare_addresses_and_refuses_others_in_one_line(
     ref = wsgen.create("sine", {}, seed=4).take(3).values.tolist()
     ws_port, http_port = full_server.ws_port, full_server.http_port
     for url in (f"http://127.0.0.1:{http_port}", f"http://127.0.0.1:{ws_port}", f"127.0.0.1:{ws_port}"):
-        code, out, err = await run_cli("sub", "sine", "--seed", "4", "--speed", "max", "--count", "3", "--url", url)
+        code, out, err = await run_cli("sub", "sine", "--seed", "4", "--speed", "max", "--count", "3", "--url", url,
+                                       "--defaults")
         assert code == 0, (url, err)
         assert [float(x) for x in out.split()] == ref, url
     for url, why, args in (("ftp://127.0.0.1:1", "scheme ftp://", ("sub", "sine")), ("nonsense", "no scheme", ("sub", "sine")),
@@ -327,3 +331,36 @@ async def test_catalogue_offers_demo_values_and_wsgen_sub_starts_from_them(full_
                                    "ndjson", "--url", full_server.ws_url, "--defaults", "--data-interval", "2")
     assert code == 0 and "demo" not in err
     assert np.allclose(np.diff([json.loads(x)["t"] for x in out.splitlines()]), 2.0)
+
+
+# -- items 8 and 10: the README, as a new user reads it ----------------------------------------------
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def json_blocks(text: str) -> list[str]:
+    return re.findall(r"```json\n(.*?)```", text, re.S)
+
+
+async def test_readme_messages_are_one_line_each_and_the_composition_runs(full_server):
+    text = README.read_text()
+    lines = [line for block in json_blocks(text) for line in block.splitlines() if line.strip()]
+    assert lines and all(isinstance(json.loads(line), dict) for line in lines)   # each line a whole message
+    composition = next(json.loads(line) for line in lines if '"generator": {' in line)
+    msg = {**composition, "speed": "max", "count": 200}
+    data, last = await ws_stream(full_server.ws_url, msg)
+    assert last == {"type": "ended", "id": "c", "seq": 200, "reason": "count"}
+    firsts = sorted({e["first"] for m in data for e in m["events"] if e["kind"] == "level-shift"})
+    assert firsts[0] == 60                          # 6 s in at 0.1 s a sample: a baseline first
+    # the same composition from a file with wsgen sub --spec, as the README shows
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "composition.json")
+        path.write_text(json.dumps(composition["generator"], indent=2))
+        code, out, err = await run_cli("sub", "--spec", str(path), "--seed", "1", "--format", "ndjson", "--speed",
+                                       "max", "--count", "100", "--url", full_server.ws_url)
+    assert code == 0, err
+    rows = [json.loads(x) for x in out.splitlines()]
+    assert any(e["kind"] == "level-shift" and e["first"] == 60 for r in rows for e in r["events"])
+    # set-up notes: a virtual environment first, and what to do about a taken port
+    assert "python3 -m venv .venv && . .venv/bin/activate" in text
+    assert "--port" in text and "--http-port" in text and "already in use" in text
