@@ -9,7 +9,7 @@ Two forms of request (:mod:`wsgen.offline_score` holds the rules):
 
 The answer is the figures of :func:`wsgen.scoring.score` (200), or 422 with
 ``{"error": "invalid_params", "message", "details"}``. The stream is
-generated again in a worker thread, so the event loop keeps serving.
+read and generated again in a worker thread, so the event loop keeps serving.
 """
 from __future__ import annotations
 
@@ -55,29 +55,33 @@ def router() -> APIRouter:
             responses={422: {"description": "Invalid definition or detections; details name each field"}})
     async def score(request: Request) -> JSONResponse:
         kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+        if kind not in ("text/csv", "application/json", ""):
+            return _bad(f"Content-Type {kind!r}: send application/json (a definition with detections) or "
+                        "text/csv (detections, with ?definition=)", "content-type")
         body = await _read(request)
         if body is None:
             return _bad(f"the body is larger than {MAX_BODY} bytes", "body")
-        try:
-            if kind == "text/csv":
-                text = request.query_params.get("definition")
-                if text is None:
-                    return _bad("a CSV body needs ?definition=<url-encoded JSON definition>", "definition")
-                data = _json_object(text, "definition")
-                seqs, scores = read_csv(body.decode("utf-8", "replace"))
-                defn = parse(data)
-            elif kind in ("application/json", ""):
-                defn = parse(_json_object(body.decode("utf-8", "replace"), "body"))
-                seqs = scores = None
-            else:
-                return _bad(f"Content-Type {kind!r}: send application/json (a definition with detections) or "
-                            "text/csv (detections, with ?definition=)", "content-type")
-            figures = await asyncio.to_thread(score_definition, defn, seqs, scores)
-        except DefinitionError as exc:
-            return _invalid(exc)
-        return JSONResponse(figures, headers={"Cache-Control": "no-store"})
+        # parsing megabytes of JSON or CSV, and generating the stream, would hold the event loop
+        return await asyncio.to_thread(_answer, kind, body, request.query_params.get("definition"))
 
     return r
+
+
+def _answer(kind: str, body: bytes, definition: str | None) -> JSONResponse:
+    """The answer to one request (in a worker thread)."""
+    try:
+        if kind == "text/csv":
+            if definition is None:
+                return _bad("a CSV body needs ?definition=<url-encoded JSON definition>", "definition")
+            defn = parse(_json_object(definition, "definition"))
+            seqs, scores = read_csv(body.decode("utf-8", "replace"))
+        else:
+            defn = parse(_json_object(body.decode("utf-8", "replace"), "body"))
+            seqs = scores = None
+        figures = score_definition(defn, seqs, scores)
+    except DefinitionError as exc:
+        return _invalid(exc)
+    return JSONResponse(figures, headers={"Cache-Control": "no-store"})
 
 
 def _json_object(text: str, field: str) -> dict[str, Any]:
