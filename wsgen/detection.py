@@ -22,6 +22,13 @@ stable when the events come at a steady rate), so an alarm can change from
 true to false positive. A fixed length (``window: 200``) gives windows
 that never move; ``"events"`` scores each event's own samples.
 
+Added to those figures, ``latency``, per alarm on the server's monotonic
+clock: ``seconds`` from the moment the data message holding the alarm's
+sample was made (just before it was sent) to the moment the alarm arrived
+(``None`` for samples sent more than :data:`SENT_KEEP` messages earlier),
+and ``samples`` sent after that sample by then; median and maximum. The
+delays in seconds use the subscription's interval at the time of scoring.
+
 Memory and time are bounded: at most :data:`MAX_EVENTS` events and
 :data:`MAX_ALARMS` distinct alarms per subscription (16 bytes each), which
 keeps one scoring under about 10 ms. Once a stream reaches
