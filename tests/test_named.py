@@ -365,10 +365,13 @@ def test_bench_named_measures_both_ways(tmp_path):
     from wsgen.cli import main
     out = tmp_path / "named.json"
     assert main(["bench", "named", "--subscribers", "20", "--wakeups", "20", "--repeat", "1",
-                 "--signal", "composition", "--json", str(out)]) == 0
+                 "--signal", "composition", "--json", str(out), "--sockets", "1", "--connections", "2"]) == 0
     result = json.loads(out.read_text())
     assert result["subscribers"] == 20 and len(result["runs"]) == 1
     assert result["median_private_us"] > 0 and result["median_named_us"] > 0
+    assert [r["mode"] for r in result["sockets"]] == ["private", "named"]
+    assert all(r["subscriptions"] == 20 and r["messages"] > 0 and r["server_cpu_us_per_msg"] >= 0
+               for r in result["sockets"])
 
 
 async def test_python_client_and_wsgen_sub_on_a_named_stream(plant):
