@@ -450,6 +450,8 @@ async def sub_main(args, params: dict[str, Any], stdout: TextIO | None = None) -
     except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
         _eprint(_cannot_connect(args, exc))
         return 1
+    if getattr(args, "demo_note", None):
+        _eprint(args.demo_note)
     tasks: list[asyncio.Task] = []
     bar = None
     try:
@@ -578,7 +580,9 @@ def run_sub(args) -> int:
         _eprint("wsgen sub: give a generator name, or --spec FILE.json for a composition")
         return 2
     elif not args.defaults:
-        params = with_demo(args.generator, params, None if args.quiet else _eprint)
+        notes: list[str] = []
+        params = with_demo(args.generator, params, notes.append)
+        args.demo_note = None if args.quiet else "".join(notes) or None   # said once connected
     try:
         return asyncio.run(sub_main(args, params))
     except KeyboardInterrupt:   # before the signal handler was installed
