@@ -207,6 +207,8 @@ async def _body(app, named: NamedStreams, shared, seq: int, count: int | None, f
     block_max = max(1, min(app.state.settings.max_block, shared.cap or 1))
     pacer = shared.pacer
     streams.active += 1
+    if metrics:
+        metrics.http_streams.inc()
     try:
         head = lines.header(fmt, shared.labelled)
         if head:
@@ -242,3 +244,5 @@ async def _body(app, named: NamedStreams, shared, seq: int, count: int | None, f
             yield tail
     finally:
         streams.active -= 1
+        if metrics:
+            metrics.http_streams.dec()
