@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import wsgen
 from wsgen.scoring import ScoringError, events_from_labels, nab_windows
@@ -198,3 +199,94 @@ def test_nab_scores_equal_nabs_own_scorer():
                 assert f["nab"][name]["score"] == pytest.approx(ref["score"], abs=1e-9), (case, name)
             checked += 1
     assert checked == 180
+
+
+# -- every figure against a plain loop written from the definitions ---------------------
+
+
+def loop_score(events, alarms, n, rule, probation, weights=(1.0, 0.11, 1.0)):
+    """Every figure, one sample at a time, from the module doc's definitions (no numpy)."""
+    alarms = sorted(set(alarms))
+    events = sorted(events)
+    if rule == "events":
+        half = 0
+    else:
+        L = int(0.1 * n / len(events)) if rule == "nab" and events else (int(0.1 * n) if rule == "nab" else rule)
+        half = L // 2
+    raw_windows = [(max(a - half, 0), min(b + half, n - 1)) for a, b in events]
+
+    def merged(ws):
+        out = []
+        for a, b in ws:
+            if out and a <= out[-1][1]:
+                out[-1] = (out[-1][0], max(out[-1][1], b))
+            else:
+                out.append((a, b))
+        return out
+
+    wins = merged(raw_windows)
+    holder = {}
+    for k, (a, b) in enumerate(wins):
+        for i in range(a, b + 1):
+            holder[i] = k
+    firsts = {}
+    fps = 0
+    for i in alarms:
+        if i in holder:
+            firsts.setdefault(holder[i], i)
+        else:
+            fps += 1
+    delays = sorted(firsts[k] - min(e[0] for e in events if wins[k][0] <= e[0] <= wins[k][1]) for k in firsts)
+    anomalous = {i for a, b in events for i in range(a, b + 1)}
+    tp_points = sum(1 for i in alarms if i in anomalous)
+    # NAB
+    p = min(math.floor(probation * n), probation * 5000)
+    nab_w = raw_windows[1:] if raw_windows and raw_windows[0][0] < p else raw_windows
+    nab_w = merged(nab_w)
+    a_tp, a_fp, a_fn = weights
+
+    def sig(x):
+        return -1.0 if x > 3 else 2 / (1 + math.exp(5 * x)) - 1
+
+    best, fp = {}, 0.0
+    for i in alarms:
+        if i < p:
+            continue
+        inside = [k for k, (a, b) in enumerate(nab_w) if a <= i <= b]
+        if inside:
+            a, b = nab_w[inside[0]]
+            best.setdefault(inside[0], a_tp * sig(-(b - i + 1) / (b - a + 1)) / sig(-1.0))
+        else:
+            before = [(a, b) for a, b in nab_w if b < i]
+            if not before or before[-1][0] == before[-1][1]:
+                fp -= a_fp
+            else:
+                a, b = before[-1]
+                fp += a_fp * sig((i - b) / (b - a))
+    scored = sum(1 for a, b in nab_w if b >= p)
+    raw = sum(best.values()) + fp - a_fn * (scored - len(best))
+    return {"windows": len(wins), "detected": len(firsts), "false_positives": fps,
+            "anomalous": len(anomalous), "true_positives": tp_points, "delays": delays, "raw": raw,
+            "score": None if scored == 0 else 100 * (raw + a_fn * scored) / ((a_tp + a_fn) * scored)}
+
+
+@settings(max_examples=150, deadline=None)
+@given(n=st.integers(1, 400), data=st.data(), rule=st.sampled_from(["nab", "events", 1, 7, 30]),
+       probation=st.sampled_from([0.0, 0.1, 0.15]))
+def test_every_figure_equals_a_plain_loop(n, data, rule, probation):
+    starts = data.draw(st.lists(st.integers(0, n - 1), max_size=6, unique=True))
+    events = [(a, min(a + data.draw(st.integers(0, 12)), n - 1)) for a in starts]
+    alarms = data.draw(st.lists(st.integers(0, n - 1), max_size=25))
+    f = wsgen.score(events, alarms, window=rule, probation=probation, length=n, profile="standard")
+    want = loop_score(events, alarms, n, rule, probation)
+    assert (f["events"]["windows"], f["events"]["detected"], f["events"]["false_positives"]) == \
+        (want["windows"], want["detected"], want["false_positives"])
+    assert (f["points"]["anomalous"], f["points"]["true_positives"]) == (want["anomalous"], want["true_positives"])
+    if want["delays"]:
+        assert f["delay"]["samples"]["max"] == want["delays"][-1]
+        assert f["delay"]["samples"]["median"] == pytest.approx(float(np.median(want["delays"])))
+    assert f["nab"]["standard"]["raw"] == pytest.approx(want["raw"], abs=1e-9)
+    if want["score"] is None:
+        assert f["nab"]["standard"]["score"] is None
+    else:
+        assert f["nab"]["standard"]["score"] == pytest.approx(want["score"], abs=1e-9)
