@@ -825,7 +825,7 @@ def test_subscribe_url_converts_strings_and_splits_options():
                       "params": {"amplitude": 2.0, "frequency": 2.0, "phase": 0.0, "sample_rate": 100.0,
                                  "interval": 0.01, "offset": 0.0},
                       "seed": 5, "seq": 10, "speed": "max", "backpressure": "drop", "encoding": "binary",
-                      "interval": 0.01, "batch": False}]
+                      "interval": 0.01, "batch": False, "max_lag": 1.0}]
     chunk = session.subscriptions["sine"].take(clock.mono, 5, clock.wall)
     assert np.array_equal(chunk.block.values, create("sine", {"amplitude": 2}, seed=5).take(15).values[10:])
 

@@ -316,7 +316,7 @@ async def test_url_subscription_unknown_param_names_the_params_and_the_url_optio
     assert err["type"] == "error" and err["code"] == P.INVALID_PARAMS and err["details"][0]["field"] == "amplitud"
     assert "allowed: amplitude, frequency" in err["message"]
     assert err["message"].endswith("the URL also takes the options seed, speed, backpressure, encoding, "
-                                   "start_seq, count, duration, token")
+                                   "start_seq, count, duration, token, max_lag")
     await client.ws.close()
 
 

@@ -111,14 +111,19 @@ class Metrics:
             total += lag
             name = chunk.sub.generator.name
             per_generator[name] = per_generator.get(name, 0) + len(chunk.block.values)
-            if chunk.skipped:
-                d.dropped[name] = d.dropped.get(name, 0) + chunk.skipped
         samples = d.samples
         for name, n in per_generator.items():
             key = (name, "ws")
             samples[key] = samples.get(key, 0) + n
         d.lateness_sum += total
         d.messages["ws"] = d.messages.get("ws", 0) + len(chunks)
+
+    def dropped(self, generator: str, samples: int) -> None:
+        """Count ``samples`` of ``generator`` skipped under backpressure
+        ``drop``, when they are skipped (reported in a later ``skipped`` or
+        never, when the subscription ends first)."""
+        d = self.delivery.dropped
+        d[generator] = d.get(generator, 0) + samples
 
     def sent_http(self, generator: str, samples: int) -> None:
         """Count ``samples`` sent on an HTTP stream of ``generator``."""

@@ -103,6 +103,9 @@ class Subscribe(_Message):
     start_seq: Annotated[int, Field(ge=0, le=2**53)] = 0
     speed: Speed = 1.0
     backpressure: Literal["block", "drop"] = "block"
+    max_lag: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] | None = Field(
+        None, description="backpressure drop only: seconds; samples that would arrive later than this behind "
+                          "their due time are skipped (default 1)")
     encoding: Literal["json", "binary"] = "json"
     batch: bool = Field(False, description="deliver this subscription's data inside `batch` messages "
                                            "shared with the connection's other batched subscriptions")
@@ -295,10 +298,14 @@ def _wire_value(value: Any) -> Any:
 
 
 def subscribed(id: str, generator: str, params: dict, seed: int, seq: int, speed: float | str,
-               backpressure: str, encoding: str, interval: float, batch: bool = False) -> dict[str, Any]:
-    return {"type": "subscribed", "id": id, "generator": generator, "params": params, "seed": seed,
-            "seq": seq, "speed": speed, "backpressure": backpressure, "encoding": encoding,
-            "interval": interval, "batch": batch}
+               backpressure: str, encoding: str, interval: float, batch: bool = False,
+               max_lag: float | None = None) -> dict[str, Any]:
+    msg = {"type": "subscribed", "id": id, "generator": generator, "params": params, "seed": seed,
+           "seq": seq, "speed": speed, "backpressure": backpressure, "encoding": encoding,
+           "interval": interval, "batch": batch}
+    if max_lag is not None:             # backpressure "drop"
+        msg["max_lag"] = max_lag
+    return msg
 
 
 def batch(messages: list[dict[str, Any]]) -> dict[str, Any]:

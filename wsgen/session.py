@@ -10,7 +10,7 @@ import itertools
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from . import protocol as P
 from .config import Settings
@@ -27,7 +27,11 @@ _sessions = itertools.count()   # numbers the sessions, for their grid phases
 #: Query keys of a URL subscription that are subscription options, not params
 #: (``count``/``duration`` are called ``stream_count``/``stream_duration`` on a
 #: generator with a parameter of that name, as on the HTTP path).
-URL_OPTIONS = ("seed", "speed", "backpressure", "encoding", "start_seq", "count", "duration", "token")
+#: Default ``max_lag`` of a backpressure ``drop`` subscription, in seconds.
+DEFAULT_MAX_LAG = 1.0
+
+URL_OPTIONS = ("seed", "speed", "backpressure", "encoding", "start_seq", "count", "duration", "token",
+               "max_lag")
 
 #: HTTP stream controls that mean nothing on a WebSocket, and why.
 HTTP_ONLY = {"format": "format is an HTTP control (text, ndjson, csv, sse lines); a WebSocket carries JSON "
@@ -95,6 +99,10 @@ class Subscription:
     batch: bool = False
     paused: bool = False
     skipped: int = 0
+    #: backpressure drop: samples more than this many seconds behind their due time are skipped
+    max_lag: float = DEFAULT_MAX_LAG
+    #: called with (generator name, samples) for every sample skipped (metrics), or None
+    on_drop: Callable[[str, int], None] | None = None
     samples_sent: int = 0
     messages_sent: int = 0
     score: "detection.LiveScore | None" = None   # truth and alarms, when scored (detection.py)
@@ -134,6 +142,8 @@ class Subscription:
         """Generate the samples due at ``now`` (at most ``limit``)."""
         if self.paused:
             return None
+        if self.backpressure == "drop" and self.pacer.pace:
+            self.drop_due(now - self.max_lag, 1 << 62)   # what would arrive more than max_lag late
         pacer, seq = self.pacer, self.generator.seq
         m = pacer.due_count(seq, now)
         if m <= 0:
@@ -162,6 +172,8 @@ class Subscription:
         if m > 0:
             self.generator.seek(self.generator.seq + m)
             self.skipped += m
+            if self.on_drop is not None:
+                self.on_drop(self.generator.name, m)
         return m
 
 
@@ -184,6 +196,9 @@ class Session:
     the replies it owes (dicts, in order). Errors never raise: they become
     ``error`` replies and the other subscriptions go on.
     """
+
+    #: given to every subscription as its ``on_drop`` (the adapter sets it: metrics)
+    on_drop: Callable[[str, int], None] | None = None
 
     def __init__(self, settings: Settings | None = None, clock=None, wall=None) -> None:
         import time
@@ -363,6 +378,14 @@ class Session:
         pacer = Pacer.start(gen.sample_interval, msg.speed, gen.seq, self.clock(), self.wall(),
                             self.grid, self.settings.align_s)
         sub = Subscription(sub_id, gen, pacer, msg.backpressure, msg.encoding, msg.batch)
+        if msg.max_lag is not None:
+            if msg.backpressure != "drop":
+                raise P.ProtocolError(P.INVALID_MESSAGE, "max_lag bounds the lag of backpressure \"drop\"; "
+                                      "give it with backpressure \"drop\" or leave it out", msg.id,
+                                      [{"field": "max_lag", "value": msg.max_lag,
+                                        "message": "only with backpressure \"drop\""}])
+            sub.max_lag = msg.max_lag
+        sub.on_drop = self.on_drop
         sub.score = detection.live_score(msg, gen)
         if msg.count is not None or msg.duration is not None:
             sub.end_seq = stream_end(msg.count, msg.duration, gen.sample_interval, gen.seq)
@@ -374,7 +397,8 @@ class Session:
         self._order = None
         return [detection.announce(sub, P.subscribed(sub_id, gen.name, gen.params.model_dump(), gen.seed, gen.seq,
                              P.speed_to_wire(msg.speed), msg.backpressure, msg.encoding,
-                             gen.sample_interval, msg.batch))]
+                             gen.sample_interval, msg.batch,
+                             sub.max_lag if msg.backpressure == "drop" else None))]
 
     def _on_update(self, msg: P.Update) -> list[dict[str, Any]]:
         sub = self._sub(msg.id)

@@ -28,6 +28,7 @@ from .access import HOST_REFUSED, host_allowed, token_ok
 from .config import Settings
 from .generators import ANOMALY_KINDS, GENERATORS
 from .logsummary import Summary
+from .receipts import ReadReceipts
 from .session import Chunk, Session
 
 log = logging.getLogger("wsgen.ws")
@@ -180,6 +181,8 @@ class Connection:
         self.settings = settings
         self.session = Session(settings)
         self.session.push = self._push   # messages the session sends unasked (named-stream changes)
+        self.session.on_drop = metrics.dropped if metrics else None   # every sample skipped, when skipped
+        self.receipts = ReadReceipts()   # what the client has read, for drop's max_lag (wsgen.receipts)
         self._pushing: set[asyncio.Task] = set()
         self.metrics = metrics
         self._waiter: asyncio.Future | None = None
@@ -294,6 +297,7 @@ class Connection:
         session = self.session
         live = session.subscriptions
         max_block = s.max_block
+        receipts = self.receipts
         while True:
             now = clock()
             self._poked = False
@@ -301,6 +305,7 @@ class Connection:
             batched: list[Chunk] = []
             ending: list = []     # subscriptions that reached their count / duration
             next_due = math.inf
+            drop_lag = math.inf   # the smallest max_lag of the drop subscriptions
             # Batched subscriptions come last in the send order: their chunks
             # are then taken and sent with no await between (a chunk held
             # while another send waits could go out after a "paused" or
@@ -310,12 +315,16 @@ class Connection:
                     continue  # unsubscribed while an earlier send waited
                 if sub.paused:
                     continue
+                if sub.backpressure == "drop" and sub.max_lag < drop_lag:
+                    drop_lag = sub.max_lag
                 chunk = None
                 if sub.pacer.unpaced:
                     busy = True
                     chunk = sub.take(now, max_block)
-                elif sub.backpressure == "drop" and \
-                        transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
+                elif sub.backpressure == "drop" and (receipts.age(now) > sub.max_lag or
+                                                     transport.get_write_buffer_size() >
+                                                     transport.get_write_buffer_limits()[1]):
+                    # the client holds data older than max_lag unread, or the buffer is full
                     sub.drop_due(clock(), 1 << 62)     # (unpaced: nothing is "due" to drop; the send waits)
                 else:
                     if sub.backpressure == "drop" and stalled_until > -math.inf:
@@ -341,6 +350,10 @@ class Connection:
                 await self.send_batch(batched)
                 if clock() - started > stall_s:
                     stalled_until = clock()
+            if drop_lag < math.inf and (awaited or batched):
+                receipts.data_sent(now)
+            if drop_lag < math.inf and receipts.want_ping(clock(), drop_lag / 4):
+                await self._read_receipt()
             for sub in ending:       # after its last data, batched or not
                 if live.get(sub.id) is sub:
                     await self.replies(session.end(sub.id))
@@ -354,6 +367,20 @@ class Connection:
             if awaited:
                 next_due = session.next_due()   # computed before some sends: may be stale
             await self._sleep_until(max(next_due, now + s.tick_s))
+
+    async def _read_receipt(self) -> None:
+        """Ping after the data sent so far: its pong says the client has read
+        all of it (:mod:`wsgen.receipts`; for ``drop``'s ``max_lag``)."""
+        token = self.receipts.next_token()
+        pong = await self.ws.ping(token)
+        self.receipts.ping_sent(token, time.monotonic())
+        pong.add_done_callback(lambda fut: self._ponged(token, fut))
+
+    def _ponged(self, token: bytes, pong: asyncio.Future) -> None:
+        if pong.cancelled() or pong.exception() is not None:
+            return      # the connection closed first
+        self.receipts.acked(token)
+        self.poke()     # drop subscriptions may send again
 
     def poke(self) -> None:
         """Wake the pump now (a message changed the subscriptions)."""
