@@ -149,7 +149,8 @@ async def test_a_counted_stream_ends_with_its_final_score(server):
         acknowledged: list[int] = []
         labels: list[bool] = []
         final = None
-        while True:
+        ended = False
+        while not (ended and not sent_detects):     # the end, and a reply to every detect sent
             msg = json.loads(await ws.recv())
             if msg["type"] == "data":
                 labels += msg["labels"]
@@ -167,8 +168,7 @@ async def test_a_counted_stream_ends_with_its_final_score(server):
                 final = msg
             elif msg["type"] == "ended":
                 assert final is not None and msg["seq"] == count
-                if not sent_detects:
-                    break
+                ended = True
         assert len(labels) == count
     want = wsgen.score(labels, [a for a in acknowledged], window=10, probation=0, interval=0.01)
     assert {k: final[k] for k in want} == want
