@@ -375,6 +375,7 @@ def test_bench_named_measures_both_ways(tmp_path):
 
 
 async def test_python_client_and_wsgen_sub_on_a_named_stream(plant):
+    import re
     import sys
 
     from wsgen.client import Client, WsgenError
@@ -404,10 +405,11 @@ async def test_python_client_and_wsgen_sub_on_a_named_stream(plant):
         assert got[at - 1] == before[-1] and [got[at + i] for i in range(4)] == after.tolist()
         inj = await c.inject_stream(TEMP, {"kind": "spike", "height": 3}, admin_token=ADMIN)
         assert inj["op"] == "inject" and inj["seq"] > at
-    async def wsgen(*args: str) -> tuple[int, str, str]:
+    async def wsgen(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
         proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "wsgen.cli", *args,
-                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await asyncio.wait_for(proc.communicate(), 60)
+                                                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(stdin or b""), 60)
         return proc.returncode, out.decode(), err.decode()
 
     code, out, err = await wsgen("sub", "--stream", TEMP, "--url", plant.ws_url, "--count", "5",
@@ -416,5 +418,18 @@ async def test_python_client_and_wsgen_sub_on_a_named_stream(plant):
     rows = [json.loads(line) for line in out.splitlines()]
     assert [r["seq"] for r in rows] == list(range(rows[0]["seq"], rows[0]["seq"] + 5))
     assert all(r["seq"] > at + 3 for r in rows) and "label" in rows[0]
+    # an operator's lines in wsgen sub: an update, an injection, each naming its seq
+    code, out, err = await wsgen("sub", "--stream", TEMP, "--url", plant.ws_url, "--count", "100", "-q",
+                                 "--admin-token", ADMIN, stdin=b"amplitude=40\ninject level-shift height=7 duration=0.1\n")
+    assert code == 0, err
+    applied = [int(x) for x in re.findall(r"applies from seq (\d+)", err)]
+    assert len(applied) == 2, err
+    changes = plant.settings.named.streams[TEMP].changes
+    assert [(c.op, c.seq) for c in changes[-2:]] == [("update", applied[0]), ("inject", applied[1])]
+    assert changes[-2].payload == {"amplitude": 40}
+    assert changes[-1].payload == {"anomaly": {"kind": "level-shift", "height": 7}, "length": 5}
+    code, out, err = await wsgen("sub", "--stream", TEMP, "--url", plant.ws_url, "--count", "50", "-q",
+                                 stdin=b"amplitude=41\n")
+    assert code == 0 and "needs the operator token" in err
     code, out, err = await wsgen("sub", "sine", "--stream", TEMP, "--url", plant.ws_url)
     assert code == 2 and "--stream subscribes to a named stream" in err

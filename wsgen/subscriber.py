@@ -189,6 +189,9 @@ def configure_sub(parser: argparse.ArgumentParser) -> None:
                              "from the live sample or --start-seq; no generator, parameters or seed then")
     parser.add_argument("--start-seq", type=int, metavar="SEQ", help="with --stream: start this far back "
                                                                        "(within the stream's history)")
+    parser.add_argument("--admin-token", default=os.environ.get("WSGEN_ADMIN_TOKEN") or None,
+                        help="with --stream: the operator token; lines typed then change the stream for "
+                             "everyone (name=value ..., inject KIND name=value ... duration=S)")
     parser.add_argument("--spec", metavar="FILE.json|JSON",
                         help="subscribe to a composition: a JSON file, or the JSON itself (docs/compositions.md)")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
@@ -354,6 +357,9 @@ async def _command(sub, line: str, stop: asyncio.Event, quiet: bool) -> None:
         return
     word = line.lower()
     try:
+        if getattr(sub, "stream", None) is not None and word not in ("quit", "exit", "q", "pause", "resume"):
+            await _operator_command(sub, line)
+            return
         if line.startswith("{"):
             try:
                 changes = orjson.loads(line)
@@ -383,6 +389,36 @@ async def _command(sub, line: str, stop: asyncio.Event, quiet: bool) -> None:
             _eprint(f"wsgen: updated at seq {seq}: {shown}")
     except WsgenError as exc:
         _print_error(exc)
+
+
+async def _operator_command(sub, line: str) -> None:
+    """A line typed while reading a named stream: an operator change (with
+    ``--admin-token``). ``name=value ...`` or a JSON object updates the
+    stream's parameters; ``inject KIND [name=value ...] [duration=S]`` lays
+    an anomaly over it for S seconds. Prints the seq it applies from (on
+    every replica). Raises :class:`wsgen.client.WsgenError`."""
+    token = getattr(sub, "admin_token", None)
+    if not token:
+        _eprint(f"wsgen: changing {sub.stream} needs the operator token: --admin-token (or WSGEN_ADMIN_TOKEN)")
+        return
+    client = sub._client
+    try:
+        if line.startswith("{"):
+            reply = await client.update_stream(sub.stream, orjson.loads(line), token)
+        elif line.lower().startswith("inject"):
+            words = shlex.split(line)[1:]
+            if not words or "=" in words[0]:
+                raise ValueError("inject needs a kind: inject level-shift height=5 duration=60")
+            options = parse_assignments(words[1:])
+            duration = options.pop("duration", None)
+            reply = await client.inject_stream(sub.stream, {"kind": words[0], **options}, token, duration=duration)
+        else:
+            reply = await client.update_stream(sub.stream, parse_assignments(shlex.split(line)), token)
+    except (ValueError, orjson.JSONDecodeError) as exc:
+        _eprint(f"wsgen: cannot read {line!r}: {exc}; type name=value ..., inject KIND name=value ... "
+                "duration=S, pause, resume or quit")
+        return
+    _eprint(f"wsgen: {reply['op']} of {sub.stream} applies from seq {reply['seq']}")
 
 
 async def _commands(sub, lines: "asyncio.Queue[str | None]", stop: asyncio.Event, quiet: bool) -> None:
@@ -472,6 +508,7 @@ async def sub_main(args, params: dict[str, Any], stdout: TextIO | None = None) -
             return 2
         if not done:
             return 0
+        sub.admin_token = getattr(args, "admin_token", None)   # (named streams: operator lines)
         if not args.quiet:
             _eprint(f"wsgen: subscribed {sub.generator} seed={sub.seed} from seq {sub.start_seq} "
                     f"(interval {sub.interval} s, speed {sub.speed})")
