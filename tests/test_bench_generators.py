@@ -47,4 +47,4 @@ def test_scenarios_are_a_subparsers_group():
     assert list(bench.SCENARIOS)[0] == "generators"
     cell = bench.measure("normal", 64, 0.01)
     assert cell.kind == "normal" and cell.block == 64 and cell.samples == 64 * cell.calls
-    assert len(GENERATORS) == 19    # 13 of the original service, 6 of issue 15
+    assert len(GENERATORS) == 20    # 13 of the original service, 7 of issue 15

@@ -32,6 +32,7 @@ START = {
     "steps": {"steps": [[0.5, 1.0], [1.3, -2.0], [0.2, 7.0]], "dt": 0.1},
     "pattern": {"values": [1.0, 4.0, -2.0], "samples_per_value": 7, "interpolation": "linear"},
     "seasonal": {"dt": 3600.0, "noise": 0.2, "trend": 1e-6, "start": "2026-01-05T00:00:00Z"},
+    "replay": {},   # the built-in example (files of a data directory: tests/test_replay.py)
 }
 
 #: live updates per kind, each valid whatever the others applied before it
@@ -64,6 +65,7 @@ UPDATES = {
                 {"samples_per_value": 11, "values": "1,2,3,4,5"}],
     "seasonal": [{"dt": 60.0}, {"trend": -2e-6}, {"start": 1.7e9, "utc_offset": 2.0},
                  {"components": [{"name": "hourly", "period": "hour", "amplitudes": [1.0, 0.5, 0.25]}]}],
+    "replay": [{"value_column": "label"}, {"interval": 0.25}, {"value_column": "value"}],   # at_end "end": NaN past it
 }
 
 PROPS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -240,7 +242,7 @@ def test_same_seed_same_stream(kind, seed):
 
 
 RANDOM_KINDS = [k for k in KINDS if k not in ("sine", "cosine", "square", "sawtooth", "triangle",
-                                               "pulse", "steps", "pattern")]
+                                               "pulse", "steps", "pattern", "replay")]
 
 
 @pytest.mark.parametrize("kind", RANDOM_KINDS)

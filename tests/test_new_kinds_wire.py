@@ -158,7 +158,8 @@ def test_wsgen_sub_and_list(served_url):
     rows = list(csv.reader(io.StringIO(r.stdout)))
     assert rows[0] == ["seq", "t", "value"]
     assert [float(row[2]) for row in rows[1:]] == [0, 5, 5, 0, 5, 5, 0, 5, 5]
-    r = subprocess.run([*WSGEN, "sub", "random-walk", "--min", "-1", "--max", "1", "--count", "200", "--format", "csv",
+    r = subprocess.run([*WSGEN, "sub", "random-walk", "--min", "-1", "--max", "1", "--volatility", "1",
+                        "--count", "200", "--format", "csv",
                         "--seed", "2", "--speed", "max", "--url", served_url], capture_output=True, text=True,
                        timeout=60, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stderr

@@ -82,7 +82,8 @@ def test_non_finite_refused_in_integer_fields(kind, field, bad):
 #: fields that are neither float nor int (lists, choices, optional bounds): tests/test_new_kinds.py
 #: checks each of them
 OTHER_FIELDS = {"random-walk": {"min", "max"}, "steps": {"steps"}, "pattern": {"values", "interpolation"},
-                "seasonal": {"components"}}
+                "seasonal": {"components"},
+                "replay": {"file", "value_column", "time_column", "label_column", "at_end", "pace"}}
 
 
 def test_float_and_int_fields_cover_every_parameter():

@@ -111,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
     named.add_argument("--update-margin", type=_seconds, default=_env("WSGEN_UPDATE_MARGIN", 0.25),
                        help="seconds of stream time ahead at which an operator's change applies, the same seq "
                             "on every replica (env WSGEN_UPDATE_MARGIN)")
+    data = serve.add_argument_group("recorded series", "replay of CSV / Parquet files (docs/protocol.md)")
+    data.add_argument("--data-dir", default=os.environ.get("WSGEN_DATA_DIR"), metavar="DIR",
+                      help="directory replay reads files from and POST /datasets stores uploads in "
+                           "(env WSGEN_DATA_DIR; default: none, only the built-in example replays)")
+    data.add_argument("--max-upload-bytes", type=int, default=_env("WSGEN_MAX_UPLOAD_BYTES", 16 << 20),
+                      metavar="BYTES", help="largest upload to POST /datasets (0: uploads off; "
+                                            "env WSGEN_MAX_UPLOAD_BYTES; default 16 MiB)")
     serve.set_defaults(func=_serve)
 
     from . import subscriber

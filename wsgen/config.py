@@ -95,5 +95,10 @@ class Settings:
     redis_url: str | None = None
     #: Seconds of stream time ahead at which an operator's change applies (every process the same seq).
     update_margin_s: float = 0.25
+    #: Directory ``replay`` reads its files from and ``POST /datasets`` stores uploads in (None: neither;
+    #: the built-in example still replays).
+    data_dir: str | None = None
+    #: Largest upload to ``POST /datasets``, in bytes (0: uploads off).
+    max_upload_bytes: int = 16 << 20
     #: The process's named streams (set by serve.start; not a setting).
     named: Any = field(default=None, repr=False, compare=False)

@@ -91,6 +91,9 @@ __all__ = ["CONTROLS", "StreamRegistry", "create_app"]
 #: Largest composition accepted as JSON (body or ``?spec=``), in bytes.
 MAX_SPEC_BYTES = 1 << 20
 
+#: ``maxLength`` the OpenAPI document gives a list parameter's text (keeps
+#: generated URLs under the HTTP server's request-line limit; not enforced).
+LIST_PARAM_TEXT_MAX = 1000
 #: Largest ``speed`` accepted (as on the WebSocket path); ``max`` = unpaced.
 MAX_SPEED = 1e6
 #: Largest ``start_seq`` (and ``count``): integers JavaScript holds exactly.
@@ -398,6 +401,9 @@ class _Route:
             pacer = Pacer.start(gen.sample_interval, opts.speed, gen.seq)
             seq = first = gen.seq
             end = None if opts.count is None else seq + opts.count
+            data_end = getattr(gen, "end_seq", None)       # replay with at_end "end": its last row
+            if data_end is not None:
+                end = data_end if end is None else min(end, data_end)
             wall_end = None
             if opts.duration is not None:
                 if pacer.interval > 0:
@@ -479,6 +485,10 @@ class _Route:
             unit = prop.get("unit")
             if unit and f"[{unit}]" not in description:
                 description = f"{description} [{unit}]".strip()
+            if prop.get("type") in ("array", "object"):
+                # a list in a query string is text: JSON or comma-separated (wsgen.generators.listparams)
+                prop = {"type": "string", "maxLength": LIST_PARAM_TEXT_MAX, "default": json.dumps(prop.get("default"))}
+                description += " (in a query string: JSON, or numbers separated by commas)"
             params.append({"name": name, "in": "query", "required": False, "description": description,
                            "schema": prop})
         for alias, name in self.spec.params_model.aliases.items():
@@ -891,6 +901,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(named_router())   # /streams: named streams (wsgen.named_http)
     from .score_http import router as score_router
     app.include_router(score_router())   # POST /score: offline scoring (wsgen.score_http)
+
+    from .datasets_http import install as install_datasets
+    install_datasets(app, settings)   # POST /datasets (uploads for replay), GET /datasets
 
     @app.get("/composite/presets", summary="The composition JSON Schema and the five anomaly kinds as presets",
              tags=["compositions"])

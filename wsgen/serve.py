@@ -166,6 +166,13 @@ class _EmbeddedUvicorn:
 async def start(settings: Settings) -> Running:
     """Start the servers on ``settings``' ports (0 = pick free ones)."""
     metrics = Metrics()
+    if settings.data_dir is not None:             # replay's files and uploads (wsgen.datasets)
+        from pathlib import Path
+
+        from . import datasets
+        if not Path(settings.data_dir).is_dir():
+            raise OSError(f"--data-dir {settings.data_dir}: not a directory")
+        datasets.set_data_dir(settings.data_dir)
     await controlplane.start(settings, metrics)   # named streams and their log (scenario, Redis)
     gate = Gate(settings)
     # connections (either port) whose client takes no bytes for write_timeout_s are dropped
@@ -281,7 +288,8 @@ def run(args) -> int:
                         write_timeout_s=args.write_timeout, ping_interval_s=args.ping_interval,
                         ping_timeout_s=args.ping_timeout,
                         scenario=args.scenario, admin_token=args.admin_token or None,
-                        redis_url=args.redis_url or None, update_margin_s=args.update_margin)
+                        redis_url=args.redis_url or None, update_margin_s=args.update_margin,
+                        data_dir=getattr(args, "data_dir", None), max_upload_bytes=getattr(args, "max_upload_bytes", 16 << 20))
     from .workers import resolve_workers, supervise
     workers = resolve_workers(args.workers)
     if workers > 1:

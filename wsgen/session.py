@@ -393,6 +393,9 @@ class Session:
             sub.end_reason = "count" if by_count else "duration"
             if msg.duration is not None and gen.sample_interval <= 0:
                 sub.end_at = self.clock() + msg.duration   # unpaced: stream time is wall time
+        data_end = getattr(gen, "end_seq", None)        # replay with at_end "end": its last row
+        if data_end is not None and (sub.end_seq is None or data_end < sub.end_seq):
+            sub.end_seq, sub.end_reason = data_end, "end_of_data"
         self.subscriptions[sub_id] = sub
         self._order = None
         return [detection.announce(sub, P.subscribed(sub_id, gen.name, gen.params.model_dump(), gen.seed, gen.seq,

@@ -515,7 +515,9 @@ async def sub_main(args, params: dict[str, Any], stdout: TextIO | None = None) -
         labels = None
         from .generators import GENERATORS
         if getattr(sub, "stream", None) is None and sub.generator in GENERATORS:   # (named: the data say)
-            labels = GENERATORS[sub.generator].anomalous
+            spec = GENERATORS[sub.generator]
+            labelled = getattr(spec.cls, "labelled", None)    # replay: labelled when it has a label_column
+            labels = spec.anomalous or bool(labelled and labelled(sub.params or {}))
         out = Output(args.format, stdout, labels, composition=sub.composition)
         out.start()
         if want_progress(args.count, sub.interval, sub.speed, _isatty(stdout), _isatty(sys.stderr)):

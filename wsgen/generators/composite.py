@@ -23,9 +23,10 @@ A composition is a JSON object (:class:`CompositionSpec`; JSON Schema from
 
 Sample ``k`` (stream time ``t = k * interval`` seconds) is, in this order:
 
-1. the **base**: ``constant`` (``params.value``) or any registry waveform or
-   distribution by name with its params (``interval`` excluded: the
-   composition's paces), plus ``offset`` and ``trend * t`` (units per second);
+1. the **base**: ``constant`` (``params.value``) or any registry waveform,
+   distribution, process, periodic shape or replay by name with its params
+   (``interval`` excluded: the composition's paces), plus ``offset`` and
+   ``trend * t`` (units per second);
 2. plus the **noise**: ``normal`` (``std_dev * z``) or ``uniform`` (``low +
    (high - low) * u``), one draw per sample;
 3. through each **anomaly injector** in list order (kinds, placements and
@@ -91,8 +92,9 @@ from .registry import GENERATORS, get_spec
 
 WAVEFORM_KINDS = tuple(n for n, s in GENERATORS.items() if s.family == "waveform")
 DISTRIBUTION_KINDS = tuple(n for n, s in GENERATORS.items() if s.family == "distribution")
-#: Processes (random-walk, ou) and periodic shapes (pulse, steps, pattern, seasonal).
-OTHER_BASE_KINDS = tuple(n for n, s in GENERATORS.items() if s.family in ("process", "periodic"))
+#: Processes (random-walk, ou), periodic shapes (pulse, steps, pattern, seasonal) and replay (its
+#: values; the file's labels are not the composition's).
+OTHER_BASE_KINDS = tuple(n for n, s in GENERATORS.items() if s.family in ("process", "periodic", "recorded"))
 BASE_KINDS = ("constant", *WAVEFORM_KINDS, *DISTRIBUTION_KINDS, *OTHER_BASE_KINDS)
 #: Default stream key of the noise.
 NOISE_KEY = 2
@@ -125,7 +127,7 @@ class BaseSpec(Model):
     """The signal the anomalies are injected into."""
 
     kind: Literal[BASE_KINDS] = Field("constant", description="constant, or a registry waveform, distribution, "
-                                                    "process or periodic kind")
+                                                    "process, periodic kind or replay")
     params: dict[str, Any] = Field(default_factory=dict, validate_default=True,
                                    description="Parameters of the kind (those of the registry; no interval)")
     offset: level(0.0, "Added to every sample")

@@ -13,6 +13,7 @@ from .base import Generator
 from .distributions import Exponential, Normal, Uniform
 from .params import GeneratorParams
 from .processes import OrnsteinUhlenbeck, RandomWalk
+from .replay import Replay
 from .seasonal import Seasonal
 from .shapes import Pattern, Pulse, Steps
 from .waveforms import Cosine, Sawtooth, Sine, Square, Triangle
@@ -35,7 +36,7 @@ class GeneratorSpec:
     """One registry entry: its name, family, model and class."""
 
     name: str
-    family: str            # "waveform" | "distribution" | "anomaly" | "process" | "periodic"
+    family: str            # "waveform" | "distribution" | "anomaly" | "process" | "periodic" | "recorded"
     cls: type[Generator]
     description: str
 
@@ -82,6 +83,7 @@ GENERATORS: dict[str, GeneratorSpec] = {s.name: s for s in [
     _spec("anomaly", PeriodicSpike), _spec("anomaly", CountPerDuration),
     _spec("process", RandomWalk), _spec("process", OrnsteinUhlenbeck),
     _spec("periodic", Pulse), _spec("periodic", Steps), _spec("periodic", Pattern), _spec("periodic", Seasonal),
+    _spec("recorded", Replay),
 ]}
 
 #: The kinds the original service also served under ``/anomalies/<name>``.
