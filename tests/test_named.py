@@ -433,3 +433,19 @@ async def test_python_client_and_wsgen_sub_on_a_named_stream(plant):
     assert code == 0 and "needs the operator token" in err
     code, out, err = await wsgen("sub", "sine", "--stream", TEMP, "--url", plant.ws_url)
     assert code == 2 and "--stream subscribes to a named stream" in err
+
+
+def test_workers_without_a_shared_log_are_refused(tmp_path):
+    import subprocess
+    import sys
+    path = tmp_path / "plant.yaml"
+    path.write_text(SCENARIO)
+    out = subprocess.run([sys.executable, "-m", "wsgen.cli", "serve", "--workers", "2", "--port", "0",
+                          "--http-port", "0", "--scenario", str(path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "named streams (--scenario, --admin-token) with --workers need --redis-url" in out.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("streams:\n - {name: a, generator: sine, interval: -1}\n")
+    out = subprocess.run([sys.executable, "-m", "wsgen.cli", "serve", "--port", "0", "--http-port", "0",
+                          "--scenario", str(bad)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and f"{bad}: streams[0] (a): interval:" in out.stderr, out.stderr

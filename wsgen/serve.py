@@ -292,6 +292,11 @@ def run(args) -> int:
                         data_dir=getattr(args, "data_dir", None), max_upload_bytes=getattr(args, "max_upload_bytes", 16 << 20))
     from .workers import resolve_workers, supervise
     workers = resolve_workers(args.workers)
+    if workers > 1 and (settings.scenario or settings.admin_token) and not settings.redis_url:
+        # each worker would keep its own log: other origins, changes seen by one worker only
+        print("wsgen: cannot start: named streams (--scenario, --admin-token) with --workers need --redis-url, "
+              "the log every worker follows", file=sys.stderr)
+        return 2
     if workers > 1:
         return supervise(settings, workers)
     configure_logging(args.log_level)
