@@ -64,3 +64,24 @@ async def test_score_on_an_unscored_subscription_is_refused(server):
         assert err.value.code == "invalid_message" and "is not scored" in str(err.value)
         with pytest.raises(WsgenError):
             await c.subscribe("sine", seed=1, score=True)
+
+
+async def test_sync_client_detect_and_score(server):
+    from wsgen.client import SyncClient
+
+    def work():
+        with SyncClient(server.ws_url) as c:
+            sub = c.subscribe("periodic-spike", {"spike_interval": 10, "interval": 0.1}, seed=2, speed="max",
+                              score={"window": 10, "probation": 0})
+            block = sub.take(300)
+            added = sub.detect(seqs=[101, 150])
+            again = sub.detect(101)
+            figures = sub.score(last=299)
+            sub.unsubscribe()
+            return block, added, again, figures, sub.last_score
+
+    block, added, again, figures, last = await asyncio.to_thread(work)
+    assert (added, again) == (2, 0)
+    want = wsgen.score(block.labels, [101, 150], window=10, probation=0, interval=0.1)
+    assert {k: figures[k] for k in want} == want
+    assert last["alarms"] == 2 and last["events"]["detected"] == 1

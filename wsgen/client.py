@@ -1110,8 +1110,9 @@ class Client:
 class SyncSubscription:
     """Blocking view of a :class:`Subscription` (from :class:`SyncClient`).
 
-    Iterate it for blocks; ``take``, ``update``, ``pause``, ``resume`` and
-    ``unsubscribe`` as in the async class.
+    Iterate it for blocks; ``take``, ``update``, ``pause``, ``resume``,
+    ``unsubscribe``, ``score`` as in the async class; ``detect`` waits for
+    its reply (report many alarms at once with ``seqs=``).
     """
 
     def __init__(self, owner: "SyncClient", sub: Subscription) -> None:
@@ -1120,7 +1121,8 @@ class SyncSubscription:
 
     def __getattr__(self, name: str) -> Any:
         if name in ("id", "generator", "seed", "params", "speed", "backpressure", "encoding", "interval",
-                    "paused", "next_seq", "finished", "composition"):
+                    "paused", "next_seq", "finished", "composition", "score_options", "last_score",
+                    "detect_errors"):
             return getattr(self.subscription, name)
         raise AttributeError(name)
 
@@ -1148,6 +1150,16 @@ class SyncSubscription:
 
     def unsubscribe(self) -> int:
         return self._owner._call(self.subscription.unsubscribe())
+
+    def detect(self, seq: int | None = None, *, seqs: Iterable[int] | None = None, score: float | None = None,
+               scores: Iterable[float] | None = None) -> int:
+        """As :meth:`Subscription.detect`, waiting for the reply: the number of new alarms."""
+        async def detect() -> int:
+            return await self.subscription.detect(seq, seqs=seqs, score=score, scores=scores)
+        return self._owner._call(detect())
+
+    def score(self, last: int | None = None) -> dict[str, Any]:
+        return self._owner._call(self.subscription.score(last))
 
 
 class SyncClient:
