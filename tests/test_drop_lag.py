@@ -66,7 +66,7 @@ async def test_a_paused_reader_resumes_on_fresh_samples_with_the_gap_in_skipped(
         await asyncio.sleep(3.0)                                     # stop reading: 3000 samples fall due
         resumed = time.time()
         stale = []
-        while not (m := await next_message(ws)).get("skipped"):
+        while (m := await next_message(ws)).get("skipped", 0) < 1000:     # (not a short skip under load)
             check(m)
             stale.append(m)
         check(m)
