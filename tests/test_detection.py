@@ -225,3 +225,27 @@ def test_score_up_to_a_given_last_leaves_later_samples_and_alarms_out():
         r = send(s, type="score", id="d", last=last)
         assert r["type"] == "error" and text in r["message"], r
     assert send(s, type="score", id="d", last=300)["code"] == "out_of_range"
+
+
+def test_a_labelled_replay_is_scored_live_and_offline_alike():
+    """The built-in example file (1440 rows, three labelled incidents), to its end."""
+    from wsgen.offline_score import parse, score_definition
+
+    s, _ = session()
+    params = {"label_column": "label", "at_end": "end"}
+    send(s, type="subscribe", id="r", generator="replay", params=params, speed="max", score={"probation": 0})
+    chunks = take_all(s, "r", 1440, limit=500)
+    labels = np.concatenate([c.block.labels for c in chunks])
+    assert s.subscriptions["r"].finished(s.clock())
+    truth = wsgen.scoring.events_from_labels(labels)
+    assert len(truth) == 3
+    alarms = [int(truth[0][0]) + 1, 700]
+    send(s, type="detect", id="r", seqs=alarms)
+    final, ended = s.end("r")
+    assert (final["type"], final["ended"], ended["reason"]) == ("score", True, "end_of_data")
+    want = wsgen.score(labels, alarms, probation=0)
+    for key in ("events", "points", "nab", "alarms", "window"):
+        assert final[key] == want[key], key
+    offline = score_definition(parse({"generator": "replay", "params": params, "seed": 0, "last": 1439,
+                                      "probation": 0, "detections": alarms}))
+    assert {k: offline[k] for k in want} == {k: final[k] for k in want}
