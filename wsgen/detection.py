@@ -9,8 +9,8 @@ detection latency measured on the server's clock.
 
 The truth: a composition's anomaly events (``events`` of its data
 messages, fault events excluded: a null or a gap is not an anomaly to
-detect); an anomaly kind's runs of true labels (a run continued across two
-messages is one event).
+detect); an anomaly kind's or a labelled replay's runs of true labels (a run
+continued across two messages is one event).
 
 The window rule of a live stream (option ``window``): ``"nab"`` (default)
 applies NAB's rule to the samples sent so far, as if they were a NAB data
@@ -221,7 +221,7 @@ def live_score(msg, gen) -> LiveScore | None:
     composite = getattr(gen, "name", "") == "composite"
     if not (composite or getattr(gen, "anomalous", False)):
         raise P.ProtocolError(P.INVALID_MESSAGE, f"{gen.name!r} has no ground truth to score against: score "
-                              "an anomaly kind or a composition", msg.id,
+                              "an anomaly kind, a composition or a replay with label_column", msg.id,
                               [{"field": "score", "value": True, "message": "needs a labelled stream"}])
     if msg.backpressure == "drop":
         raise P.ProtocolError(P.INVALID_MESSAGE, "a scored subscription needs backpressure \"block\": dropped "

@@ -145,7 +145,8 @@ def truth(defn: Definition) -> tuple[np.ndarray, float]:
     except InvalidParams as exc:
         raise DefinitionError("invalid params: " + str(exc), exc.details) from None
     if not getattr(gen, "anomalous", False):
-        raise DefinitionError(f"{gen.name!r} has no ground truth: score an anomaly kind or a composition",
+        raise DefinitionError(f"{gen.name!r} has no ground truth: score an anomaly kind, a composition or "
+                              "a replay with label_column",
                               [{"field": "generator", "value": gen.name, "message": "needs a labelled stream"}])
     composite = gen.name == "composite"
     n = defn.last - defn.first + 1
