@@ -218,8 +218,11 @@ async def test_websocket_upgrade_on_the_http_port_names_the_websocket_endpoint(f
     body = json.loads(bytes(response.body))
     url = f"ws://127.0.0.1:{full_server.ws_port}/sine"
     assert response.status_code == 404 and response.headers["content-type"] == "application/json"
-    assert body["error"] == "not_found" and body["ws_url"] == url and url in body["message"]
-    async with connect(body["ws_url"] + "?interval=0.1&seed=1") as ws:     # and it is right
-        assert json.loads(await ws.recv())["type"] == "subscribed"
+    here = f"ws://127.0.0.1:{full_server.http_port}/ws/sine"
+    assert body["error"] == "not_found" and body["ws_url"] == url and body["ws_url_this_port"] == here
+    assert url in body["message"] and here in body["message"]
+    for good in (body["ws_url"], body["ws_url_this_port"]):                # and both are right
+        async with connect(good + "?interval=0.1&seed=1") as ws:
+            assert json.loads(await ws.recv())["type"] == "subscribed"
     assert "ERROR" not in caplog.text and "Traceback" not in caplog.text
     assert sum("http websocket upgrade refused" in r.getMessage() for r in caplog.records) == 1

@@ -8,10 +8,12 @@ Neither is a server error (no 500, no traceback, no ``internal_error``):
   connection). Starlette raises ``ClientDisconnect`` from the body reader;
   this handler answers 400 ``incomplete_body`` (which goes nowhere when the
   client has gone, but is what the access log and ``wsgen_errors`` record).
-* :class:`WebSocketElsewhere`: a WebSocket upgrade the HTTP port does not
-  serve itself gets 404 with a JSON body naming the WebSocket endpoint
-  (``ws://<host>:<ws port><path>``) instead of a bare 403. It is the one
-  place to change if the HTTP port serves more WebSocket paths.
+* :class:`WebSocketElsewhere`: a WebSocket upgrade to a path the HTTP port
+  does not serve as WebSocket (it serves ``/ws`` and ``/ws/...``:
+  :mod:`wsgen.http_ws`) gets 404 with a JSON body naming the endpoints
+  (``ws://<host>:<ws port><path>``, and ``ws://<host>:<http port>/ws<path>``)
+  instead of a bare 403. It is the one place to change if the HTTP port
+  serves more WebSocket paths.
 
 :func:`install` adds both to an app.
 """
@@ -25,6 +27,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .http_ws import WS_PATH
 
 __all__ = ["WebSocketElsewhere", "incomplete_body", "install", "ws_endpoint"]
 
@@ -53,6 +57,12 @@ def ws_endpoint(host_header: str | None, bind_host: str, ws_port: int, path: str
     return f"ws://{name}:{ws_port}{path or '/'}"
 
 
+def _here(host_header: str | None, bind_host: str, scope: Scope, path: str) -> str:
+    """The same endpoint under this port's ``/ws`` paths (:mod:`wsgen.http_ws`)."""
+    port = (scope.get("server") or (None, None))[1]
+    return ws_endpoint(host_header, bind_host, port, WS_PATH + (path if path != "/" else ""))
+
+
 class WebSocketElsewhere:
     """ASGI middleware: a ``websocket`` scope (an upgrade request that no
     other layer took) is answered with the WebSocket Denial Response
@@ -71,10 +81,13 @@ class WebSocketElsewhere:
         hosts = [v for k, v in scope["headers"] if k == b"host"]
         path = scope.get("path", "/")
         if ws_port:
-            url = ws_endpoint(hosts[0].decode("latin-1") if len(hosts) == 1 else None, self.bind_host, ws_port, path)
-            status, body = 404, {"error": "not_found", "ws_url": url,
-                                 "message": f"this is the HTTP port: no WebSocket endpoint at {path} here; "
-                                            f"connect to {url} (the WebSocket port, same path and query)"}
+            host = hosts[0].decode("latin-1") if len(hosts) == 1 else None
+            url = ws_endpoint(host, self.bind_host, ws_port, path)
+            here = _here(host, self.bind_host, scope, path)
+            status, body = 404, {"error": "not_found", "ws_url": url, "ws_url_this_port": here,
+                                 "message": f"no WebSocket endpoint at {path} on the HTTP port; connect to {url} "
+                                            f"(the WebSocket port) or {here} (this port's WebSocket paths, "
+                                            f"{WS_PATH} and {WS_PATH}/<generator>), with the same query"}
         else:
             status, body = 503, {"error": "unavailable", "message": "the WebSocket server is not running"}
         client = scope.get("client")
