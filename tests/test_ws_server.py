@@ -376,9 +376,12 @@ async def test_every_error_code_over_the_wire_keeps_the_other_subscription(small
     err = next(e for e in [await client.request(cases[5][0])] if e)
     assert err["details"] == [{"field": "amplitude", "value": 1e13,
                                "message": "Input should be less than or equal to 1000000000000"}]
-    await subscribe(client, id="second", generator="sine", params={"interval": 1})
+    await subscribe(client, id="second", generator="random", params={"interval": 1}, score=True)
     err = await client.request({"type": "subscribe", "id": "third", "generator": "sine"})
     assert err["code"] == P.LIMIT_REACHED and err["id"] == "third"
+    seen.append(err["code"])
+    err = await client.request({"type": "detect", "id": "second", "seq": 10**6})   # not sent yet
+    assert err["code"] == P.OUT_OF_RANGE and err["id"] == "second"
     seen.append(err["code"])
     assert set(seen) == set(P.ERROR_CODES) - {P.INTERNAL_ERROR}   # internal_error: tests/test_ws_internal_errors.py
     # "keep" went on throughout, untouched
