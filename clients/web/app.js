@@ -20,6 +20,8 @@
   const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
                   "#7f7f7f", "#393b79"];
   const ANOMALY_COLOR = "#e41a1c";
+  const ANOMALY_EDGE = "#111";          // dark ring: the dots stand out on any line colour (orange included)
+  const BAND_FILL = "rgba(228, 26, 28, 0.13)";   // anomaly windows, shaded behind the lines
 
   const pageUrl = new URL(location.href);
   const token = pageUrl.searchParams.get("token") || null;
@@ -83,6 +85,7 @@
       this.drawn = 0;                // points in the last chart redraw
       this.anomaliesDrawn = 0;
       this.named = null;             // a named stream's name (shared; no form, no seed)
+      this.spec = null;              // a composition's spec (its generator object), else null
     }
   }
 
@@ -273,7 +276,9 @@
       if (startSeq) msg.start_seq = startSeq;
       return msg;
     }
-    const msg = { type: "subscribe", id: s.id, generator: s.generator, params: s.params, encoding: "binary" };
+    const msg = s.spec
+      ? { type: "subscribe", id: s.id, generator: s.spec, encoding: "json" }   // a composition: events need JSON
+      : { type: "subscribe", id: s.id, generator: s.generator, params: s.params, encoding: "binary" };
     const seed = s.seed ?? s.seedWanted;
     if (seed !== "" && seed !== null) msg.seed = seed;
     if (startSeq) msg.start_seq = startSeq;
@@ -333,7 +338,11 @@
         if (s) removeStream(s.id);
         break;
       case "generators":
+        if (msg.composition) app.composition = msg.composition;   // schema and presets (compose.js)
         setCatalogue(msg.generators);
+        break;
+      case "ended":
+        if (s) removeStream(s.id);
         break;
       case "error":
         onServerError(msg, s);
@@ -500,16 +509,21 @@
     };
   }
 
-  /** A slider range people can use: the schema's bounds when they are
-   * close, else a nice span around the default (the number box next to
-   * it takes any value the schema allows, and the slider follows). */
+  /** A slider range that follows the field's meaning: an angle in degrees
+   * spans a full turn either way; a field bounded closely by its schema
+   * (a probability, a duty cycle) spans its bounds; anything else a nice
+   * span around its value (else its default), not below zero where the
+   * schema says so. The number box next to it takes any value the schema
+   * allows, and the slider follows. */
   function sliderRange(f, value) {
     let lo, hi;
-    if (Number.isFinite(f.min) && Number.isFinite(f.max) && f.max - f.min <= 1000) {
+    const v = Number.isFinite(value) ? value : Number(f.prop.default ?? 0);
+    if (f.unit === "deg") {
+      [lo, hi] = [Math.max(f.min, -360), Math.min(f.max, 360)];
+    } else if (Number.isFinite(f.min) && Number.isFinite(f.max) && f.max - f.min <= 1000) {
       [lo, hi] = [f.min, f.max];
     } else {
-      const d = Number(f.prop.default ?? value ?? 0);
-      const w = niceCeil(Math.max(10, 4 * Math.abs(d)));
+      const w = niceCeil(Math.max(f.kind === "integer" ? 10 : 1, 4 * Math.abs(v)));
       lo = f.min >= 0 ? f.min : Math.max(f.min, -w);
       hi = Math.min(f.max, f.min >= 0 ? Math.max(w, f.min + w) : w);
     }
@@ -543,6 +557,15 @@
       return { error: `0 (unpaced) or ≥ ${floor} s on this server` };
     }
     return { value: x };
+  }
+
+  /** Forget the "updated" line and the error boxes (another generator was picked). */
+  function clearMessages() {
+    const status = $("update-status");
+    status.textContent = "";
+    delete status.dataset.seq;
+    delete status.dataset.id;
+    $("errors").replaceChildren();
   }
 
   function setFieldError(name, message) {
@@ -853,6 +876,48 @@
     return { width: Math.max(320, box.clientWidth), height: Math.max(260, Math.min(560, window.innerHeight - 230)) };
   }
 
+  /** The anomaly windows of each labelled stream in the chart: runs of
+   * consecutive labelled samples, [seq first, seq last] and their x span. */
+  function anomalyWindows(s) {
+    const out = [];
+    let start = -1;
+    for (let i = 0; i <= s.label.length; i++) {
+      const on = i < s.label.length && s.label[i] && !(start >= 0 && s.gapS[i]);
+      if (on && start < 0) start = i;
+      if (!on && start >= 0) {
+        out.push({ first: s.seq[start], last: s.seq[i - 1], i0: start, i1: i - 1 });
+        start = i < s.label.length && s.label[i] ? i : -1;
+      }
+    }
+    return out;
+  }
+
+  /** Anomaly windows as shaded bands, half a sample wider on each side. */
+  function drawBands(u) {
+    const ctx = u.ctx;
+    const { left, top, width, height } = u.bbox;
+    const time = app.xMode === "time";
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(left, top, width, height);
+    ctx.clip();
+    let bands = 0;
+    for (const s of app.chartStreams) {
+      if (!s.anomalous) continue;
+      const xs = time ? s.tx : s.seq;
+      const half = time ? (s.dt || 0) / 2 : 0.5;
+      ctx.fillStyle = BAND_FILL;
+      for (const w of anomalyWindows(s)) {
+        const x0 = u.valToPos(xs[w.i0] - half, "x", true);
+        const x1 = u.valToPos(xs[w.i1] + half, "x", true);
+        ctx.fillRect(x0, top, Math.max(x1 - x0, 2 * uPlot.pxRatio), height);
+        bands += 1;
+      }
+    }
+    app.bandsDrawn = bands;
+    ctx.restore();
+  }
+
   /** Dashed vertical lines where an update took effect. */
   function drawMarkers(u) {
     const ctx = u.ctx;
@@ -888,7 +953,7 @@
       if (s.anomalous) {
         series.push({ label: `${s.id} anomalies`, stroke: ANOMALY_COLOR, fill: ANOMALY_COLOR, width: 0,
                       paths: () => null, spanGaps: false,
-                      points: { show: true, size: 7, width: 1.5, stroke: s.color, fill: ANOMALY_COLOR } });
+                      points: { show: true, size: 9, width: 2, stroke: ANOMALY_EDGE, fill: ANOMALY_COLOR } });
       }
     }
     const opts = {
@@ -898,7 +963,7 @@
       axes: [{ stroke: "#444", grid: { stroke: "#eee" } }, { stroke: "#444", grid: { stroke: "#eee" }, size: 60 }],
       legend: { live: true },
       cursor: { drag: { x: false, y: false } },
-      hooks: { draw: [drawMarkers] },
+      hooks: { draw: [drawMarkers], drawAxes: [drawBands] },
     };
     const box = $("chart");
     box.replaceChildren();
@@ -961,8 +1026,9 @@
   // -- wiring ------------------------------------------------------------------
   function wire() {
     $("generator").addEventListener("change", () => {
-      // Another kind: the form now describes a new stream.
+      // Another kind: the form now describes a new stream; what was said about the last one goes.
       app.selected = null;
+      clearMessages();
       buildForm(app.catalogue.get($("generator").value), null);
     });
     $("start").addEventListener("click", start);
@@ -1013,9 +1079,38 @@
       return s.seq.slice(from).map((seq, k) => ({ seq, t: s.tx[from + k], value: s.v[from + k], label: s.label[from + k] }));
     },
     seriesLabels: () => (app.plot ? app.plot.series.slice(1).map((x) => x.label) : []),
+    /** Anomaly windows of a stream's kept samples: [{first, last}] (drawn as bands). */
+    anomalyWindows: (id) => (app.streams.has(id) ? anomalyWindows(app.streams.get(id)).map(({ first, last }) => ({ first, last })) : []),
+    get bandsDrawn() { return app.bandsDrawn ?? 0; },
     errors: () => app.errors.slice(),
     namedStreams: () => (app.named ?? []).slice(),
     sent: () => ({ ...app.sent }),
+  };
+
+  /** What compose.js and share.js build on (one page, several files). */
+  window.wsgenPage = {
+    app, el, fmt, send, showError, clearMessages, renderStreamList, renderFormMode, checkSeed, token,
+    /** Start a composition stream: like Start, with a spec for its generator. */
+    startComposition(spec, seed) {
+      let id;
+      do id = `composite-${app.nextNumber++}`; while (app.streams.has(id));
+      const used = new Set([...app.streams.values()].map((x) => x.color));
+      const color = COLORS.find((c) => !used.has(c)) ?? COLORS[app.nextNumber % COLORS.length];
+      const s = new Stream(id, "composite", {}, seed, color);
+      s.spec = spec;
+      s.anomalous = true;
+      app.streams.set(id, s);
+      if (send(subscribeMessage(s, 0))) {
+        app.selected = null;
+        renderStreamList();
+        return id;
+      }
+      app.streams.delete(id);
+      return null;
+    },
+    subscribeMessage,
+    selectedStream: () => app.streams.get(app.selected) ?? null,
+    formValues,
   };
 
   wire();
