@@ -1,4 +1,4 @@
-"""``wsgen score``: score a detector's alarms (CSV) against a stream's definition, offline.
+"""Score a detector's alarms (CSV) against a stream regenerated from its definition, offline.
 
     wsgen score --spec composition.json --seed 1 --last 9999 --detections alarms.csv
     wsgen score --generator random-square --param minimum_interval=20 --seed 1 --last 9999 \\
