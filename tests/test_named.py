@@ -449,3 +449,13 @@ def test_workers_without_a_shared_log_are_refused(tmp_path):
     out = subprocess.run([sys.executable, "-m", "wsgen.cli", "serve", "--port", "0", "--http-port", "0",
                           "--scenario", str(bad)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and f"{bad}: streams[0] (a): interval:" in out.stderr, out.stderr
+
+
+def test_an_update_naming_neither_id_nor_stream_is_refused_naming_id():
+    from wsgen.session import Session
+    session = Session()
+    [err] = session.handle('{"type": "update", "params": {"amplitude": 2}}')
+    assert err["code"] == "invalid_message" and err["details"] == [{"field": "id", "value": None,
+                                                                    "message": "Field required"}]
+    [err] = session.handle('{"type": "inject", "anomaly": {"kind": "spike"}}')
+    assert err["code"] == "invalid_message" and err["details"][0]["field"] == "stream"

@@ -159,6 +159,8 @@ def wants(session: Session, msg) -> bool:
         return True
     if getattr(msg, "stream", None) is not None:
         return True
+    if kind == "update" and msg.id is None:       # neither: refused here, naming both
+        return True
     sub = session.subscriptions.get(getattr(msg, "id", None)) if hasattr(msg, "id") else None
     return isinstance(sub, NamedSubscription)
 
@@ -276,7 +278,11 @@ def _stream_name(session: Session, msg) -> str:
     sub = session.subscriptions.get(msg.id)
     if isinstance(sub, NamedSubscription):
         return sub.stream.name
-    raise P.ProtocolError(P.INVALID_MESSAGE, "inject names a named stream: give stream", msg.id,
+    if msg.type == "update" and msg.id is None:
+        raise P.ProtocolError(P.INVALID_MESSAGE, "invalid message: id: Field required (the subscription to "
+                              "update; or stream, a named stream to change as operator)", None,
+                              [{"field": "id", "value": None, "message": "Field required"}])
+    raise P.ProtocolError(P.INVALID_MESSAGE, f"{msg.type} names a named stream: give stream", msg.id,
                           [{"field": "stream", "value": None, "message": "required"}])
 
 
