@@ -235,6 +235,8 @@ async def test_sub_takes_http_and_bare_addresses_and_refuses_others_in_one_line(
             assert "expected ws://host:port (or wss://, http://, https://, or a bare host:port)" in line
     code, _, err = await run_cli("bench", "throughput", "--url", "nonsense")
     assert code != 0 and "expected ws://host:port" in one_line(err)
+    code, _, err = await run_cli("bench", "throughput", "--url", "127.0.0.1:1")
+    assert code != 0 and one_line(err).startswith("wsgen bench: cannot connect to 127.0.0.1:1")
     # nothing listening: one line saying so
     code, _, err = await run_cli("sub", "sine", "--count", "1", "--url", "127.0.0.1:1")
     assert code == 1 and one_line(err).startswith("wsgen: cannot connect to 127.0.0.1:1")

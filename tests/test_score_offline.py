@@ -129,3 +129,17 @@ def test_wsgen_score_command(tmp_path, capsys):
     code = cli.main(["score", "--generator", "sine", "--seed", "1", "--last", "9",
                      "--detections", str(tmp_path / "alarms.csv")])
     assert code == 2 and "'sine' has no ground truth" in capsys.readouterr().err
+
+
+def test_wsgen_score_takes_the_range_from_a_per_sample_csv(tmp_path, capsys):
+    """The issue's command: no --last; a detector's output with a row per sample (seq,score)."""
+    (tmp_path / "composition.json").write_text(json.dumps(SPEC))
+    rows = ["seq,score"] + [f"{i},{0.9 if i in (150, 455, 640) else 0.1}" for i in range(800)]
+    (tmp_path / "scores.csv").write_text("\n".join(rows) + "\n")
+    code = cli.main(["score", "--spec", str(tmp_path / "composition.json"), "--seed", "4",
+                     "--detections", str(tmp_path / "scores.csv")])
+    captured = capsys.readouterr()
+    assert code == 0 and "scoring seqs 0..799 (the last seq of the CSV)" in captured.err
+    figures = json.loads(captured.out)
+    want = wsgen.score(spec_truth(800), [150, 455, 640], length=800, interval=0.1)
+    assert {k: figures[k] for k in want} == want

@@ -267,7 +267,11 @@ def _with_server(args, body: Callable, http: bool = False) -> dict:
             url = websocket_url(args.url)
         except BadURL as exc:
             raise SystemExit(f"wsgen bench: --url: {exc}") from None
-        return body(url, getattr(args, "http_url", None), None)
+        from websockets.exceptions import InvalidHandshake
+        try:
+            return body(url, getattr(args, "http_url", None), None)
+        except (OSError, InvalidHandshake, TimeoutError) as exc:   # a server that is not there (a user's mistake)
+            raise SystemExit(f"wsgen bench: cannot connect to {args.url}: {exc}") from None
     server = ServerProcess.start(http=http)
     try:
         return body(server.ws_url, server.http_url, server)

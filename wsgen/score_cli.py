@@ -1,5 +1,6 @@
 """Score a detector's alarms (CSV) against a stream regenerated from its definition, offline.
 
+    wsgen score --spec composition.json --seed 1 --detections scores.csv   # a row per sample: seq,score
     wsgen score --spec composition.json --seed 1 --last 9999 --detections alarms.csv
     wsgen score --generator random-square --param minimum_interval=20 --seed 1 --last 9999 \\
                 --detections alarms.csv --window 100
@@ -38,7 +39,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="a param of --generator (repeatable; values are JSON, else text)")
     p.add_argument("--seed", type=int, help="the stream's seed (required unless the definition has it)")
     p.add_argument("--first", type=int, help="first scored seq (default 0)")
-    p.add_argument("--last", type=int, help="last scored seq, inclusive (required unless the definition has it)")
+    p.add_argument("--last", type=int, help="last scored seq, inclusive (default: the definition's, else the "
+                                            "largest seq of the CSV: right for a detector's output with a row "
+                                            "per sample)")
     p.add_argument("--detections", required=True, metavar="FILE.csv", help="alarms: CSV with seq[,score]; - for stdin")
     p.add_argument("--window", type=_window, help="nab (default), events, or a window length in samples")
     p.add_argument("--probation", type=float, help="NAB's probationary fraction (default 0.15)")
@@ -79,13 +82,18 @@ def definition(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     try:
         data = definition(args)
-        defn = parse(data)
         if args.detections == "-":
             text = sys.stdin.read()
         else:
             with open(args.detections, encoding="utf-8") as f:
                 text = f.read()
         seqs, scores = read_csv(text)
+        if "last" not in data and seqs:
+            # a detector's output with a row per sample (seq,score) covers the range it read
+            data["last"] = max(seqs)
+            print(f"wsgen score: scoring seqs {data.get('first', 0)}..{data['last']} (the last seq of the CSV); "
+                  "give --last for another range", file=sys.stderr)
+        defn = parse(data)
         figures = score_definition(defn, seqs, scores)
     except (OSError, ValueError) as exc:     # DefinitionError is a ValueError; so is bad JSON
         print(f"wsgen score: {exc}", file=sys.stderr)
