@@ -249,3 +249,27 @@ def test_a_labelled_replay_is_scored_live_and_offline_alike():
     offline = score_definition(parse({"generator": "replay", "params": params, "seed": 0, "last": 1439,
                                       "probation": 0, "detections": alarms}))
     assert {k: offline[k] for k in want} == {k: final[k] for k in want}
+
+
+def test_the_protocol_doc_scoring_example_is_what_the_server_says():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
+    section = doc.split("## Scoring a detector", 1)[1].split("\n## ", 1)[0]
+    lines = [line.strip()[3:] for line in section.splitlines() if line.strip()[:3] in ("C: ", "S: ")]
+    kinds = [line.strip()[:1] for line in section.splitlines() if line.strip()[:3] in ("C: ", "S: ")]
+    assert len(lines) == 11
+    s, clock = session()
+    clock.t = 0.0           # as when the example was made: 0.004 s exactly
+    pending: list[dict] = []
+    for kind, text in zip(kinds, lines):
+        msg = json.loads(text)
+        if kind == "C":
+            assert not pending
+            pending = s.handle(text)
+        elif msg["type"] == "data":            # the example's 300 samples, sent at once; alarms 4 ms later
+            take_all(s, msg["id"], 300, limit=300)
+            clock.t += 0.004
+        else:
+            assert pending.pop(0) == msg
+    assert not pending
