@@ -12,6 +12,11 @@ from reference import engine  # noqa: E402  (tests/ is on sys.path under pytest)
 from test_browser import browser, choose, click, js, server, set_knob, values, wait_for  # noqa: F401  (fixtures)
 
 
+def used(driver, sid: str) -> dict:
+    """The parameters the server reports for stream ``sid`` (the form may start from demo values)."""
+    return js(driver, "return window.wsgen.stream(arguments[0]).params", sid)
+
+
 def start(driver, kind: str, seed: int, knobs: dict[str, str]) -> str:
     choose(driver, "generator", kind)
     wait_for(driver, "document.getElementById('param-interval')", what=f"the {kind} form")
@@ -30,7 +35,7 @@ def test_forms_of_the_new_kinds(server, browser):  # noqa: F811  (pytest fixture
     wait_for(driver, "window.wsgen && window.wsgen.state === 'open'", what="the WebSocket to open")
     wait_for(driver, "!document.getElementById('start').disabled", what="the Start button")
     names = js(driver, "return [...document.querySelectorAll('#generator option')].map(o => o.value)")
-    assert {"random-walk", "ou", "pulse", "steps", "pattern", "seasonal"} <= set(names)
+    assert {"random-walk", "ou", "pulse", "steps", "pattern", "seasonal", "replay"} <= set(names)
 
     # seasonal: the components (a list of objects) shown as JSON, sent back as JSON
     choose(driver, "generator", "seasonal")
@@ -40,7 +45,7 @@ def test_forms_of_the_new_kinds(server, browser):  # noqa: F811  (pytest fixture
     sid = start(driver, "seasonal", 31, {"interval": "0.02", "dt": "3600"})
     wait_for(driver, "window.wsgen.lastValues(arguments[0]).length >= 30", sid, what="seasonal points")
     got = values(driver, sid)
-    expected, _ = engine("seasonal", {"dt": 3600}, 31, got[-1]["seq"] + 1)
+    expected, _ = engine("seasonal", used(driver, sid), 31, got[-1]["seq"] + 1)
     assert [p["value"] for p in got] == [expected[p["seq"]] for p in got]
 
     # random-walk: min and max left empty (null); then bounded through the form
@@ -48,7 +53,7 @@ def test_forms_of_the_new_kinds(server, browser):  # noqa: F811  (pytest fixture
     wait_for(driver, "window.wsgen.lastValues(arguments[0]).length >= 20", sid, what="random-walk points")
     assert js(driver, "return window.wsgen.stream(arguments[0]).params.max", sid) is None
     got = values(driver, sid)
-    expected, _ = engine("random-walk", {}, 32, got[-1]["seq"] + 1)
+    expected, _ = engine("random-walk", used(driver, sid), 32, got[-1]["seq"] + 1)
     assert [p["value"] for p in got] == [expected[p["seq"]] for p in got]
 
     # pattern: values typed as text ("1,2,3") start the stream; a live change of them is an update
@@ -63,9 +68,19 @@ def test_forms_of_the_new_kinds(server, browser):  # noqa: F811  (pytest fixture
     wait_for(driver, "window.wsgen.lastValues(arguments[0]).filter(p => p.seq >= arguments[1]).length >= 4",
              sid, seq, what="samples after the update")
     after = [p for p in values(driver, sid) if p["seq"] >= seq]
-    expected, _ = engine("pattern", {"values": [1, 2, 3]}, 33, after[-1]["seq"] + 1, updates=[(seq, {"values": [7, 8]})])
+    expected, _ = engine("pattern", {**used(driver, sid), "values": [1, 2, 3]}, 33, after[-1]["seq"] + 1,
+                         updates=[(seq, {"values": [7, 8]})])
     assert [p["value"] for p in after] == [expected[p["seq"]] for p in after]
     assert set(np.unique([p["value"] for p in after])) <= {7.0, 8.0}
+
+    # replay: text and choice fields; the built-in example's rows and labels
+    sid = start(driver, "replay", 34, {"interval": "0.02", "label_column": "label", "at_end": "loop"})
+    wait_for(driver, "window.wsgen.lastValues(arguments[0]).length >= 10", sid, what="replay points")
+    got = values(driver, sid)
+    expected, labels = engine("replay", used(driver, sid), 34, got[-1]["seq"] + 1)
+    assert used(driver, sid)["label_column"] == "label"
+    assert [p["value"] for p in got] == [expected[p["seq"]] for p in got]
+    assert [bool(p["label"]) for p in got] == [bool(labels[p["seq"]]) for p in got]
 
     # steps: a wrong list is refused by the server and the error lands on its box
     choose(driver, "generator", "steps")

@@ -176,7 +176,7 @@ def test_list_gives_every_generator_with_a_json_schema():
         assert set(schema["properties"]) == set(GENERATORS[g["name"]].params_model.model_fields)
         assert g["interval_field"] in schema["properties"]
         assert g["anomalous"] == (g["name"] in ANOMALY_KINDS)
-        assert g["family"] in ("waveform", "distribution", "anomaly", "process", "periodic") and g["description"]
+        assert g["family"] in ("waveform", "distribution", "anomaly", "process", "periodic", "recorded") and g["description"]
     json.loads(encoding.dumps(reply))
 
 
