@@ -309,7 +309,11 @@ def test_seasonal_update_keeps_time_continuous():
 def test_seasonal_validation_names_the_field():
     refused("seasonal", {"start": "yesterday"}, "start", "ISO-8601")
     refused("seasonal", {"components": [{"name": "a", "period": 0, "amplitudes": [1]}]}, "components.0.period",
-            "greater than 0")
+            "greater than or equal to 0.001")
+    # each harmonic costs a sine per sample: 64 in all
+    many = [{"name": f"c{i}", "period": 60 * (i + 1), "amplitudes": [1.0] * 16} for i in range(5)]
+    refused("seasonal", {"components": many}, "components", "at most 64 harmonics", "got 80")
+    assert len(create("seasonal", {"components": many[:4]}, seed=1).params.components) == 4
     refused("seasonal", {"components": [{"name": "a", "amplitudes": [1, 2], "phases": [0]}]}, "components",
             "one per amplitude")
     refused("seasonal", {"components": [{"name": "a", "amplitudes": [1]}, {"name": "a", "amplitudes": [2]}]},

@@ -50,6 +50,9 @@ MONDAY = 345_600.0
 PERIODS = {"minute": 60.0, "hour": 3600.0, "day": 86_400.0, "week": 604_800.0}
 MAX_COMPONENTS = 16
 MAX_HARMONICS = 64
+#: Most harmonics of all components together: each costs a sine per sample
+#: (64: about 1.5 us a sample, so a block of 8192 stays near 10 ms).
+MAX_HARMONICS_TOTAL = 64
 #: Latest ``start`` accepted (Unix s, year 5138); earliest is minus this.
 MAX_START_S = 1e11
 NORMAL_KEY = 11
@@ -93,7 +96,7 @@ class Component(BaseModel):
 
     name: Annotated[str, Field("daily", min_length=1, max_length=64, description="Its name (e.g. daily, weekly)")]
     period: Annotated[float, BeforeValidator(_period),
-                      Field(86_400.0, gt=0, le=1e9, description="Period in seconds, or minute / hour / day / week",
+                      Field(86_400.0, ge=1e-3, le=1e9, description="Period in seconds, or minute / hour / day / week",
                             json_schema_extra={"unit": "s"})]
     amplitudes: Annotated[list[Amplitude], BeforeValidator(text_list),
                           Field([1.0], min_length=1, max_length=MAX_HARMONICS,
@@ -128,6 +131,10 @@ class SeasonalParams(GeneratorParams):
     interval: interval(1.0, "Seconds between samples on the wire (0: as fast as the client reads)")
 
     def check(self):
+        total = sum(len(c.amplitudes) for c in self.components)
+        if total > MAX_HARMONICS_TOTAL:
+            return [("components", f"at most {MAX_HARMONICS_TOTAL} harmonics in all components together "
+                                   f"(got {total}): each costs a sine per sample")]
         names = [c.name for c in self.components]
         if len(set(names)) != len(names):
             return [("components", f"component names must differ (got {names})")]
