@@ -713,12 +713,14 @@ def test_short_overlapping_events_cost_the_block_times_the_cap():
 
 def test_lookahead_of_earlier_injectors_is_bounded():
     spike = {"kind": "spike", "placement": {"mode": "random", "probability": 1}}
+    # (the later non-overlapping injectors last at most MAX_BLOCKED_LENGTH samples in all)
+    length = MAX_BLOCKED_LENGTH // (MAX_INJECTORS // 2)
     shift = {"kind": "level-shift", "placement": {"mode": "random", "probability": 1},
-             "min_length": MAX_BLOCKED_LENGTH, "max_length": MAX_BLOCKED_LENGTH}
+             "min_length": length, "max_length": length}
     gen = create_composite({"anomalies": [spike, shift] * (MAX_INJECTORS // 2)}, seed=1)
     for _ in range(3):
         gen.take(8192)
-    reach = MAX_INJECTORS // 2 * MAX_BLOCKED_LENGTH + 8192
+    reach = MAX_BLOCKED_LENGTH + 8192
     for part in gen._parts:
         assert part.schedule.decided - gen.seq <= reach
         assert len(part.schedule.starts) <= reach + 8192
@@ -732,3 +734,10 @@ def test_long_events_of_a_later_non_overlapping_injector_are_refused():
     assert exc.value.details[0]["field"] == "anomalies.1.max_length"
     validate_spec({"anomalies": [long, first]})  # the first may be long
     validate_spec({"anomalies": [first, {**long, "allow_overlap": True}]})  # so may an overlapping one
+    # and the later ones add up: at most MAX_BLOCKED_LENGTH - 1 samples of lookahead in all
+    half = {**long, "max_length": MAX_BLOCKED_LENGTH // 2}
+    validate_spec({"anomalies": [first, half, half]})
+    with pytest.raises(InvalidParams) as exc:
+        validate_spec({"anomalies": [first, half, half, {**half, "max_length": 3}]})
+    assert exc.value.details[0]["field"] == "anomalies.3.max_length"
+    assert "at most 10000 samples in all" in exc.value.details[0]["message"]

@@ -34,9 +34,12 @@ message}]}``.
 
 Delivery: sample ``n`` is due at ``t0 + n * interval / speed`` (``Pacer``,
 no drift); samples due within one tick (``settings.tick_s``) go out as one
-chunk. Unpaced streams send chunks of ``settings.max_block`` samples and let
-the event loop serve others between chunks; the client's reading speed paces
-them. A client that disconnects ends its stream at once.
+chunk. Unpaced streams send chunks of at most ``settings.max_block``
+samples, sized by time (:mod:`wsgen.budget`: unpaced streams split a few
+milliseconds per round between them), and let the event loop serve others
+between chunks; the client's reading speed paces them. A generator that may
+be costly to build (a composition, a ``start_seq``) is built in a worker
+thread (:mod:`wsgen.offload`). A client that disconnects ends its stream at once.
 
 Compositions (docs/compositions.md): ``GET /composite?spec=<URL-encoded
 JSON>`` or ``POST /composite`` (the spec as the JSON body), with the same
@@ -77,7 +80,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import lines
+from . import lines, offload
+from .budget import COMPOSITION_MAX_RENDER, FIRST_RENDER, RenderBudget
 from .access import HOST_REFUSED, host_allowed, loopback_bound, token_ok
 from .readiness import Readiness
 from .config import Settings
@@ -100,8 +104,6 @@ MAX_SPEED = 1e6
 MAX_SEQ = 2**53
 #: Longest ``duration`` of a stream, in seconds (about 31 years).
 MAX_DURATION_S = 1e9
-#: Smallest chunk of an unpaced stream when many share the loop (samples).
-UNPACED_MIN_CHUNK = 256
 #: An idle SSE stream sends a comment this often so proxies keep it open.
 SSE_KEEPALIVE_S = 15.0
 
@@ -366,6 +368,8 @@ class _Route:
         if errors:
             return None
         try:
+            if offload.worth_offloading(False, opts.start_seq):   # a seek: off the event loop
+                return await offload.run(create, self.spec.name, model, seed=opts.seed, start_seq=opts.start_seq)
             return create(self.spec.name, model, seed=opts.seed, start_seq=opts.start_seq or 0)
         except InvalidParams as exc:
             errors.extend(exc.details)
@@ -418,6 +422,8 @@ class _Route:
                     wall_end = pacer.wall0 + opts.duration
             tick = max(settings.tick_s, 0.0)
             block_max = max(1, settings.max_block)
+            # chunks sized by time (wsgen.budget): no chunk holds the loop for long
+            budget = RenderBudget(COMPOSITION_MAX_RENDER if gen.name == "composite" else None, FIRST_RENDER)
             counted_unpaced = pacer.unpaced
             streams.unpaced += counted_unpaced
             head = self._header(fmt, gen)
@@ -431,10 +437,10 @@ class _Route:
                     # (the first sample is at offset 0 < duration: always sent)
                     if wall_end is not None and seq > first and time.time() >= wall_end:
                         break
-                    # Fair share: unpaced streams split max_block between them,
-                    # so a paced stream waits for one round of small chunks,
-                    # not for N big ones (a lone stream keeps big chunks).
-                    m = max(UNPACED_MIN_CHUNK, block_max // max(1, streams.unpaced))
+                    # Fair share: unpaced streams split the render budget between
+                    # them, so a paced stream waits for one round of small chunks
+                    # (about RENDER_BUDGET_S in all), not for N big ones.
+                    m = budget.size(block_max, streams.unpaced)
                 else:
                     now = time.monotonic()
                     m = pacer.due_count(seq, now)
@@ -447,14 +453,18 @@ class _Route:
                             last_sent = time.monotonic()
                             yield lines.keepalive(fmt)
                         continue
-                    m = min(m, block_max)
+                    m = budget.size(min(m, block_max))
                 if end is not None:
                     m = min(m, end - seq)
+                if gen.render_limit is not None:   # a kind whose samples can be dear, by its parameters
+                    m = min(m, gen.render_limit)
+                started = budget.clock()
                 block = gen.take(m)
                 if with_times:
                     chunk = encode(block, self._times(block, seq, m, pacer))
                 else:
                     chunk = lines.text(block.values)
+                budget.spent(m, budget.clock() - started)   # the chunk's render and encoding
                 seq += m
                 last_sent = time.monotonic()
                 yield chunk
@@ -593,7 +603,7 @@ class _CompositeRoute(_Route):
         spec = None
         if problem is None:
             try:
-                spec = validate_spec(data)
+                spec = await offload.run(validate_spec, data)   # off the event loop (up to 1 MB of JSON)
             except InvalidParams as exc:
                 errors.extend(exc.details)
             else:
@@ -603,7 +613,8 @@ class _CompositeRoute(_Route):
         if errors:
             return None
         try:
-            return create_composite(spec, seed=opts.seed, start_seq=opts.start_seq or 0)
+            # off the event loop: a start_seq seek replays events (up to SEEK_BUDGET_S of CPU)
+            return await offload.run(create_composite, spec, seed=opts.seed, start_seq=opts.start_seq or 0)
         except InvalidParams as exc:
             errors.extend(exc.details)
             return None

@@ -23,7 +23,8 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from . import encoding, protocol
+from . import encoding, offload, protocol
+from .budget import RENDER_BUDGET_S
 from .access import HOST_REFUSED, host_allowed, token_ok
 from .config import Settings
 from .generators import ANOMALY_KINDS, GENERATORS
@@ -180,6 +181,7 @@ class Connection:
         self.ws = ws
         self.settings = settings
         self.session = Session(settings)
+        self.session.offload = offload.run   # costly generators are built off the loop
         self.session.push = self._push   # messages the session sends unasked (named-stream changes)
         self.session.on_drop = metrics.dropped if metrics else None   # every sample skipped, when skipped
         self.receipts = ReadReceipts()   # what the client has read, for drop's max_lag (wsgen.receipts)
@@ -311,6 +313,15 @@ class Connection:
             # while another send waits could go out after a "paused" or
             # "unsubscribed" reply).
             for sub in session.send_order():
+                if clock() - now > RENDER_BUDGET_S:
+                    # this wake-up had its share of the loop (each render is
+                    # sized to the budget: many subscriptions add up): send
+                    # what is held, let the others run, then go on
+                    if batched:
+                        await self.send_batch(batched)
+                        batched = []
+                    await asyncio.sleep(0)
+                    awaited, now = True, clock()
                 if awaited and live.get(sub.id) is not sub:
                     continue  # unsubscribed while an earlier send waited
                 if sub.paused:

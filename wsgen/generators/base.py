@@ -136,6 +136,11 @@ class Generator:
     #: instead of numpy calls on one element per message. 0: off. Only for
     #: kinds without labels.
     render_ahead: ClassVar[int] = 0
+    #: Most samples one ``take`` should hold for it to cost the server's
+    #: event loop a few milliseconds at most (a kind whose samples can be
+    #: dear, by its parameters, says so; None: no limit). The server's
+    #: renders respect it; ``take`` itself does not.
+    render_limit: int | None = None
 
     def __init__(self, params: Mapping[str, Any] | GeneratorParams | None = None,
                  seed: int | None = None, start_seq: int = 0) -> None:

@@ -75,6 +75,7 @@ and labels equal the registry kinds' bit for bit.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Mapping, Optional, Union
 
@@ -203,10 +204,20 @@ class CompositionSpec(GeneratorParams):
     def check(self) -> list[tuple[str, str]]:
         """Cross-field rules: (dotted field path, message) per violation."""
         problems: list[tuple[str, str]] = []
+        lookahead = 0   # how far ahead of a block the first injector is decided
         for i, inj in enumerate(self.anomalies):
             path = f"anomalies.{i}"
             problems += self._placement_problems(path, inj.placement)
-            problems += _length_problems(path, inj, blocked=i > 0 and not inj.allow_overlap)
+            blocked = i > 0 and not inj.allow_overlap
+            problems += _length_problems(path, inj, blocked=blocked)
+            if blocked and inj.length_bounds[1] <= MAX_BLOCKED_LENGTH:
+                lookahead += inj.length_bounds[1] - 1
+                if lookahead > MAX_BLOCKED_LENGTH - 1:
+                    problems.append((f"{path}.max_length", f"the injectors after the first without allow_overlap may "
+                                     f"last at most {MAX_BLOCKED_LENGTH} samples in all (the sum of their "
+                                     f"max_length - 1 is at most {MAX_BLOCKED_LENGTH - 1}: the ones before them are "
+                                     f"decided that far ahead); here {lookahead}"))
+                    lookahead = -(1 << 62)   # said once
             if isinstance(getattr(inj, "height", None), UniformHeight) and inj.height.low > inj.height.high:
                 problems.append((f"{path}.height.low", f"must be <= high ({inj.height.high})"))
             if inj.kind == "frequency-change" and self.base.kind not in WAVEFORM_KINDS:
@@ -461,7 +472,16 @@ class Composite(Generator):
         self._faults = FaultSet(self.seed, p.faults, self._clock, 0)
         self._signal_last = math.nan  # base + noise of the last rendered sample
         if start_seq:
-            self.seek(int(start_seq))
+            self.seek(int(start_seq), SEEK_BUDGET_S)
+        self.prime()
+
+    def prime(self) -> None:
+        """Decide now the events that the next ``take`` would decide ahead
+        of its block (the earlier injectors, up to ``MAX_BLOCKED_LENGTH``
+        samples ahead, for the later non-overlapping ones to avoid): built
+        off the event loop, a composition then costs its ``take`` calls
+        only in proportion to their samples. Changes no value."""
+        self._decide(self.seq + 1)
 
     def _make_base(self, base: BaseSpec, at: int) -> Generator:
         cls = Constant if base.kind == "constant" else get_spec(base.kind).cls
@@ -546,18 +566,40 @@ class Composite(Generator):
         self._retired = [p for p in self._retired if len(p.schedule.starts)]
         self._faults.forget(before)
 
-    def seek(self, n: int) -> None:
+    def seek(self, n: int, budget_s: float | None = None) -> None:
         """Move forward to slot ``n`` without delivering the slots between.
 
         Events are decided (not rendered) up to ``n`` minus a tail; the tail
-        (held-back samples, and the events whose state is captured at their
-        first sample: flatline, trend-change) is rendered and discarded, so
-        what follows equals what ``take`` would have produced. Parts whose
-        events all last one sample skip the distance; otherwise the cost is
-        linear in it (vectorised draws; ``gaps`` placements walk their events).
+        (held-back samples, and the samples a flatline in progress may take
+        its value from) is rendered and discarded, so what follows equals
+        what ``take`` would have produced. Parts whose events all last one
+        sample skip the distance; otherwise the cost is linear in it
+        (vectorised draws; ``gaps`` placements walk their events).
+
+        Args:
+            n: the slot to move to (>= ``seq``).
+            budget_s: most CPU seconds of the calling thread
+                (``time.thread_time``) the seek may take, checked between
+                steps of at most a few milliseconds; past it
+                :class:`InvalidParams` naming ``start_seq`` is raised (and
+                the composite is left part-way: discard it). None: no limit.
         """
         if n < self.seq:
             raise ValueError(f"can only seek forward: seq is {self.seq}, asked for {n}")
+        goal, started = n, time.thread_time()
+        step = SEEK_FIRST_STEP
+
+        def paced(step: int, spent: float) -> int:
+            """The next step: checks the budget; grows while steps are cheap."""
+            used = time.thread_time() - started
+            if budget_s is not None and used > budget_s:
+                raise InvalidParams([{"field": "start_seq", "value": goal, "message":
+                                      f"too far for this composition: resuming replays its events and had reached "
+                                      f"sample {self.seq if self.seq > at0 else at} after {used:.2f} s of CPU (the "
+                                      f"limit is {budget_s:g} s); resume at a smaller start_seq, or with fewer, "
+                                      f"shorter or sparser events"}])
+            return min(CHUNK, step * 2) if spent < SEEK_STEP_S else step
+
         parts = [*self._retired, *self._parts]
         # a flatline sticks at its input, which a flatline before it may hold: chains are
         # at most one event per stateful part long
@@ -570,12 +612,14 @@ class Composite(Generator):
                 for part in self._parts:
                     part.schedule.skip(stop)
             self._faults.skip(stop)
-        at = self.seq
+        at = at0 = self.seq
         while at < stop:
-            at = min(stop, at + CHUNK)
+            t = time.thread_time()
+            at = min(stop, at + step)
             self._decide(at)
             self._forget(at)
             self._faults.drop_pending(at)
+            step = paced(step, time.thread_time() - t)
         if stop > self.seq:
             self._base.seek(stop)
             self.seq = stop
@@ -583,7 +627,9 @@ class Composite(Generator):
             for part in parts:
                 part.input_last = part.output_last = math.nan
         while self.seq < n:
-            self.take(min(CHUNK, n - self.seq))
+            t = time.thread_time()
+            self.take(min(step, n - self.seq))
+            step = paced(step, time.thread_time() - t)
 
     # -- live updates -------------------------------------------------------------
     def update(self, changes: Mapping[str, Any]) -> CompositionSpec:
@@ -622,6 +668,7 @@ class Composite(Generator):
         self._parts, self._freeze = parts, at
         self._faults.update(new.faults, clock, at)
         self.params = new
+        self.prime()      # the events re-decided from ``at`` (the server updates off its loop)
         return new
 
     def _retire(self, part: InjectorPart, at: int) -> None:
@@ -631,10 +678,19 @@ class Composite(Generator):
 
 
 #: Largest ``start_seq`` of a composition: seeking replays its events, at a
-#: cost linear in the distance for ``gaps`` placements and long events
-#: (at worst about 0.25 s at this bound, with 1-3 sample gaps; 1e8 took 10 s
-#: and 1e11 hours, blocking the server).
+#: cost linear in the distance for long events and ``gaps`` placements (1e8
+#: took 10 s and 1e11 hours). Within it, a seek also stops with an error
+#: past :data:`SEEK_BUDGET_S`.
 MAX_START_SEQ = 2_000_000
+#: Most CPU seconds a composition's ``start_seq`` seek may take (the server
+#: does it off its event loop, in a worker thread; this bounds the worker's
+#: time): past it the subscription is refused, naming ``start_seq``.
+SEEK_BUDGET_S = 1.0
+#: First step of a seek, in samples; steps double while one costs less than
+#: :data:`SEEK_STEP_S` of CPU (up to ``CHUNK``), so the budget is checked
+#: every few milliseconds however costly the samples are.
+SEEK_FIRST_STEP = 256
+SEEK_STEP_S = 0.005
 
 
 def create_composite(spec: Mapping[str, Any] | CompositionSpec | None = None, seed: int | None = None,

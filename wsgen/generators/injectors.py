@@ -177,7 +177,7 @@ class CountPlacement(_Placement):
     """Exactly ``count`` events in each window of ``duration`` seconds."""
 
     mode: Literal["count"] = "count"
-    count: Annotated[int, Field(1, ge=0, le=MAX_ANOMALIES_PER_WINDOW, description="Events per window (<= samples per window)")]
+    count: Annotated[int, Field(1, ge=0, le=MAX_ANOMALIES_PER_WINDOW, description=f"Events per window (<= samples per window, at most {MAX_ANOMALIES_PER_WINDOW})")]
     duration: Annotated[float, Field(3600.0, gt=0, le=1e9, description="Window length in seconds of stream time",
                                      json_schema_extra={"unit": "s"})]
 
@@ -319,8 +319,11 @@ class Dropout(_Lasting):
 INJECTORS = {c.model_fields["kind"].annotation.__args__[0]: c for c in
              (Spike, LevelShift, NoisyCluster, VarianceChange, TrendChange, FrequencyChange, Flatline, Dropout)}
 AnyInjector = Annotated[Union[tuple(INJECTORS.values())], Field(discriminator="kind")]
-#: Kinds whose events carry state captured at their first sample (seek replays them).
-STATEFUL_KINDS = frozenset({"flatline", "trend-change"})
+#: Kinds whose events carry state captured at their first sample that only
+#: rendering gives (the value before a flatline): seek renders the samples
+#: they may reach back to. A trend change's state, its start time, is the
+#: clock's ``time_of(first)``, the same float a render captures: no replay.
+STATEFUL_KINDS = frozenset({"flatline"})
 
 
 # -- random streams -------------------------------------------------------------------
