@@ -337,9 +337,10 @@ async def test_protocol_errors_and_deletion_notice(plant):
         assert m["code"] == "invalid_message" and m["details"][0]["field"] == "generator"
         m = await reply({"type": "subscribe", "id": "x", "stream": TEMP, "start_seq": 5})
         assert m["code"] == "invalid_params" and m["details"][0]["field"] == "start_seq"
-        m = await reply({"type": "update", "stream": TEMP, "params": {"amplitude": 1}})
-        assert m["code"] == "forbidden"
-        m = await reply({"type": "update", "stream": TEMP, "params": {"amplitude": 1}, "admin_token": "no"})
+        m = await reply({"type": "update", "id": "op", "stream": TEMP, "params": {"amplitude": 1}})
+        assert m["code"] == "forbidden" and m["id"] == "op"
+        m = await reply({"type": "update", "id": "op", "stream": TEMP, "params": {"amplitude": 1},
+                         "admin_token": "no"})
         assert m["code"] == "forbidden"
         m = await reply({"type": "inject", "stream": "plant/line-1/errors", "anomaly": {"kind": "spike"},
                          "admin_token": ADMIN})
@@ -451,11 +452,20 @@ def test_workers_without_a_shared_log_are_refused(tmp_path):
     assert out.returncode == 2 and f"{bad}: streams[0] (a): interval:" in out.stderr, out.stderr
 
 
-def test_an_update_naming_neither_id_nor_stream_is_refused_naming_id():
+def test_a_change_or_subscription_missing_its_target_is_refused_naming_the_field():
     from wsgen.session import Session
     session = Session()
-    [err] = session.handle('{"type": "update", "params": {"amplitude": 2}}')
-    assert err["code"] == "invalid_message" and err["details"] == [{"field": "id", "value": None,
-                                                                    "message": "Field required"}]
+    [err] = session.handle('{"type": "update", "stream": "a/b", "params": {"amplitude": 2}}')
+    assert err["code"] == "invalid_message" and [d["field"] for d in err["details"]] == ["id"]
+    [err] = session.handle('{"type": "subscribe", "id": "m"}')
+    assert err["code"] == "invalid_message" and err["message"].startswith("invalid message: generator: ")
     [err] = session.handle('{"type": "inject", "anomaly": {"kind": "spike"}}')
     assert err["code"] == "invalid_message" and err["details"][0]["field"] == "stream"
+
+
+def test_every_named_error_code_is_documented():
+    from wsgen import protocol as P
+    from pathlib import Path
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text()
+    for code in P.NAMED_ERROR_CODES:
+        assert f"| `{code}` |" in doc, code

@@ -962,7 +962,7 @@ def test_fuzz_handle_never_breaks_the_session(messages):
             assert isinstance(reply, dict) and reply["type"] in SERVER_TYPES, reply
             json.loads(encoding.dumps(reply))
             if reply["type"] == "error":
-                assert reply["code"] in P.ERROR_CODES
+                assert reply["code"] in P.ERROR_CODES + P.NAMED_ERROR_CODES
                 assert isinstance(reply["message"], str) and reply["message"]
                 assert reply["id"] is None or (isinstance(reply["id"], str) and len(reply["id"]) <= 128)
                 for d in reply.get("details", []):

@@ -159,8 +159,6 @@ def wants(session: Session, msg) -> bool:
         return True
     if getattr(msg, "stream", None) is not None:
         return True
-    if kind == "update" and msg.id is None:       # neither: refused here, naming both
-        return True
     sub = session.subscriptions.get(getattr(msg, "id", None)) if hasattr(msg, "id") else None
     return isinstance(sub, NamedSubscription)
 
@@ -181,8 +179,9 @@ def _named(session: Session, id: str | None) -> NamedStreams:
 
 def _on_subscribe(session: Session, msg: P.Subscribe) -> list[Any]:
     if msg.stream is None:
-        raise P.ProtocolError(P.INVALID_MESSAGE, "subscribe needs generator (a private stream) or stream (a named "
-                              "stream)", msg.id, [{"field": "generator", "value": None, "message": "required"}])
+        raise P.ProtocolError(P.INVALID_MESSAGE, "invalid message: generator: Field required (a registry name or a "
+                              "composition; or stream, a named stream)", msg.id,
+                              [{"field": "generator", "value": None, "message": "Field required"}])
     extra = [f for f in ("generator", "seed") if getattr(msg, f) is not None] + (["params"] if msg.params else [])
     extra += ["score"] if getattr(msg, "score", None) is not None else []   # scoring: private streams only
     if extra:
@@ -278,10 +277,6 @@ def _stream_name(session: Session, msg) -> str:
     sub = session.subscriptions.get(msg.id)
     if isinstance(sub, NamedSubscription):
         return sub.stream.name
-    if msg.type == "update" and msg.id is None:
-        raise P.ProtocolError(P.INVALID_MESSAGE, "invalid message: id: Field required (the subscription to "
-                              "update; or stream, a named stream to change as operator)", None,
-                              [{"field": "id", "value": None, "message": "Field required"}])
     raise P.ProtocolError(P.INVALID_MESSAGE, f"{msg.type} names a named stream: give stream", msg.id,
                           [{"field": "stream", "value": None, "message": "required"}])
 

@@ -16,7 +16,6 @@ from . import offload
 from . import protocol as P
 from .budget import COMPOSITION_MAX_RENDER, FIRST_RENDER, UNLIMITED, RenderBudget
 from .config import Settings
-from .controls import CONTROLS
 from .generators.composite import composition_catalogue, create_composite
 from .generators import (Block, Generator, GeneratorParams, InvalidParams, UnknownGenerator, catalogue, create,
                          get_spec)
@@ -36,8 +35,9 @@ DEFAULT_MAX_LAG = 1.0
 URL_OPTIONS = ("seed", "speed", "backpressure", "encoding", "start_seq", "count", "duration", "token",
                "max_lag")
 
-#: HTTP stream controls that mean nothing on a WebSocket, and why (wsgen.controls).
-HTTP_ONLY = {name: c["why"] for name, c in CONTROLS.items() if c["ws"] is None}
+#: HTTP stream controls that mean nothing on a WebSocket, and why.
+HTTP_ONLY = {"format": "format is an HTTP control (text, ndjson, csv, sse lines); a WebSocket carries JSON "
+                       "data messages, or binary frames with encoding=binary"}
 
 
 def stream_end(count: int | None, duration: float | None, interval: float, seq: int) -> int | None:
@@ -574,6 +574,4 @@ class Session:
         return detection.on_score(self, msg)
 
     def _on_list(self, msg: P.ListGenerators) -> list[dict[str, Any]]:
-        reply = P.generators(catalogue(), composition_catalogue())
-        reply["controls"] = CONTROLS      # the stream controls of each transport, and why one lacks some
-        return [reply]
+        return [P.generators(catalogue(), composition_catalogue())]
