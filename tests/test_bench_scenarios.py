@@ -31,15 +31,36 @@ def bench(tmp_path, *args: str) -> dict:
 def test_fanout_counts_every_expected_sample_and_its_lateness(tmp_path):
     payload = bench(tmp_path, "fanout", "--subscriptions", "30", "--connections", "3", "--interval", "0.02",
                     "--seconds", "2", "--repeat", "2")
-    (row,) = payload["results"]
-    assert len(row["runs"]) == 2
-    for run in row["runs"]:
-        # 30 streams x 2 s / 0.02 s = 3000 samples due in the window, every one delivered
-        assert run["samples_expected"] == 3000 and run["samples_delivered"] == 3000
-        assert 0 <= run["lateness_p50_ms"] <= run["lateness_p99_ms"] <= run["lateness_max_ms"] < 1000
-        assert 0 < run["server_cpu_pct"] < 200 and run["server_rss_mb"] > 10
-        assert abs(run["drift_ms"]) < 100
-    assert row["samples_delivered"] == 3000 and row["batch"] is True
+    plain, batched = payload["results"]        # a row without batch and one with, by default
+    assert (plain["batch"], batched["batch"]) == (False, True)
+    assert payload["targets"]["server_cpu_us_per_msg"] == 4
+    for row in (plain, batched):
+        assert len(row["runs"]) == 2
+        for run in row["runs"]:
+            # 30 streams x 2 s / 0.02 s = 3000 samples due in the window, every one delivered
+            assert run["samples_expected"] == 3000 and run["samples_delivered"] == 3000
+            assert 0 <= run["lateness_p50_ms"] <= run["lateness_p99_ms"] <= run["lateness_max_ms"] < 1000
+            assert 0 < run["server_cpu_pct"] < 200 and run["server_rss_mb"] > 10
+            assert abs(run["drift_ms"]) < 100
+            # CPU per data message: the window's server CPU over the data messages due in it
+            assert 0 < run["messages"] <= 3000
+            assert run["server_cpu_us_per_msg"] == pytest.approx(
+                run["server_cpu_pct"] / 100 * (2 + 0.1) / run["messages"] * 1e6)
+        assert row["samples_delivered"] == 3000 and row["workers"] == "1"
+
+
+def test_fanout_with_workers_counts_every_worker_and_finds_a_capacity(tmp_path):
+    payload = bench(tmp_path, "fanout", "--subscriptions", "20", "--connections", "4", "--interval", "0.02",
+                    "--seconds", "1.5", "--repeat", "1", "--workers", "2", "--no-batch",
+                    "--capacity", "--capacity-max", "40")
+    *probes, found = payload["results"]
+    assert [p["subscriptions"] for p in probes] == [20, 40]
+    for p in probes:
+        assert p["workers"] == "2" and p["batch"] is False
+        assert p["samples_delivered"] == p["samples_expected"] == p["subscriptions"] * 75
+        assert p["server_rss_mb"] > 40        # the supervisor and two workers, each with numpy loaded
+    assert found == {"workers": "2", "batch": False, "capacity_subscriptions": 40, "interval_s": 0.02,
+                     "connections": 4}
 
 
 def test_throughput_reports_each_generator_and_encoding(tmp_path):

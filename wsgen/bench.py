@@ -272,7 +272,7 @@ def _with_server(args, body: Callable, http: bool = False) -> dict:
             return body(url, getattr(args, "http_url", None), None)
         except (OSError, InvalidHandshake, TimeoutError) as exc:   # a server that is not there (a user's mistake)
             raise SystemExit(f"wsgen bench: cannot connect to {args.url}: {exc}") from None
-    server = ServerProcess.start(http=http)
+    server = ServerProcess.start(extra=getattr(args, "server_args", None), http=http)
     try:
         return body(server.ws_url, server.http_url, server)
     finally:
@@ -301,17 +301,67 @@ def run_throughput(args) -> int:
                    {"json_samples_per_s": 5e6, "binary_samples_per_s": 50e6})
 
 
-def run_fanout(args) -> int:
+FANOUT_COLUMNS = ["workers", "subscriptions", "connections", "batch", "interval_s", "samples_delivered",
+                  "samples_expected", "lateness_p50_ms", "lateness_p99_ms", "lateness_max_ms", "drift_ms",
+                  "server_cpu_pct", "server_cpu_us_per_msg", "server_rss_mb"]
+
+
+def _fanout_run(args, subscriptions: int, batch: bool) -> dict:
     import asyncio
     from .loadgen import fanout
+    connections = max(args.connections, -(-subscriptions // 50))   # the server allows 64 per connection
     runs = [_with_server(args, lambda u, h, s: asyncio.run(
-        fanout(u, args.subscriptions, args.connections, args.interval, args.seconds, s, args.batch)))
+        fanout(u, subscriptions, connections, args.interval, args.seconds, s, batch)))
         for _ in range(args.repeat)]
     row = _median_runs(runs)
-    return _report("fanout", args, [row], ["subscriptions", "connections", "batch", "interval_s", "samples_delivered",
-                                           "samples_expected", "lateness_p50_ms", "lateness_p99_ms",
-                                           "lateness_max_ms", "drift_ms", "server_cpu_pct", "server_rss_mb"],
-                   {"lateness_p99_ms": 10, "drift_ms": 1, "server_cpu_pct": 60})
+    row["workers"] = args.workers if not getattr(args, "url", None) else "?"
+    return row
+
+
+def _fanout_ok(row: dict) -> bool:
+    """Every sample delivered and p99 lateness <= 10 ms."""
+    return row["samples_delivered"] >= row["samples_expected"] and row["lateness_p99_ms"] <= 10
+
+
+def run_fanout(args) -> int:
+    """Fan-out rows: with and without ``batch`` unless one is chosen; with
+    ``--capacity``, the most subscriptions (at ``--interval``) served with
+    every sample delivered and p99 <= 10 ms: doubling from
+    ``--subscriptions`` until a run fails, then bisecting to 5 %."""
+    args.server_args = ["--workers", str(args.workers)]
+    modes = [args.batch] if args.batch is not None else [False, True]
+    rows = []
+    for batch in modes:
+        if not args.capacity:
+            rows.append(_fanout_run(args, args.subscriptions, batch))
+            continue
+        good, bad, n = 0, None, args.subscriptions
+        while bad is None or bad - good > max(args.connections, good // 20):
+            row = _fanout_run(args, n, batch)
+            row["capacity_probe"] = True
+            rows.append(row)
+            print(f"  {n} subscriptions, batch={batch}: p99 {row['lateness_p99_ms']:.1f} ms, "
+                  f"{row['samples_delivered']}/{row['samples_expected']} delivered: "
+                  f"{'ok' if _fanout_ok(row) else 'too many'}", flush=True)
+            if _fanout_ok(row):
+                good = n
+                if bad is None and n >= args.capacity_max:
+                    break          # as far as asked: the capacity is at least this
+                n = min(n * 2, args.capacity_max) if bad is None else (good + bad) // 2
+            else:
+                bad = n
+                n = (good + bad) // 2
+                if n < args.connections:
+                    break
+        rows.append({"workers": args.workers, "batch": batch, "capacity_subscriptions": good,
+                     "interval_s": args.interval, "connections": args.connections})
+        print(f"capacity, {args.workers} worker(s), batch={batch}: {good} subscriptions at "
+              f"{1 / args.interval:g} samples/s", flush=True)
+    if args.capacity:
+        return _report("fanout-capacity", args, rows, FANOUT_COLUMNS + ["capacity_subscriptions"],
+                       {"lateness_p99_ms": 10})
+    return _report("fanout", args, rows, FANOUT_COLUMNS,
+                   {"lateness_p99_ms": 10, "drift_ms": 1, "server_cpu_pct": 60, "server_cpu_us_per_msg": 4})
 
 
 def run_update(args) -> int:
@@ -375,8 +425,16 @@ def configure_fanout(p):
     p.add_argument("--connections", type=int, default=20,
                    help="connections (default 20: 50 subscriptions each, under the server's 64 per connection)")
     p.add_argument("--interval", type=float, default=0.01, help="sample interval in seconds (default 0.01 = 100/s)")
-    p.add_argument("--batch", action=argparse.BooleanOptionalAction, default=True,
-                   help="subscribe with batch: true (data of one wake-up share a frame; default on)")
+    p.add_argument("--batch", action=argparse.BooleanOptionalAction, default=None,
+                   help="only with batch: true (data of one wake-up share a frame), or only without "
+                        "(--no-batch); default: a row each")
+    p.add_argument("--workers", default="1", metavar="N|auto",
+                   help="the child server's --workers (default 1)")
+    p.add_argument("--capacity", action="store_true",
+                   help="find the most subscriptions served with every sample delivered and p99 <= 10 ms "
+                        "(doubling from --subscriptions, then bisecting)")
+    p.add_argument("--capacity-max", type=int, default=100_000, metavar="N",
+                   help="with --capacity: stop doubling at N subscriptions (default 100000)")
     p.set_defaults(repeat=1)
 
 

@@ -53,17 +53,40 @@ class ServerProcess:
             raise RuntimeError(f"server did not start: {line!r} {proc.stderr.read()}")
         return cls(proc, m.group(1), m.group(2))
 
+    def pids(self) -> list[int]:
+        """The server's processes: itself and, with ``--workers``, its live workers."""
+        pids, i = [self.proc.pid], 0
+        while i < len(pids):
+            try:
+                with open(f"/proc/{pids[i]}/task/{pids[i]}/children") as f:
+                    pids += [int(p) for p in f.read().split()]
+            except OSError:
+                pass
+            i += 1
+        return pids
+
     def cpu_seconds(self) -> float:
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU seconds of the server's processes (workers included)."""
+        total = 0
+        for pid in self.pids():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue     # a worker that just exited
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def rss_bytes(self) -> int:
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        return 0
+        """Resident memory of the server's processes (workers included), bytes."""
+        total = 0
+        for pid in self.pids():
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    total += next((int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:")), 0)
+            except OSError:
+                continue
+        return total
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -188,7 +211,8 @@ async def fanout(url: str, subscriptions: int, connections: int, interval: float
     window["start"] = time.time()
     window["end"] = window["start"] + seconds
     await asyncio.gather(*tasks)
-    cpu = (server.cpu_seconds() - cpu0) / (seconds + 0.1) * 100 if server else float("nan")
+    cpu_s = server.cpu_seconds() - cpu0 if server else float("nan")
+    cpu = cpu_s / (seconds + 0.1) * 100
     expected = 0
     for key, t0 in origin.items():
         first = int(np.ceil((window["start"] - t0) / interval - 1e-9))
@@ -205,7 +229,10 @@ async def fanout(url: str, subscriptions: int, connections: int, interval: float
             "lateness_p50_ms": _pct(lat_ms, 50), "lateness_p99_ms": _pct(lat_ms, 99),
             "lateness_max_ms": float(lat_ms.max()) if len(lat_ms) else float("nan"),
             "drift_ms": drift,
-            "server_cpu_pct": cpu, "server_rss_mb": (server.rss_bytes() / 1e6) if server else float("nan"),
+            "server_cpu_pct": cpu, "messages": len(lateness),
+            # server CPU per data message (the window's CPU over the data messages due in it)
+            "server_cpu_us_per_msg": cpu_s / len(lateness) * 1e6 if lateness else float("nan"),
+            "server_rss_mb": (server.rss_bytes() / 1e6) if server else float("nan"),
             "server_rss_start_mb": (rss0 / 1e6) if server else float("nan")}
 
 

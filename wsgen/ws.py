@@ -30,6 +30,7 @@ from .config import Settings
 from .generators import ANOMALY_KINDS, GENERATORS
 from .logsummary import Summary
 from .receipts import ReadReceipts
+from .frames import send_frames
 from .session import Chunk, Session
 
 log = logging.getLogger("wsgen.ws")
@@ -207,6 +208,24 @@ class Connection:
         if self.metrics:
             self.metrics.sent(chunk)
 
+    async def send_wakeup(self, plain: list[Chunk], batched: list[Chunk]) -> None:
+        """The data of one wake-up, in one transport write (wsgen.frames):
+        a data message per ``plain`` chunk (JSON text or binary frame), then
+        one ``batch`` message holding the ``batched`` ones."""
+        frames = []
+        for chunk in plain:
+            if chunk.sub.encoding == "binary":
+                b = chunk.block
+                frames.append((False, encoding.encode_binary(chunk.sub.id, b.seq, chunk.t, chunk.dt, b.values,
+                                                             b.labels, chunk.lag, chunk.skipped)))
+            else:
+                frames.append((True, encoding.dumps(chunk.to_json())))
+        if batched:
+            frames.append((True, encoding.dumps(protocol.batch([c.to_json() for c in batched]))))
+        await send_frames(self.ws, frames)
+        if self.metrics:
+            self.metrics.sent_many(plain + batched if batched else plain)
+
     async def send_batch(self, chunks: list[Chunk]) -> None:
         """The data of every batched subscription due in this wake-up, as one
         ``batch`` message (one frame, one write)."""
@@ -304,6 +323,7 @@ class Connection:
             now = clock()
             self._poked = False
             busy = awaited = False
+            plain: list[Chunk] = []       # one data message each, all sent in one write after the loop
             batched: list[Chunk] = []
             ending: list = []     # subscriptions that reached their count / duration
             next_due = math.inf
@@ -342,26 +362,19 @@ class Connection:
                         sub.drop_due(stalled_until, 1 << 62)  # no-op once dropped
                     chunk = sub.take(now, max_block)
                 if chunk is not None:
-                    if sub.batch:
-                        batched.append(chunk)
-                    else:
-                        awaited = True
-                        started = clock()
-                        await self.send_chunk(chunk)
-                        if clock() - started > stall_s:
-                            stalled_until = clock()
+                    (batched if sub.batch else plain).append(chunk)
                 if (sub.end_seq is not None or sub.end_at is not None) and sub.finished(now):
                     ending.append(sub)
                     continue
                 due = sub.pacer.due_time(sub.generator.seq)   # sub.next_due(), inlined: not paused
                 if due < next_due:
                     next_due = due
-            if batched:
+            if plain or batched:
                 started = clock()
-                await self.send_batch(batched)
+                await self.send_wakeup(plain, batched)
                 if clock() - started > stall_s:
                     stalled_until = clock()
-            if drop_lag < math.inf and (awaited or batched):
+            if drop_lag < math.inf and (plain or batched):
                 receipts.data_sent(now)
             if drop_lag < math.inf and receipts.want_ping(clock(), drop_lag / 4):
                 await self._read_receipt()
