@@ -50,7 +50,8 @@ def test_anomaly_kind_truth_runs_across_messages_and_figures_equal_wsgen_score()
     r = send(s, type="subscribe", id="d", generator="random-square", seed=3, speed="max",
              params={"minimum_interval": 20, "maximum_interval": 40, "min_anomaly_duration": 5,
                      "max_anomaly_duration": 9}, score={"window": 12, "probation": 0.1})
-    assert r["type"] == "subscribed" and r["score"] == {"window": 12, "probation": 0.1, "threshold": 0.5}
+    assert r["type"] == "subscribed" and r["score"] == {"window": 12, "probation": 0.1, "threshold": 0.5,
+                                                        "watch": r["score"]["watch"]}
     chunks = take_all(s, "d", 400, limit=7)          # runs of 5-9 true labels cross 7-sample messages
     labels = np.concatenate([c.block.labels for c in chunks])
     truth = wsgen.scoring.events_from_labels(labels)
@@ -271,5 +272,62 @@ def test_the_protocol_doc_scoring_example_is_what_the_server_says():
             take_all(s, msg["id"], 300, limit=300)
             clock.t += 0.004
         else:
-            assert pending.pop(0) == msg
+            reply = pending.pop(0)
+            if reply["type"] == "subscribed":          # the watch token is random: the doc shows <token>
+                reply["score"]["watch"] = "<token>"
+            assert reply == msg
     assert not pending
+
+
+# -- watching another connection's scored subscription ---------------------------------
+
+def test_a_watcher_sees_the_owners_alarms_and_figures_read_only():
+    owner, clock = session()
+    pushed: list[dict] = []
+    watcher = Session(clock=clock, wall=lambda: 1.7e9 + clock.t)
+    watcher.push = pushed.append                      # as the WebSocket adapter sets it
+    r = send(owner, type="subscribe", id="d", generator="periodic-spike", seed=1, speed="max",
+             params={"spike_interval": 10, "interval": 0.1}, score={"window": 10, "probation": 0})
+    token = r["score"]["watch"]
+    assert isinstance(token, str) and len(token) >= 20
+    take_all(owner, "d", 300)
+    send(owner, type="detect", id="d", seqs=[101, 150])
+    w = send(watcher, type="watch", id="w", token=token)
+    assert w == {"type": "watching", "id": "w", "of": {"generator": "periodic-spike", "params": {
+        "base_value": 0.0, "spike_interval": 10.0, "min_spike_range": 5.0, "max_spike_range": 10.0, "interval": 0.1},
+        "seed": 1, "first": 0, "interval": 0.1}, "options": {"window": 10, "probation": 0.0, "threshold": 0.5},
+        "last": 299, "alarms": [101, 150]}
+    send(owner, type="detect", id="d", seqs=[150, 202])      # 150 again: only 202 is new
+    assert pushed == [{"type": "detections", "id": "w", "seqs": [202]}]
+    mine, theirs = send(watcher, type="score", id="w"), send(owner, type="score", id="d")
+    assert {k: v for k, v in mine.items() if k != "id"} == {k: v for k, v in theirs.items() if k != "id"}
+    # read-only: a watch is not a subscription
+    assert send(watcher, type="detect", id="w", seq=5)["code"] == "unknown_id"
+    assert send(watcher, type="pause", id="w")["code"] == "unknown_id"
+    # the owner unsubscribes: the watcher hears it, with the final figures
+    final = send(owner, type="unsubscribe", id="d")
+    assert pushed[-1] == {"type": "unwatched", "id": "w", "reason": "unsubscribed", "score": final["score"]}
+    assert send(watcher, type="score", id="w")["code"] == "unknown_id"
+
+
+def test_watch_errors_and_the_owner_leaving():
+    owner, clock = session()
+    pushed: list[dict] = []
+    watcher = Session(clock=clock, wall=lambda: 1.7e9 + clock.t)
+    watcher.push = pushed.append
+    token = send(owner, type="subscribe", id="d", generator="random", seed=1, speed="max", score=True)["score"]["watch"]
+    send(watcher, type="subscribe", id="mine", generator="sine", seed=1)
+    cases = [({"type": "watch", "id": "w", "token": "nope"}, "unknown_id", "no scored subscription with this watch"),
+             ({"type": "watch", "id": "mine", "token": token}, "duplicate_id", "already in use"),
+             ({"type": "watch", "id": "w"}, "invalid_message", "token"),
+             ({"type": "unwatch", "id": "zz"}, "unknown_id", "no watch with id 'zz'")]
+    for msg, code, text in cases:
+        r = send(watcher, **msg)
+        assert r["code"] == code and text in r["message"], r
+    assert send(watcher, type="watch", id="w", token=token)["type"] == "watching"
+    assert send(watcher, type="watch", id="w", token=token)["code"] == "duplicate_id"
+    assert send(watcher, type="watch", id="w2", token=token)["type"] == "watching"
+    assert send(watcher, type="unwatch", id="w2") == {"type": "unwatched", "id": "w2", "reason": "unwatched"}
+    owner.close()                                        # the owner's connection went away
+    assert pushed == [{"type": "unwatched", "id": "w", "reason": "closed"}]
+    assert send(watcher, type="watch", id="w3", token=token)["code"] == "unknown_id"

@@ -107,7 +107,8 @@ async def test_half_space_trees_scored_live_equals_independent_scoring(server):
             else:
                 replies.append(msg)
     assert replies[0]["type"] == "subscribed" and replies[0]["score"] == {"window": 60, "probation": 0.15,
-                                                                          "threshold": 0.5}
+                                                                          "threshold": 0.5,
+                                                                          "watch": replies[0]["score"]["watch"]}
     detected = [r for r in replies if r["type"] == "detected"]
     assert detected and detected[-1]["alarms"] == len(set(alarms)) and sum(r["added"] for r in detected) == len(
         set(alarms))
@@ -173,3 +174,35 @@ async def test_a_counted_stream_ends_with_its_final_score(server):
     want = wsgen.score(labels, [a for a in acknowledged], window=10, probation=0, interval=0.01)
     assert {k: final[k] for k in want} == want
     assert final["events"]["anomalies"] == 6 and final["alarms"] == len(acknowledged) >= 4
+
+
+async def test_another_connection_watches_the_alarms_as_they_come(server):
+    async with connect(server.ws_url) as owner, connect(server.ws_url) as watcher:
+        await owner.send(json.dumps({"type": "subscribe", "id": "d", "generator": "periodic-spike", "seed": 1,
+                                     "params": {"spike_interval": 10, "interval": 0.1}, "speed": "max",
+                                     "score": {"window": 10, "probation": 0}}))
+        msg = json.loads(await owner.recv())
+        assert msg["type"] == "subscribed"
+        token = msg["score"]["watch"]
+        await watcher.send(json.dumps({"type": "watch", "id": "w", "token": token}))
+        watching = json.loads(await watcher.recv())
+        assert watching["type"] == "watching" and watching["of"]["seed"] == 1 and watching["alarms"] == []
+        sent = 0
+        while sent < 300:
+            msg = json.loads(await owner.recv())
+            if msg["type"] == "data":
+                sent = msg["seq"] + len(msg["values"])
+        await owner.send(json.dumps({"type": "detect", "id": "d", "seqs": [101, 150]}))
+        await owner.send(json.dumps({"type": "detect", "id": "d", "seq": 202}))
+        got = [json.loads(await watcher.recv()) for _ in range(2)]
+        assert got == [{"type": "detections", "id": "w", "seqs": [101, 150]},
+                       {"type": "detections", "id": "w", "seqs": [202]}]
+        await watcher.send(json.dumps({"type": "score", "id": "w", "last": 299}))
+        theirs = json.loads(await watcher.recv())
+        assert theirs["type"] == "score" and theirs["id"] == "w" and theirs["alarms"] == 3
+        assert theirs["events"]["detected"] == 2 and theirs["last"] == 299
+        await owner.send(json.dumps({"type": "unsubscribe", "id": "d"}))
+        while json.loads(await owner.recv())["type"] != "unsubscribed":
+            pass                  # read what is in flight, so that the close is not stuck behind it
+        bye = json.loads(await watcher.recv())
+        assert bye["type"] == "unwatched" and bye["reason"] == "unsubscribed" and bye["score"]["alarms"] == 3

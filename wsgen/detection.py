@@ -38,6 +38,8 @@ event that would pass the limit (``scored_last``); the stream goes on.
 from __future__ import annotations
 
 import bisect
+import secrets
+import weakref
 from array import array
 from dataclasses import dataclass
 from typing import Any
@@ -94,6 +96,8 @@ class LiveScore:
         self._sent_end, self._sent_at = [], []   # per data message: end seq (exclusive), monotonic time made
         self._sent_from = start                  # first seq of the oldest message in those lists
         self._alarms: dict[int, tuple[float | None, int]] = {}   # seq -> (latency s, samples behind)
+        self.token: str | None = None     # watch token (register)
+        self.watchers: list[tuple[weakref.ref, str]] = []   # (watcher session, its watch id)
 
     # -- the truth, as samples are sent -------------------------------------
     def record(self, block, now: float) -> None:
@@ -137,9 +141,9 @@ class LiveScore:
         return end - 1
 
     # -- alarms ------------------------------------------------------------
-    def detect(self, seqs: list[int], scores: list[float] | None, now: float) -> int:
+    def detect(self, seqs: list[int], scores: list[float] | None, now: float) -> list[int]:
         """Add alarms (the seqs whose score, when given, is ``>= threshold``),
-        received at monotonic time ``now``; returns how many are new.
+        received at monotonic time ``now``; returns the new ones.
 
         Raises:
             OutOfRange: a seq before the first sample or after the last one
@@ -166,7 +170,9 @@ class LiveScore:
             i = bisect.bisect_right(self._sent_end, s)
             made = self._sent_at[i] if s >= self._sent_from else None   # (i < len: s < self.next)
             self._alarms[s] = (None if made is None else now - made, behind - s)
-        return len(new)
+        if new and self.watchers:
+            _notify(self, lambda wid: {"type": "detections", "id": wid, "seqs": new})
+        return new
 
     @property
     def alarms(self) -> int:
@@ -228,19 +234,27 @@ def live_score(msg, gen) -> LiveScore | None:
                               "samples would leave holes in the truth", msg.id,
                               [{"field": "backpressure", "value": "drop", "message": "must be \"block\" with score"}])
     o = Options(msg.score.window, msg.score.probation, msg.score.threshold)
-    return LiveScore(o, gen.seq, composite)
+    live = LiveScore(o, gen.seq, composite)
+    register(live, gen)
+    return live
 
 
 def announce(sub, reply: dict[str, Any]) -> dict[str, Any]:
     """The ``subscribed`` reply, with the scoring options of a scored subscription."""
     if sub.score is not None:
-        reply["score"] = sub.score.options.to_wire()
+        reply["score"] = {**sub.score.options.to_wire(), "watch": sub.score.token}
     return reply
 
 
 def final(sub) -> dict[str, Any] | None:
-    """The figures of a scored subscription (for ``unsubscribed`` and the end of a stream), else ``None``."""
-    return None if sub.score is None else sub.score.figures(sub.generator.sample_interval)
+    """The figures of a scored subscription (for ``unsubscribed`` and the end of a stream), else
+    ``None``; its watchers hear ``unwatched`` with them."""
+    if sub.score is None:
+        return None
+    figures = sub.score.figures(sub.generator.sample_interval)
+    end = getattr(sub, "end_seq", None)
+    released(sub.score, "ended" if end is not None and sub.generator.seq >= end else "unsubscribed", figures)
+    return figures
 
 
 def _scored(session, id: str) -> LiveScore:
@@ -260,7 +274,7 @@ def on_detect(session, msg) -> list[dict[str, Any]]:
     scores = None if msg.score is None and msg.scores is None else (
         [msg.score] if msg.scores is None else msg.scores)
     try:
-        added = live.detect(seqs, scores, session.clock())
+        added = len(live.detect(seqs, scores, session.clock()))
     except OutOfRange as exc:
         raise P.ProtocolError(P.OUT_OF_RANGE, str(exc), msg.id) from None
     except OverflowError as exc:
@@ -271,9 +285,113 @@ def on_detect(session, msg) -> list[dict[str, Any]]:
 def on_score(session, msg) -> list[dict[str, Any]]:
     """A ``score`` message: the figures so far (up to its ``last``, when given)."""
     from . import protocol as P
-    live = _scored(session, msg.id)
+    live = watched(session, msg.id)
+    interval = live.interval() if live is not None else None
+    if live is None:
+        live = _scored(session, msg.id)
+        interval = session.subscriptions[msg.id].generator.sample_interval
     try:
-        figures = live.figures(session.subscriptions[msg.id].generator.sample_interval, msg.last)
+        figures = live.figures(interval, msg.last)
     except OutOfRange as exc:
         raise P.ProtocolError(P.OUT_OF_RANGE, str(exc), msg.id) from None
     return [P.score(msg.id, figures)]
+
+
+# -- watching another connection's scored subscription (read-only) ------------
+#
+# A scored subscription has a watch token (in its ``subscribed`` reply). Any
+# connection of the same server process that knows the token can ``watch``
+# it: it gets the alarms so far, then each new one as the owner reports it
+# (``detections``), asks ``score`` with its watch id, and hears ``unwatched``
+# when the owner unsubscribes, ends or leaves. Nothing else: a watcher cannot
+# detect, change or stop the stream. Tokens are per process: with
+# ``wsgen serve --workers N`` a watcher must reach the owner's worker.
+
+#: Watches one connection may hold.
+MAX_WATCHES = 64
+
+_tokens: "weakref.WeakValueDictionary[str, LiveScore]" = weakref.WeakValueDictionary()
+#: watcher session -> its watch ids -> the watched subscription's LiveScore
+_watches: "weakref.WeakKeyDictionary[Any, dict[str, LiveScore]]" = weakref.WeakKeyDictionary()
+
+
+def register(live: LiveScore, gen) -> str:
+    """Give ``live`` a watch token, and what a watcher needs to draw the same stream."""
+    token = secrets.token_urlsafe(16)
+    live.token = token
+    live.describe = lambda: {"generator": gen.name, "params": gen.params.model_dump(), "seed": gen.seed,
+                             "first": live.start, "interval": gen.sample_interval}
+    live.interval = lambda: gen.sample_interval
+    _tokens[token] = live
+    return token
+
+
+def _notify(live: LiveScore, make) -> None:
+    """Push ``make(watch_id)`` to every watcher still there."""
+    for ref, wid in list(live.watchers):
+        session = ref()
+        if session is None or _watches.get(session, {}).get(wid) is not live:
+            continue
+        push = getattr(session, "push", None)
+        if push is not None:
+            push(make(wid))
+
+
+def released(live: LiveScore | None, reason: str, figures: dict[str, Any] | None) -> None:
+    """The owner unsubscribed, its stream ended, or it left (``reason``): tell the watchers."""
+    if live is None or live.token is None:
+        return
+    tokens, watches = _tokens, _watches
+    tokens.pop(live.token, None)
+    live.token = None
+    _notify(live, lambda wid: {"type": "unwatched", "id": wid, "reason": reason,
+                               **({} if figures is None else {"score": figures})})
+    for ref, wid in live.watchers:
+        session = ref()
+        if session is not None and watches.get(session, {}).get(wid) is live:
+            del watches[session][wid]
+    live.watchers.clear()
+
+
+def session_closed(session) -> None:
+    """A connection left: its scored subscriptions' watchers hear ``unwatched``; its own watches end."""
+    for sub in list(session.subscriptions.values()):
+        live = getattr(sub, "score", None)
+        if isinstance(live, LiveScore):
+            released(live, "closed", None)
+    _watches.pop(session, None)
+
+
+def on_watch(session, msg) -> list[dict[str, Any]]:
+    """A ``watch`` message: start watching by token; reply ``watching``."""
+    from . import protocol as P
+    mine = _watches.setdefault(session, {})
+    if msg.id in mine or msg.id in session.subscriptions:
+        raise P.ProtocolError(P.DUPLICATE_ID, f"id {msg.id!r} is already in use on this connection; pick "
+                              "another id for the watch", msg.id)
+    if len(mine) >= MAX_WATCHES:
+        raise P.ProtocolError(P.LIMIT_REACHED, f"at most {MAX_WATCHES} watches per connection; unwatch one first",
+                              msg.id)
+    live = _tokens.get(msg.token)
+    if live is None:
+        raise P.ProtocolError(P.UNKNOWN_ID, "no scored subscription with this watch token in this server process "
+                              "(it ended, or its owner left; with --workers N, connect to the owner's worker)",
+                              msg.id)
+    mine[msg.id] = live
+    live.watchers.append((weakref.ref(session), msg.id))
+    return [{"type": "watching", "id": msg.id, "of": live.describe(), "options": live.options.to_wire(),
+             "last": live.last, "alarms": sorted(live._alarms)}]
+
+
+def on_unwatch(session, msg) -> list[dict[str, Any]]:
+    from . import protocol as P
+    mine = _watches.get(session, {})
+    if mine.pop(msg.id, None) is None:
+        known = ", ".join(sorted(mine)) or "none"
+        raise P.ProtocolError(P.UNKNOWN_ID, f"no watch with id {msg.id!r}; watches: {known}", msg.id)
+    return [{"type": "unwatched", "id": msg.id, "reason": "unwatched"}]
+
+
+def watched(session, id: str) -> LiveScore | None:
+    """The subscription a watch id of ``session`` watches, if it is one."""
+    return _watches.get(session, {}).get(id)

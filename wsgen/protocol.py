@@ -28,8 +28,6 @@ OUT_OF_RANGE = "out_of_range"
 INTERNAL_ERROR = "internal_error"
 ERROR_CODES = (INVALID_JSON, INVALID_MESSAGE, UNKNOWN_TYPE, UNKNOWN_GENERATOR, INVALID_PARAMS,
                UNKNOWN_ID, DUPLICATE_ID, LIMIT_REACHED, OUT_OF_RANGE, INTERNAL_ERROR)
-#: Codes of named streams' operations (wsgen.named_session; docs/protocol.md, "Named streams").
-NAMED_ERROR_CODES = ("unknown_stream", "forbidden", "too_late", "not_supported", "control_plane_unavailable")
 
 SubscriptionId = Annotated[str, Field(min_length=1, max_length=128, description="The client's name for the subscription")]
 StreamName = Annotated[str, Field(min_length=1, max_length=128, description="A named stream, e.g. plant/boiler-3/temperature")]
@@ -125,7 +123,7 @@ class Update(_Message):
     """Change some parameters of a running subscription."""
 
     type: Literal["update"]
-    id: SubscriptionId
+    id: SubscriptionId | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     speed: Speed | None = None
     stream: StreamName | None = Field(None, description="A named stream to change (operator; with admin_token)")
@@ -192,6 +190,20 @@ class Detect(_Message):
         return self
 
 
+class Watch(_Message):
+    """Watch another connection's scored subscription, read-only, by its watch token."""
+
+    type: Literal["watch"]
+    id: SubscriptionId = Field(description="This connection's name for the watch")
+    token: str = Field(min_length=1, max_length=128, description="The watch token of the scored subscription "
+                                                                 "(its subscribed reply's score.watch)")
+
+
+class Unwatch(_Message):
+    type: Literal["unwatch"]
+    id: SubscriptionId
+
+
 class ScoreRequest(_Message):
     """Ask for a scored subscription's figures so far (up to ``last``, when given)."""
 
@@ -202,9 +214,9 @@ class ScoreRequest(_Message):
 
 
 ClientMessage = Annotated[Union[Subscribe, Update, Pause, Resume, Unsubscribe, ListGenerators, Inject, Detect,
-                                ScoreRequest],
+                                ScoreRequest, Watch, Unwatch],
                           Field(discriminator="type")]
-CLIENT_TYPES = ("subscribe", "update", "pause", "resume", "unsubscribe", "list", "inject", "detect", "score")
+CLIENT_TYPES = ("subscribe", "update", "pause", "resume", "unsubscribe", "list", "inject", "detect", "score", "watch", "unwatch")
 _adapter: TypeAdapter = TypeAdapter(ClientMessage)
 
 
