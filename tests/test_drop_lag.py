@@ -152,3 +152,15 @@ def test_read_receipts_age_follows_pings_and_pongs():
     assert r.age(11.0) == pytest.approx(0.9)
     r.acked(b)
     assert r.age(11.0) == 0.0 and not r.want_ping(11.0, 0.25)
+
+
+async def test_the_python_client_passes_max_lag(server):
+    from wsgen.client import Client, WsgenError
+
+    async with Client(server.ws_url) as c:
+        sub = await c.subscribe("sine", {"interval": 0.01}, backpressure="drop", max_lag=0.3, seed=1)
+        block = await sub.take(3)
+        assert block.seq == 0 and len(block) == 3
+        with pytest.raises(WsgenError) as info:
+            await c.subscribe("sine", {"interval": 0.01}, max_lag=0.3)            # block: refused, so it was sent
+        assert info.value.code == "invalid_message" and "max_lag" in info.value.message

@@ -202,6 +202,21 @@ async def test_http_only_controls_are_refused_over_websocket_saying_why(full_ser
         # the connection goes on
         await ws.send(json.dumps({"type": "subscribe", "id": "s", "generator": "sine", "count": 2, "speed": "max"}))
         assert (await recv_json(ws))["type"] == "subscribed"
+    # and the other way: a WebSocket option over HTTP says why it is not there
+    async with httpx.AsyncClient(timeout=10) as client:
+        for key, value in (("backpressure", "drop"), ("encoding", "binary"), ("batch", "true")):
+            r = await client.get(f"{full_server.http_url}/sine?count=1&{key}={value}")
+            assert r.status_code == 422
+            detail = r.json()["details"][0]
+            assert detail["field"] == key and detail["message"].startswith(f"{key} is a WebSocket option"), detail
+    # the catalogue says which control each transport has, and why one lacks some
+    async with connect(full_server.ws_url) as ws:
+        await ws.send(json.dumps({"type": "list"}))
+        controls = (await recv_json(ws))["controls"]
+    for name in ("seed", "speed", "count", "duration", "start_seq"):
+        assert controls[name]["http"] == controls[name]["ws"] == name
+    assert controls["format"]["ws"] is None and "HTTP control" in controls["format"]["why"]
+    assert {n for n, c in controls.items() if c["http"] is None} == {"backpressure", "encoding", "batch"}
     for bad, field in (("count=0", "count"), ("count=x", "count"), ("duration=-1", "duration")):
         async with connect(full_server.ws_url + "/sine?" + bad) as ws:
             err = await recv_json(ws)

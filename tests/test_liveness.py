@@ -210,3 +210,27 @@ async def test_ping_interval_zero_turns_keepalive_off_and_a_timeout_closes_with_
         assert ws.close_code == 1011 and ws.close_reason == "keepalive ping timeout"
     finally:
         await quick.stop()
+
+
+async def test_the_kernel_backstop_and_the_send_buffer_bound_are_set_on_both_ports(strict):
+    """TCP_USER_TIMEOUT = write timeout + one sweep + 1 s (ms), so the
+    server's own check acts (and logs) first; SO_SNDBUF = send_buffer_bytes / 4,
+    which Linux doubles (wsgen.serve)."""
+    from websockets.asyncio.client import connect
+
+    async with connect(strict.ws_url) as ws:
+        await ws.send('{"type": "list"}')
+        await ws.recv()
+        [conn] = strict.ws_server.connections
+        sock = conn.transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == int((1.0 + 0.2 + 1.0) * 1000)
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 2 * (strict.settings.send_buffer_bytes // 4)
+    s = raw_client(strict.http_port, http_get(strict.http_port, "/sine?interval=1"))
+    try:
+        assert await wait_until(lambda: gauge(strict, "wsgen_http_streams") == 1, 5)
+        [http_conn] = [c for c in strict._http.server_state.connections]
+        sock = http_conn.transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 2200
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 2 * (strict.settings.send_buffer_bytes // 4)
+    finally:
+        s.close()

@@ -337,6 +337,7 @@ class Subscription:
         self._end_exc: BaseException | None = None
         self._leftover: Block | None = None
         self.score_options: dict[str, Any] | None = None
+        self.max_lag: float | None = None     # backpressure drop: the lag bound (server default 1 s)
         self.last_score: dict[str, Any] | None = None
         self.detect_errors: deque = deque(maxlen=64)
         self._detecting: set[asyncio.Task] = set()
@@ -370,6 +371,8 @@ class Subscription:
                    "backpressure": self.backpressure, "encoding": self.encoding}
         if self.score_options is not None:
             msg["score"] = self.score_options
+        if self.max_lag is not None:
+            msg["max_lag"] = self.max_lag
         return msg
 
     def _deliver(self, block: Block) -> None:
@@ -980,7 +983,7 @@ class Client:
     async def subscribe(self, generator: str | Mapping[str, Any], params: Mapping[str, Any] | None = None, *,
                         seed: int | None = None, speed: float | str = 1.0, backpressure: str = "block",
                         encoding: str = "json", id: str | None = None, start_seq: int = 0,
-                        score: bool | Mapping[str, Any] = False) -> Subscription:
+                        score: bool | Mapping[str, Any] = False, max_lag: float | None = None) -> Subscription:
         """Start a stream.
 
         Args:
@@ -998,6 +1001,9 @@ class Client:
                 it.
             backpressure: ``"block"`` (the server waits for a slow reader)
                 or ``"drop"`` (it skips samples; ``Block.skipped``).
+            max_lag: with ``"drop"``: seconds; samples that would arrive
+                later than this behind their due time are skipped (server
+                default 1; docs/protocol.md, Backpressure).
             encoding: ``"json"`` or ``"binary"`` (same values, bit for bit).
             id: subscription id; ``None``: ``"<generator>-<n>"``.
             start_seq: seq of the first sample.
@@ -1024,6 +1030,7 @@ class Client:
         sub = Subscription(self, ident, generator, params or {}, seed, speed, backpressure, encoding, start_seq)
         if score:
             sub.score_options = {} if score is True else dict(score)
+        sub.max_lag = max_lag
         register = ident not in self._subs   # a duplicate is sent anyway: the server refuses it
         if register:
             self._subs[ident] = sub          # before sending: data may follow the reply at once

@@ -85,6 +85,7 @@ from .budget import COMPOSITION_MAX_RENDER, FIRST_RENDER, RenderBudget
 from .access import HOST_REFUSED, host_allowed, loopback_bound, token_ok
 from .readiness import Readiness
 from .config import Settings
+from .controls import why_not
 from .cors import install_cors
 from .generators import ANOMALY_KINDS, GENERATORS, GeneratorSpec, InvalidParams, catalogue, create, validate_params
 from .generators.composite import CompositionSpec, composition_catalogue, create_composite, validate_spec
@@ -337,7 +338,9 @@ class _Route:
                 if problem:
                     errors.append({"field": key, "value": value, "message": problem})
             else:
-                errors.append({"field": key, "value": value, "message": f"unknown parameter; allowed: {self.allowed}"})
+                why = why_not(key, "http")    # a WebSocket option given here: say so
+                errors.append({"field": key, "value": value,
+                               "message": why or f"unknown parameter; allowed: {self.allowed}"})
         if opts.format == "sse" and opts.start_seq is None and "last-event-id" in request.headers:
             last = _parse_int(request.headers["last-event-id"], 0, MAX_SEQ - 1)
             if last is None:

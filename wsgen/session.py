@@ -12,8 +12,11 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from . import offload
 from . import protocol as P
+from .budget import COMPOSITION_MAX_RENDER, FIRST_RENDER, UNLIMITED, RenderBudget
 from .config import Settings
+from .controls import CONTROLS
 from .generators.composite import composition_catalogue, create_composite
 from .generators import (Block, Generator, GeneratorParams, InvalidParams, UnknownGenerator, catalogue, create,
                          get_spec)
@@ -33,9 +36,8 @@ DEFAULT_MAX_LAG = 1.0
 URL_OPTIONS = ("seed", "speed", "backpressure", "encoding", "start_seq", "count", "duration", "token",
                "max_lag")
 
-#: HTTP stream controls that mean nothing on a WebSocket, and why.
-HTTP_ONLY = {"format": "format is an HTTP control (text, ndjson, csv, sse lines); a WebSocket carries JSON "
-                       "data messages, or binary frames with encoding=binary"}
+#: HTTP stream controls that mean nothing on a WebSocket, and why (wsgen.controls).
+HTTP_ONLY = {name: c["why"] for name, c in CONTROLS.items() if c["ws"] is None}
 
 
 def stream_end(count: int | None, duration: float | None, interval: float, seq: int) -> int | None:
@@ -109,6 +111,22 @@ class Subscription:
     end_seq: int | None = None     # count / duration: no sample from this seq on
     end_at: float | None = None    # duration of an unpaced stream: monotonic time it ends
     end_reason: str = ""           # "count" or "duration"
+    #: sizes of the renders and drop seeks of this stream on the event loop
+    #: (:mod:`wsgen.budget`); made at the first one
+    budget: RenderBudget | None = None
+    seek_budget: RenderBudget | None = None
+    #: True while an update is applied off the event loop: nothing is taken
+    held: bool = False
+
+    def _budgets(self) -> tuple[RenderBudget, RenderBudget]:
+        # a composition's samples cost from 0.1 to 30 us each: sized by time; the
+        # named kinds' about 1 us at most: the caller's limit (max_block) bounds them
+        if self.generator.name == "composite":
+            self.budget, self.seek_budget = RenderBudget(COMPOSITION_MAX_RENDER, FIRST_RENDER), \
+                RenderBudget(None, FIRST_RENDER)
+        else:
+            self.budget = self.seek_budget = UNLIMITED
+        return self.budget, self.seek_budget
 
     def finished(self, now: float) -> bool:
         """Whether the stream reached its ``count`` / ``duration``."""
@@ -139,8 +157,9 @@ class Subscription:
         return {"samples": self.samples_sent, "messages": self.messages_sent}
 
     def take(self, now: float, limit: int, wall: float | None = None) -> Chunk | None:
-        """Generate the samples due at ``now`` (at most ``limit``)."""
-        if self.paused:
+        """Generate the samples due at ``now`` (at most ``limit``, and at
+        most what :attr:`budget` lets one render cost)."""
+        if self.paused or self.held:
             return None
         if self.backpressure == "drop" and self.pacer.pace:
             self.drop_due(now - self.max_lag, 1 << 62)   # what would arrive more than max_lag late
@@ -155,11 +174,18 @@ class Subscription:
                 m = min(m, self.end_seq - seq)
             if m <= 0 or (self.end_at is not None and now >= self.end_at and self.samples_sent):
                 return None
+        budget = self.budget or self._budgets()[0]
+        m = budget.size(m)
+        cap = self.generator.render_limit       # a kind whose samples can be dear, by its parameters
+        if cap is not None and m > cap:
+            m = cap
         # how late the last sample is (>= 0: it is due); 0 when unpaced
         lag = now - pacer.due_time(seq + m - 1) if pacer.pace else 0.0
+        started = budget.clock()
         block = self.generator.take(m)
         if self.score is not None:
             self.score.record(block, now)
+        budget.spent(m, budget.clock() - started)
         chunk = Chunk(self, block, pacer.stream_time(seq, wall), pacer.interval, lag, self.skipped)
         self.skipped = 0
         self.samples_sent += m
@@ -167,10 +193,18 @@ class Subscription:
         return chunk
 
     def drop_due(self, now: float, limit: int) -> int:
-        """Skip the samples due at ``now`` (backpressure ``drop``)."""
+        """Skip the samples due at ``now`` (backpressure ``drop``), at most
+        ``limit`` and what :attr:`seek_budget` lets one seek cost (the rest
+        on the next call)."""
+        if self.held:
+            return 0
         m = min(self.due(now), limit)
         if m > 0:
+            budget = self.seek_budget or self._budgets()[1]
+            m = budget.size(m)
+            started = budget.clock()
             self.generator.seek(self.generator.seq + m)
+            budget.spent(m, budget.clock() - started)
             self.skipped += m
             if self.on_drop is not None:
                 self.on_drop(self.generator.name, m)
@@ -214,10 +248,18 @@ class Session:
         self._auto_ids = itertools.count(1)
         self.errors: list[str] = _Recent()   # codes of the latest errors replied
         self._order: list[Subscription] | None = None   # cache of send_order()
+        #: ``offload(fn, *args)``: an awaitable running ``fn(*args)`` off the
+        #: event loop (:func:`wsgen.offload.run`), or None. When set, a
+        #: subscribe whose generator may be costly to build (a composition, a
+        #: ``start_seq``) is answered by an awaitable in the replies, which
+        #: builds it there and then registers it (:meth:`handle`).
+        self.offload = None
 
     # -- entry points ---------------------------------------------------
     def handle(self, data: str | bytes) -> list[dict[str, Any]]:
-        """Apply one raw client message; return the replies."""
+        """Apply one raw client message; return the replies (with
+        :attr:`offload` set, a reply may be an awaitable giving the dict:
+        await it before applying the next message)."""
         try:
             msg = P.parse_client_message(data)
             return self.apply(msg)
@@ -342,7 +384,30 @@ class Session:
     def _invalid(self, exc: InvalidParams, id: str | None) -> P.ProtocolError:
         return P.ProtocolError(P.INVALID_PARAMS, "invalid params: " + str(exc), id, exc.details)
 
-    def _on_subscribe(self, msg: P.Subscribe) -> list[dict[str, Any]]:
+    def _on_subscribe(self, msg: P.Subscribe) -> list[Any]:
+        self._check_subscribe(msg)
+        if self.offload is not None and offload.worth_offloading(isinstance(msg.generator, dict), msg.start_seq):
+            return [self._subscribe_when_built(msg)]
+        return self._subscribed(msg, self._build(msg))
+
+    async def _subscribe_when_built(self, msg: P.Subscribe) -> dict[str, Any]:
+        """The reply to a subscribe whose generator is built off the event
+        loop (``self.offload``): ``subscribed`` once it is ready, or the error."""
+        try:
+            gen = await self.offload(self._build, msg)
+            self._check_subscribe(msg)     # (the connection's reader waited: nothing changed)
+            return self._subscribed(msg, gen)[0]
+        except P.ProtocolError as exc:
+            self.errors.append(exc.code)
+            return exc.to_message()
+        except Exception:
+            log.exception("internal error while building a subscription's generator")
+            self.errors.append(P.INTERNAL_ERROR)
+            return P.error(P.INTERNAL_ERROR, "the server failed to handle this message (a bug, logged on "
+                           "the server); the connection and its other subscriptions go on", msg.id)
+
+    def _check_subscribe(self, msg: P.Subscribe) -> None:
+        """The rules of a subscribe that need no generator (raises ProtocolError)."""
         if msg.id is not None and msg.id in self.subscriptions:
             raise P.ProtocolError(P.DUPLICATE_ID, f"subscription id {msg.id!r} is already in use on this "
                                   "connection; unsubscribe it first or pick another id", msg.id)
@@ -353,6 +418,10 @@ class Session:
             raise P.ProtocolError(P.INVALID_MESSAGE, "batch groups JSON data messages; binary frames are "
                                   "sent one per subscription: use batch with encoding \"json\"", msg.id,
                                   [{"field": "batch", "value": True, "message": "must be false with encoding \"binary\""}])
+
+    def _build(self, msg: P.Subscribe) -> Generator:
+        """The generator a subscribe asks for (raises ProtocolError); no
+        state of the session is touched (it may run in a worker thread)."""
         try:
             if isinstance(msg.generator, dict):
                 if msg.params:
@@ -372,6 +441,10 @@ class Session:
             raise P.ProtocolError(P.UNKNOWN_GENERATOR, str(exc), msg.id) from None
         except InvalidParams as exc:
             raise self._invalid(exc, msg.id) from None
+        return gen
+
+    def _subscribed(self, msg: P.Subscribe, gen: Generator) -> list[dict[str, Any]]:
+        """Register the subscription of ``gen``; the ``subscribed`` reply."""
         self._check_interval(gen.params, msg.id, msg.params)
         sub_id = msg.id
         while sub_id is None or sub_id in self.subscriptions:
@@ -422,6 +495,14 @@ class Session:
             except (TypeError, ValueError, OverflowError):
                 interval = math.nan   # not a number: update() refuses it, naming the field
             self._check_interval_value(interval, field_name, msg.id)
+        if self.offload is not None and gen.name == "composite":
+            # a composition re-decides its events from here: off the event loop, the stream held
+            return [self._update_when_applied(sub, msg)]
+        return self._updated(sub, msg, old, self._apply_update(gen, msg))
+
+    def _apply_update(self, gen: Generator, msg: P.Update) -> GeneratorParams:
+        """``gen.update`` (raises ProtocolError; may run in a worker thread)."""
+        old = gen.params
         try:
             new = gen.update(msg.params)
         except InvalidParams as exc:
@@ -431,6 +512,29 @@ class Session:
         except P.ProtocolError:
             gen.update(old.model_dump())
             raise
+        return new
+
+    async def _update_when_applied(self, sub: "Subscription", msg: P.Update) -> dict[str, Any]:
+        """The reply to an update applied off the event loop (``self.offload``);
+        the pump takes nothing from the stream meanwhile (``sub.held``)."""
+        old, sub.held = sub.generator.params, True
+        try:
+            new = await self.offload(self._apply_update, sub.generator, msg)
+            return self._updated(sub, msg, old, new)[0]
+        except P.ProtocolError as exc:
+            self.errors.append(exc.code)
+            return exc.to_message()
+        except Exception:
+            log.exception("internal error while updating a subscription")
+            self.errors.append(P.INTERNAL_ERROR)
+            return P.error(P.INTERNAL_ERROR, "the server failed to handle this message (a bug, logged on "
+                           "the server); the connection and its other subscriptions go on", msg.id)
+        finally:
+            sub.held = False
+
+    def _updated(self, sub: "Subscription", msg: P.Update, old: GeneratorParams,
+                 new: GeneratorParams) -> list[dict[str, Any]]:
+        gen = sub.generator
         if new.sample_interval != old.sample_interval or msg.speed is not None:
             sub.pacer.retime(gen.seq, interval=new.sample_interval, speed=msg.speed,
                              now=self.clock(), wall=self.wall())
@@ -469,11 +573,7 @@ class Session:
     def _on_score(self, msg: P.ScoreRequest) -> list[dict[str, Any]]:
         return detection.on_score(self, msg)
 
-    def _on_watch(self, msg: P.Watch) -> list[dict[str, Any]]:
-        return detection.on_watch(self, msg)
-
-    def _on_unwatch(self, msg: P.Unwatch) -> list[dict[str, Any]]:
-        return detection.on_unwatch(self, msg)
-
     def _on_list(self, msg: P.ListGenerators) -> list[dict[str, Any]]:
-        return [P.generators(catalogue(), composition_catalogue())]
+        reply = P.generators(catalogue(), composition_catalogue())
+        reply["controls"] = CONTROLS      # the stream controls of each transport, and why one lacks some
+        return [reply]
