@@ -161,6 +161,13 @@ def test_update_switches_file_at_the_same_row_and_a_bad_file_changes_nothing(dat
     assert info.value.details[0]["field"] == "at_end"
 
 
+def test_replay_is_built_off_the_event_loop():
+    # reading a file may take a while: the adapters build replays in the offload worker
+    from wsgen import offload
+    assert offload.worth_offloading(False, None, "replay")
+    assert not offload.worth_offloading(False, None, "sine") and not offload.worth_offloading(False, 0, None)
+
+
 def test_replay_as_a_composition_base(data_dir):
     write_csv(data_dir / "load.csv")
     spec = {"interval": 1, "base": {"kind": "replay", "params": {"file": "load.csv"}},

@@ -371,7 +371,7 @@ class _Route:
         if errors:
             return None
         try:
-            if offload.worth_offloading(False, opts.start_seq):   # a seek: off the event loop
+            if offload.worth_offloading(False, opts.start_seq, self.spec.name):   # a seek or a file: off the loop
                 return await offload.run(create, self.spec.name, model, seed=opts.seed, start_seq=opts.start_seq)
             return create(self.spec.name, model, seed=opts.seed, start_seq=opts.start_seq or 0)
         except InvalidParams as exc:

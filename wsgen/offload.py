@@ -44,8 +44,10 @@ async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await loop.run_in_executor(_executor(), functools.partial(fn, *args, **kwargs))
 
 
-def worth_offloading(composition: bool, start_seq: int | None) -> bool:
+def worth_offloading(composition: bool, start_seq: int | None, kind: str | None = None) -> bool:
     """Whether building a generator may cost the loop more than it should:
-    a composition (validation and events), or a far start (seek). A named
-    kind from sample 0 costs microseconds: built in place."""
-    return composition or bool(start_seq)
+    a composition (validation and events), a far start (seek), or a
+    ``replay`` (it may read and parse its file: about a second per million
+    CSV rows the first time). A named kind from sample 0 costs
+    microseconds: built in place."""
+    return composition or bool(start_seq) or kind == "replay"

@@ -386,7 +386,8 @@ class Session:
 
     def _on_subscribe(self, msg: P.Subscribe) -> list[Any]:
         self._check_subscribe(msg)
-        if self.offload is not None and offload.worth_offloading(isinstance(msg.generator, dict), msg.start_seq):
+        if self.offload is not None and offload.worth_offloading(isinstance(msg.generator, dict), msg.start_seq,
+                                                                 msg.generator if isinstance(msg.generator, str) else None):
             return [self._subscribe_when_built(msg)]
         return self._subscribed(msg, self._build(msg))
 
