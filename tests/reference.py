@@ -35,7 +35,11 @@ DOCUMENTED_REPLIES: dict[str, tuple[str, frozenset[str]]] = {
     "score": ("score", frozenset({"unknown_id", "invalid_message", "out_of_range"})),   # out_of_range: last
     "watch": ("watching", frozenset({"unknown_id", "duplicate_id", "limit_reached", "invalid_message"})),
     "unwatch": ("unwatched", frozenset({"unknown_id"})),
+    "inject": ("updated", frozenset({"invalid_message", "invalid_params", "unknown_stream", "forbidden", "too_late",
+                                     "not_supported", "control_plane_unavailable"})),
 }
+#: What an operator's change of a named stream (``update`` / ``inject`` with ``stream``) may get back.
+NAMED_CHANGE_REPLIES = DOCUMENTED_REPLIES["inject"]
 
 
 def check_documented_reply(parsed, reply: dict, live_ids: set[str]) -> None:
@@ -52,6 +56,12 @@ def check_documented_reply(parsed, reply: dict, live_ids: set[str]) -> None:
     assert parsed.type in DOCUMENTED_REPLIES, f"no documented replies for {parsed.type!r}: add them here"
     ok, codes = DOCUMENTED_REPLIES[parsed.type]
     sub_id = getattr(parsed, "id", None)
+    if parsed.type == "inject" or (parsed.type == "update" and getattr(parsed, "stream", None) is not None):
+        ok, codes = NAMED_CHANGE_REPLIES        # an operator's change: about the stream, not a subscription
+        assert reply["type"] == ok or reply.get("code") in codes, (parsed, reply)
+        return
+    if parsed.type == "subscribe" and getattr(parsed, "stream", None) is not None:
+        codes = codes | {"unknown_stream"}
     if parsed.type == "subscribe":
         if sub_id is not None and sub_id in live_ids:
             assert reply["type"] == "error" and reply["code"] == "duplicate_id", (parsed, reply)

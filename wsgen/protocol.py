@@ -28,6 +28,8 @@ OUT_OF_RANGE = "out_of_range"
 INTERNAL_ERROR = "internal_error"
 ERROR_CODES = (INVALID_JSON, INVALID_MESSAGE, UNKNOWN_TYPE, UNKNOWN_GENERATOR, INVALID_PARAMS,
                UNKNOWN_ID, DUPLICATE_ID, LIMIT_REACHED, OUT_OF_RANGE, INTERNAL_ERROR)
+#: Codes of named streams' operations (wsgen.named_session; docs/protocol.md, "Named streams").
+NAMED_ERROR_CODES = ("unknown_stream", "forbidden", "too_late", "not_supported", "control_plane_unavailable")
 
 SubscriptionId = Annotated[str, Field(min_length=1, max_length=128, description="The client's name for the subscription")]
 StreamName = Annotated[str, Field(min_length=1, max_length=128, description="A named stream, e.g. plant/boiler-3/temperature")]
@@ -123,7 +125,7 @@ class Update(_Message):
     """Change some parameters of a running subscription."""
 
     type: Literal["update"]
-    id: SubscriptionId | None = None
+    id: SubscriptionId
     params: dict[str, Any] = Field(default_factory=dict)
     speed: Speed | None = None
     stream: StreamName | None = Field(None, description="A named stream to change (operator; with admin_token)")
