@@ -116,7 +116,17 @@ def test_composition_builder_from_the_schema(server, driver):
     choose(driver, placement, str(["random", "gaps", "periodic", "count", "indices"].index("indices")))
     set_knob(driver, js(driver, "return document.querySelector('[data-path=\"anomalies.0.placement.indices\"] input')"
                                 ".id"), "[5, 25]")
+    # the base's params are the kind's own form (from the catalogue), without interval; another kind
+    # starts from its demo values
+    field_id = "return document.querySelector(`[data-path='${arguments[0]}'] input, [data-path='${arguments[0]}'] select`).id"
+    assert js(driver, "return !!document.querySelector(\"[data-path='base.params.amplitude']\")")
+    choose(driver, js(driver, field_id, "base.kind"), "square")
+    assert js(driver, "return window.wsgen.composition.spec()")["base"]["params"] == {"frequency": 0.5, "sample_rate": 20.0}
+    assert js(driver, "return !!document.querySelector(\"[data-path='base.params.duty_cycle']\")")
+    assert not js(driver, "return !!document.querySelector(\"[data-path='base.params.interval']\")")
+    set_knob(driver, js(driver, field_id, "base.params.duty_cycle"), 0.25)
     spec = js(driver, "return window.wsgen.composition.spec()")
+    assert spec["base"]["params"]["duty_cycle"] == 0.25
     assert spec["interval"] == 0.1 and spec["faults"]["nulls"] == {"min_length": 1, "max_length": 1}   # its defaults
     assert spec["anomalies"][0]["placement"] == {"mode": "indices", "indices": [5, 25]}
     assert json.loads(js(driver, "return document.getElementById('compose-json').value")) == spec

@@ -574,6 +574,12 @@ class Session:
     def _on_score(self, msg: P.ScoreRequest) -> list[dict[str, Any]]:
         return detection.on_score(self, msg)
 
+    def _on_watch(self, msg: P.Watch) -> list[dict[str, Any]]:
+        return detection.on_watch(self, msg)
+
+    def _on_unwatch(self, msg: P.Unwatch) -> list[dict[str, Any]]:
+        return detection.on_unwatch(self, msg)
+
     def _on_list(self, msg: P.ListGenerators) -> list[dict[str, Any]]:
         reply = P.generators(catalogue(), composition_catalogue())
         reply["controls"] = CONTROLS      # the stream controls of each transport, and why one lacks some

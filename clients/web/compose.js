@@ -166,16 +166,53 @@
     return box;
   }
 
+  /** Whether ``s`` is a base: a ``kind`` among registry generators and a
+   * free ``params`` object (whose schema is then that kind's, from the catalogue). */
+  function kindWithParams(s) {
+    const kind = s.properties?.kind, params = s.properties?.params;
+    return Boolean(kind?.enum && params && params.type === "object" && !params.properties);
+  }
+
+  /** The params of a registry kind: its catalogue schema, without the
+   * interval (the composition's paces the samples). */
+  function paramsEditor(target, path, changed) {
+    const spec = app.catalogue.get(target.kind);
+    const props = Object.entries(spec?.params_schema?.properties ?? {}).filter(([k]) => k !== "interval");
+    if (!spec) return scalarEditor(target, "params", { type: "object" }, path, changed);   // not in the catalogue: JSON
+    const params = target.params ?? (target.params = {});
+    const box = el("div", { class: "c-fields" });
+    for (const [k, p] of props) box.append(row([...path, k], p, editor(params, k, p, [...path, k], changed)));
+    return box;
+  }
+
   /** The properties of an object (its tag is the select above it: not shown again). */
   function fields(target, s, path, changed) {
     const box = el("div", { class: "c-fields" });
-    for (const [k, p] of Object.entries(s.properties)) {
-      const r = resolve(p);
-      if (r.const !== undefined) continue;
-      const sub = [...path, k];
-      const ed = editor(target, k, p, sub, changed);
-      box.append(row(sub, p, ed));
-    }
+    const draw = () => {
+      box.replaceChildren();
+      for (const [k, p] of Object.entries(s.properties)) {
+        const r = resolve(p);
+        if (r.const !== undefined) continue;
+        const sub = [...path, k];
+        let ed;
+        if (kindWithParams(s) && k === "params") {
+          ed = paramsEditor(target, sub, changed);
+        } else if (kindWithParams(s) && k === "kind") {
+          // another kind: its own params (its demo values, as the form above starts from)
+          ed = editor(target, k, p, sub, () => {
+            const demo = { ...(app.catalogue.get(target.kind)?.demo ?? {}) };
+            delete demo.interval;
+            target.params = demo;
+            changed();
+            draw();
+          });
+        } else {
+          ed = editor(target, k, p, sub, changed);
+        }
+        box.append(row(sub, p, ed));
+      }
+    };
+    draw();
     return box;
   }
 
