@@ -721,6 +721,7 @@
   function select(id) {
     const s = app.streams.get(id);
     if (s?.named) return;            // a named stream has no form: operators use the operator panel
+    if ((s ? id : null) !== app.selected) clearMessages();   // another stream: what was said about the last one goes
     app.selected = s ? id : null;
     if (s) {
       $("generator").value = s.generator;
