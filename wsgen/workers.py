@@ -133,6 +133,9 @@ def supervise(settings: Settings, n: int) -> int:
     workers could not start)."""
     from .serve import configure_logging
     configure_logging(settings.log_level)
+    if getattr(settings, "scenario", None) and not getattr(settings, "redis_url", None):
+        log.warning("named streams with %d workers and no --redis-url: each worker keeps its own log of "
+                    "changes, so an operator's change reaches one worker only; give --redis-url", n)
     try:
         reserved = [_reserve(settings.host, settings.port)]
         port = reserved[0].getsockname()[1]
