@@ -360,6 +360,17 @@ async def test_protocol_errors_and_deletion_notice(plant):
         # the connection goes on
         m = await reply({"type": "subscribe", "id": "p", "stream": TEMP})
         assert m["type"] == "subscribed"
+    # the HTTP port's /ws/streams/<name> (one-port mode) subscribes by URL too
+    url = plant.http_url.replace("http://", "ws://") + "/ws/streams/" + TEMP + "?start_seq=0"
+    async with connect(url) as ws:
+        r = Reader(ws)
+        await r.pump(lambda: r.of("subscribed") or r.of("error"))
+        assert r.of("subscribed") and r.of("subscribed")[0]["stream"] == TEMP, r.other
+        await r.pump(lambda: len(r.values) >= 2)
+    async with connect(plant.ws_url + "/streams/no/such?start_seq=0") as ws:
+        r = Reader(ws)
+        await r.pump(lambda: r.of("error"))
+        assert r.of("error")[0]["code"] == "unknown_stream"
 
 
 def test_bench_named_measures_both_ways(tmp_path):
