@@ -319,8 +319,9 @@ def register(live: LiveScore, gen) -> str:
     """Give ``live`` a watch token, and what a watcher needs to draw the same stream."""
     token = secrets.token_urlsafe(16)
     live.token = token
+    first = live.start          # (not live itself: no reference cycle, the token goes with the subscription)
     live.describe = lambda: {"generator": gen.name, "params": gen.params.model_dump(), "seed": gen.seed,
-                             "first": live.start, "interval": gen.sample_interval}
+                             "first": first, "interval": gen.sample_interval}
     live.interval = lambda: gen.sample_interval
     _tokens[token] = live
     return token
