@@ -265,6 +265,9 @@ async def test_serve_on_a_taken_port_names_the_flag_in_one_line(full_server):
         assert code == 2, err
         assert line == (f"wsgen: cannot start: port {port} on 127.0.0.1 is already in use (another wsgen serve?); "
                         f"stop that process or pick another port with {flag} N (0 picks a free one)")
+    code, _, err = await run_cli("serve", "--host", "192.0.2.1", "--port", "0", "--http-port", "0")   # TEST-NET-1
+    line = one_line(err)
+    assert code == 2 and line.startswith("wsgen: cannot start: --host 192.0.2.1: ") and "0.0.0.0 for every" in line
     code, _, err = await run_cli("serve", "--port", "99999")
     assert code == 2 and "argument --port: 99999: a port is in [0, 65535]" in err and "Traceback" not in err
 
