@@ -85,6 +85,7 @@ async def _run(args, url: str, http_url: str | None, watch: LoopWatch) -> int:
 
     await responsive()
     results = []
+    gcs = []      # the longest garbage collection of each run
     start_all = time.perf_counter()
     selected = [c for c in cases(sample=args.sample, seed=args.seed) if args.only in c.name]
     if args.cases is not None:
@@ -100,6 +101,7 @@ async def _run(args, url: str, http_url: str | None, watch: LoopWatch) -> int:
         ended = time.perf_counter()
         await responsive()           # the server answers again: its stalled step, if any, is recorded
         gap = paced.largest_gap(t, ended)
+        gcs.append(watch.worst_gc)
         results.append((watch.worst_cpu, watch.worst_wall, gap, case.name, outcome, ended - t))
         if args.verbose:
             print(f"{case.name:60s} cpu {watch.worst_cpu.seconds * 1e3:7.2f} ms  wall "
@@ -118,6 +120,7 @@ async def _run(args, url: str, http_url: str | None, watch: LoopWatch) -> int:
         t = time.perf_counter()
         await asyncio.sleep(args.seconds)
         lags = sorted(paced.lags[before:])
+        gcs.append(watch.worst_gc)
         results.append((watch.worst_cpu, watch.worst_wall, paced.largest_gap(t, time.perf_counter()),
                         f"http x{args.http} speed=max",
                         f"{sum(counts) / args.seconds / 1e6:.2f} M lines/s; paced lag p99 "
@@ -134,6 +137,8 @@ async def _run(args, url: str, http_url: str | None, watch: LoopWatch) -> int:
     worst = max((r[0] for r in results), default=None)
     worst_wall = max((r[1] for r in results), default=None)
     gap = max((r[2] for r in results), default=0.0)
+    print(f"longest garbage collection in the loop's thread (not counted in the steps): "
+          f"{max(gcs, default=watch.worst_gc).seconds * 1e3:.2f} ms")
     if worst is not None:
         print(f"worst loop step: {worst.seconds * 1e3:.2f} ms CPU ({worst.what}); {worst_wall.seconds * 1e3:.2f} ms "
               f"wall ({worst_wall.what}); paced {args.interval * 1e3:g} ms stream's largest gap {gap * 1e3:.1f} ms")

@@ -184,7 +184,9 @@ def test_no_extreme_request_holds_the_loop_while_a_paced_stream_runs(watched):
         else:
             assert r["data"] >= 1, (name, "a subscribed stream sends data")
     assert sum(r["type"] == "subscribed" for r in replies.values()) >= len(replies) // 2
-    assert watch.worst_cpu.seconds < MAX_STEP_S, (watch.worst_cpu, watch.steps)
+    # (garbage collections apart: they last in proportion to the whole process's objects,
+    # here pytest's, whatever the step does; LoopWatch counts them on their own)
+    assert watch.worst_cpu.seconds < MAX_STEP_S, (watch.worst_cpu, watch.steps, watch.worst_gc)
     # the paced stream never stopped (seconds of stall before; a loose bound: the machine may be loaded)
     assert paced.largest_gap(started, ended) < 1.0
     seqs = np.array(paced.seqs)

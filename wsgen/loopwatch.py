@@ -8,6 +8,13 @@ is loaded) and in CPU seconds of that thread (``time.thread_time``: what
 the step cost, independent of the load), and keeps the worst of each with
 a description of the callback (a task's coroutine name, or the callback's).
 
+The garbage collector's pauses are counted apart (``gc.callbacks``): a
+collection runs in whichever thread allocates when a threshold is passed,
+and lasts in proportion to every object of the process (in a test, pytest's
+too), whatever the step was doing; a step's CPU is its own work, the
+collections within it subtracted, and :attr:`LoopWatch.worst_gc` is the
+longest collection in the watched thread.
+
 It wraps ``asyncio.events.Handle._run``, through which the pure-Python
 event loop runs every callback (task steps included), for its lifetime;
 the threads it does not watch pay one comparison per callback. It does
@@ -17,6 +24,7 @@ not see a loop that runs its callbacks elsewhere (uvloop). For tests and
 from __future__ import annotations
 
 import asyncio.events
+import gc
 import threading
 import time
 from dataclasses import dataclass, field
@@ -47,7 +55,8 @@ class LoopWatch:
 
     Attributes:
         worst_cpu, worst_wall: the costliest :class:`Step` so far, in CPU
-            and in wall seconds.
+            and in wall seconds (garbage collections excluded).
+        worst_gc: the longest garbage collection in the thread (CPU).
         steps: callbacks timed.
         slow: how many took more than ``slow_s`` of CPU.
     """
@@ -64,6 +73,7 @@ class LoopWatch:
     def reset(self) -> None:
         """Forget what was measured so far."""
         self.worst_cpu, self.worst_wall, self.steps, self.slow = Step(), Step(), 0, 0
+        self.worst_gc = Step()      # the longest garbage collection (CPU seconds) in the thread
         #: with ``keep``: (CPU seconds, callback) of every step, in order
         self.cpu: list[tuple[float, object]] = []
 
@@ -79,6 +89,8 @@ class LoopWatch:
         with LoopWatch._lock:
             LoopWatch._watches = [*LoopWatch._watches, self]
             asyncio.events.Handle._run = _timed_run
+            if _on_gc not in gc.callbacks:
+                gc.callbacks.append(_on_gc)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -86,6 +98,8 @@ class LoopWatch:
             LoopWatch._watches = [w for w in LoopWatch._watches if w is not self]
             if not LoopWatch._watches:
                 asyncio.events.Handle._run = _ORIGINAL
+                if _on_gc in gc.callbacks:
+                    gc.callbacks.remove(_on_gc)
 
     def _record(self, handle, wall: float, cpu: float) -> None:
         self.steps += 1
@@ -100,6 +114,22 @@ class LoopWatch:
 
 
 _ORIGINAL = asyncio.events.Handle._run
+_gc = threading.local()     # per thread: CPU seconds spent collecting, and when the current one began
+
+
+def _on_gc(phase: str, info: dict) -> None:
+    if phase == "start":
+        _gc.began = time.thread_time()
+        return
+    began = getattr(_gc, "began", None)
+    if began is None:
+        return
+    spent = time.thread_time() - began
+    _gc.total = getattr(_gc, "total", 0.0) + spent
+    ident = threading.get_ident()
+    for watch in LoopWatch._watches:
+        if watch.ident == ident and spent > watch.worst_gc.seconds:
+            watch.worst_gc = Step(spent, f"gc generation {info.get('generation')}")
 
 
 def _timed_run(handle) -> None:
@@ -107,10 +137,12 @@ def _timed_run(handle) -> None:
     watches = [w for w in LoopWatch._watches if w.ident == ident]
     if not watches:
         return _ORIGINAL(handle)
+    collected = getattr(_gc, "total", 0.0)
     wall, cpu = time.perf_counter(), time.thread_time()
     try:
         return _ORIGINAL(handle)
     finally:
         wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+        paused = getattr(_gc, "total", 0.0) - collected
         for watch in watches:
-            watch._record(handle, wall, cpu)
+            watch._record(handle, wall - paused, cpu - paused)
