@@ -164,3 +164,20 @@ async def test_the_python_client_passes_max_lag(server):
         with pytest.raises(WsgenError) as info:
             await c.subscribe("sine", {"interval": 0.01}, max_lag=0.3)            # block: refused, so it was sent
         assert info.value.code == "invalid_message" and "max_lag" in info.value.message
+
+
+async def test_wsgen_sub_takes_max_lag(server):
+    import subprocess
+    import sys
+
+    def sub(*extra):
+        return subprocess.run([sys.executable, "-m", "wsgen.cli", "sub", "sine", "--url", server.ws_url, "--seed", "1",
+                               "--interval", "0.01", "--count", "3", "-q",
+                               "--amplitude", "4", "--frequency", "2", "--sample-rate", "100", *extra],
+                              capture_output=True, text=True, timeout=30)
+
+    ok = await asyncio.to_thread(sub, "--backpressure", "drop", "--max-lag", "0.5")
+    assert ok.returncode == 0 and ok.stdout.splitlines() == [repr(v) for v in
+                                                             wsgen.create("sine", {}, seed=1).take(3).values.tolist()]
+    refused = await asyncio.to_thread(sub, "--max-lag", "0.5")                   # block: the server says why
+    assert refused.returncode == 2 and "error invalid_message" in refused.stderr and "max_lag" in refused.stderr

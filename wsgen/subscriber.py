@@ -208,6 +208,9 @@ def configure_sub(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--binary", action="store_true", help="binary frames on the wire (same values)")
     parser.add_argument("--backpressure", choices=["block", "drop"], default="block",
                         help="when this reader is slow, the server waits (block) or skips samples (drop)")
+    parser.add_argument("--max-lag", type=_positive(float), metavar="SECONDS",
+                        help="with --backpressure drop: skip samples that would arrive more than this late "
+                             "(server default 1)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no status lines on stderr (errors still)")
     parser.add_argument("--defaults", action="store_true",
                         help="start from the generator's defaults (the original service's: one sample a second) "
@@ -500,7 +503,8 @@ async def sub_main(args, params: dict[str, Any], stdout: TextIO | None = None) -
             subscribing = client.subscribe(composition if composition is not None else args.generator, params,
                                            seed=args.seed, speed=args.speed,
                                            backpressure=args.backpressure,
-                                           encoding="binary" if args.binary else "json")
+                                           encoding="binary" if args.binary else "json",
+                                           max_lag=getattr(args, "max_lag", None))
         try:
             done, sub = await _unless_stopped(subscribing, stop)
         except WsgenError as exc:
