@@ -164,8 +164,10 @@ class RedisPlane:
         while True:
             start = "-" if self.last_id == "0-0" else "(" + self.last_id
             entries = await self.redis.xrange(self.key, min=start, max="+", count=1000)
-            for entry_id, fields in entries:
+            for i, (entry_id, fields) in enumerate(entries):
                 self._apply(entry_id, fields)
+                if i % 50 == 49:
+                    await asyncio.sleep(0)   # a long log: let the streams run between applications
             if len(entries) < 1000:
                 return
 
