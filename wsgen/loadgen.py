@@ -53,9 +53,42 @@ class ServerProcess:
             raise RuntimeError(f"server did not start: {line!r} {proc.stderr.read()}")
         return cls(proc, m.group(1), m.group(2))
 
+    @property
+    def view(self) -> "ServerView":
+        return ServerView(self.proc.pid, self.http_url)
+
+    def pids(self) -> list[int]:
+        return self.view.pids()
+
+    def cpu_seconds(self) -> float:
+        return self.view.cpu_seconds()
+
+    def messages_sent(self) -> float | None:
+        return self.view.messages_sent()
+
+    def rss_bytes(self) -> int:
+        return self.view.rss_bytes()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+@dataclass
+class ServerView:
+    """What the load generator reads of a child server, from any process:
+    its processes' CPU and memory (/proc) and its own count of data messages
+    sent (/metrics)."""
+
+    pid: int
+    http_url: str | None = None
+
     def pids(self) -> list[int]:
         """The server's processes: itself and, with ``--workers``, its live workers."""
-        pids, i = [self.proc.pid], 0
+        pids, i = [self.pid], 0
         while i < len(pids):
             try:
                 with open(f"/proc/{pids[i]}/task/{pids[i]}/children") as f:
@@ -88,12 +121,16 @@ class ServerProcess:
                 continue
         return total
 
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+    def messages_sent(self) -> float | None:
+        """WebSocket data messages the server has sent (its ``/metrics``;
+        with workers, each worker's share is up to a second old); None
+        without an HTTP port."""
+        if not self.http_url:
+            return None
+        import urllib.request
+        with urllib.request.urlopen(self.http_url + "/metrics", timeout=10) as r:
+            text = r.read().decode()
+        return sum(float(v) for v in re.findall(r'^wsgen_messages_sent_total\{path="ws"\} (\S+)$', text, re.M))
 
 
 def _free_port() -> int:
@@ -141,7 +178,8 @@ async def _stop_and_drain(ws, sub_id: str, timeout: float = 10.0) -> None:
 
 
 async def fanout(url: str, subscriptions: int, connections: int, interval: float, seconds: float,
-                 server: ServerProcess | None = None, batch: bool = False) -> dict:
+                 server: "ServerProcess | ServerView | None" = None, batch: bool = False,
+                 raw: bool = False) -> dict:
     """Scenario 2: N subscriptions over M connections at ``interval`` for ``seconds``.
 
     Clients read continuously; the measurement window opens once every
@@ -208,10 +246,14 @@ async def fanout(url: str, subscriptions: int, connections: int, interval: float
     await asyncio.sleep(1.0)
     cpu0 = server.cpu_seconds() if server else None
     rss0 = server.rss_bytes() if server else None
+    sent0 = server.messages_sent() if server else None
     window["start"] = time.time()
     window["end"] = window["start"] + seconds
     await asyncio.gather(*tasks)
     cpu_s = server.cpu_seconds() - cpu0 if server else float("nan")
+    sent1 = server.messages_sent() if server else None
+    # data messages the server sent in the window (its own count), else those the clients received due in it
+    sent = sent1 - sent0 if sent0 is not None and sent1 is not None else len(lateness)
     cpu = cpu_s / (seconds + 0.1) * 100
     expected = 0
     for key, t0 in origin.items():
@@ -229,11 +271,57 @@ async def fanout(url: str, subscriptions: int, connections: int, interval: float
             "lateness_p50_ms": _pct(lat_ms, 50), "lateness_p99_ms": _pct(lat_ms, 99),
             "lateness_max_ms": float(lat_ms.max()) if len(lat_ms) else float("nan"),
             "drift_ms": drift,
-            "server_cpu_pct": cpu, "messages": len(lateness),
-            # server CPU per data message (the window's CPU over the data messages due in it)
-            "server_cpu_us_per_msg": cpu_s / len(lateness) * 1e6 if lateness else float("nan"),
+            "server_cpu_pct": cpu, "messages": len(lateness), "server_messages": sent,
+            # server CPU per data message: the window's CPU over the data messages it sent
+            "server_cpu_us_per_msg": cpu_s / sent * 1e6 if sent else float("nan"),
             "server_rss_mb": (server.rss_bytes() / 1e6) if server else float("nan"),
-            "server_rss_start_mb": (rss0 / 1e6) if server else float("nan")}
+            "server_rss_start_mb": (rss0 / 1e6) if server else float("nan"),
+            **({"_lateness_ms": lat_ms.tolist(), "_due": due_times, "_window": [window["start"], window["end"]]}
+               if raw else {})}
+
+
+def _fanout_part(job: tuple) -> dict:
+    url, subscriptions, connections, interval, seconds, view, batch = job
+    return asyncio.run(fanout(url, subscriptions, connections, interval, seconds, view, batch, raw=True))
+
+
+def fanout_processes(url: str, subscriptions: int, connections: int, interval: float, seconds: float,
+                     server: ServerProcess | None = None, batch: bool = False, clients: int = 2) -> dict:
+    """:func:`fanout` from ``clients`` processes, each with its share of the
+    connections and subscriptions (one Python process cannot read 100,000
+    separate messages a second), merged into one result: counts summed,
+    lateness percentiles over every message, the server's CPU and messages
+    as the parts measured them over their (overlapping) windows."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    view = server.view if server else None
+    share = lambda total, i: total // clients + (i < total % clients)     # noqa: E731
+    jobs = [(url, share(subscriptions, i), share(connections, i), interval, seconds, view, batch)
+            for i in range(clients)]
+    with ProcessPoolExecutor(clients, mp_context=multiprocessing.get_context("spawn")) as pool:
+        parts = list(pool.map(_fanout_part, jobs))
+    lat_ms = np.concatenate([np.asarray(p["_lateness_ms"]) for p in parts]) if parts else np.array([])
+    heads, tails = [], []
+    for p in parts:
+        due, lat = np.asarray(p["_due"]), np.asarray(p["_lateness_ms"])
+        start, end = p["_window"]
+        heads.append(lat[due < start + 1.0])
+        tails.append(lat[due >= end - 1.0])
+    head, tail = np.concatenate(heads), np.concatenate(tails)
+    cpu_s = [p["server_cpu_pct"] / 100 * (seconds + 0.1) for p in parts]
+    sent = [p["server_messages"] for p in parts]
+    return {"subscriptions": subscriptions, "connections": connections, "batch": batch, "interval_s": interval,
+            "seconds": seconds, "clients": clients,
+            "samples_delivered": sum(p["samples_delivered"] for p in parts),
+            "samples_expected": sum(p["samples_expected"] for p in parts),
+            "lateness_p50_ms": _pct(lat_ms, 50), "lateness_p99_ms": _pct(lat_ms, 99),
+            "lateness_max_ms": float(lat_ms.max()) if len(lat_ms) else float("nan"),
+            "drift_ms": float(np.median(tail) - np.median(head)) if len(head) and len(tail) else float("nan"),
+            "server_cpu_pct": float(np.mean([p["server_cpu_pct"] for p in parts])),
+            "messages": sum(p["messages"] for p in parts), "server_messages": float(np.mean(sent)),
+            "server_cpu_us_per_msg": float(np.mean([c / m * 1e6 for c, m in zip(cpu_s, sent) if m])),
+            "server_rss_mb": float(np.max([p["server_rss_mb"] for p in parts])),
+            "server_rss_start_mb": float(np.min([p["server_rss_start_mb"] for p in parts]))}
 
 
 async def update_latency(url: str, updates: int = 200, interval: float = 0.001) -> dict:
