@@ -306,6 +306,10 @@ async def test_http_stream_list_and_operator_endpoints(plant):
         assert [r["label"] for r in rows] == [False] * 2 + [True] * 10 + [False] * 2
         assert all(1 <= r["value"] <= 2 for r in rows[:2] + rows[12:])
         assert all(101 <= r["value"] <= 102 for r in rows[2:12])
+        async with http.stream("GET", base + "/streams/lab/u?format=sse&count=2",
+                               headers={"Last-Event-ID": str(at + 3)}) as resp:
+            events = [line for line in (await resp.aread()).decode().splitlines() if line.startswith("id: ")]
+        assert events == [f"id: {at + 4}", f"id: {at + 5}"]
         r = await http.post(base + "/streams/lab/u", json={"op": "update", "params": {"max_val": 5}, "seq": 1},
                             headers={"X-Wsgen-Admin-Token": ADMIN})
         assert r.status_code == 409 and r.json()["error"] == "too_late"

@@ -5,7 +5,8 @@
 * ``GET /streams/<name>?format=&start_seq=&count=``: the stream's samples
   (formats of :mod:`wsgen.lines`: text, ndjson, csv, sse; ``seq`` and ``t``
   on the stream's own numbering and clock), from the live sample or from
-  ``start_seq`` back to the history; endless unless ``count``.
+  ``start_seq`` back to the history (an SSE client reconnecting with
+  ``Last-Event-ID`` resumes after it); endless unless ``count``.
 * Operator (header ``X-Wsgen-Admin-Token: <admin token>``, or
   ``?admin_token=``; a server with ``--token`` also wants the read token as
   usual):
@@ -123,6 +124,13 @@ def router() -> APIRouter:
             elif key not in ("token", "admin_token"):
                 problems.append({"field": key, "value": value, "message": "unknown parameter; allowed: format, "
                                  "start_seq, count, token"})
+        last_id = request.headers.get("last-event-id")
+        if fmt == "sse" and start is None and last_id is not None:      # an EventSource reconnecting
+            if last_id.isdigit():
+                start = int(last_id) + 1
+            else:
+                problems.append({"field": "Last-Event-ID", "value": last_id,
+                                 "message": "must be the id of an event of this stream (an integer)"})
         live = shared.live_seq()
         oldest = max(shared.origin, live - shared.cap)
         if start is not None and start < oldest:
