@@ -384,3 +384,19 @@ async def test_readme_messages_are_one_line_each_and_the_composition_runs(full_s
     # set-up notes: a virtual environment first, and what to do about a taken port
     assert "python3 -m venv .venv && . .venv/bin/activate" in text
     assert "--port" in text and "--http-port" in text and "already in use" in text
+
+
+async def test_python_client_takes_count_and_duration_as_the_other_transports(full_server):
+    from wsgen.client import Client
+    ref = wsgen.create("sine", {"interval": 0.5}, seed=2).take(12).values
+    async with Client(full_server.ws_url) as c:
+        sub = await c.subscribe("sine", {"interval": 0.5}, seed=2, speed="max", count=7)
+        blocks = [b async for b in sub]                 # ends by itself, after seq 6
+        assert np.concatenate([b.values for b in blocks]).tolist() == ref[:7].tolist()
+        sub = await c.subscribe("sine", {"interval": 0.5}, seed=2, speed="max", duration=2.2, start_seq=3)
+        got = np.concatenate([b.values for b in [b async for b in sub]])
+        assert got.tolist() == ref[3:8].tolist()          # offsets 0, 0.5 .. 2.0 s < 2.2 s: 5 samples
+        assert sub.end_seq == 8
+        sub = await c.subscribe("random", {"interval": 0.5}, seed=2, speed="max", count=3)
+        with pytest.raises(EOFError):
+            await sub.take(4)

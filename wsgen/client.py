@@ -330,6 +330,10 @@ class Subscription:
         self.paused = False
         self.next_seq = start_seq
         self.start_seq = start_seq   # seq of the first sample asked for
+        #: the stream ends before this seq (``count``, or ``duration`` once the interval is known); the
+        #: server then sends ``ended`` and the iteration stops; a reconnection asks for what is left
+        self.end_seq: int | None = None
+        self._duration: float | None = None   # ``duration`` not yet turned into an end_seq
         self.acknowledged = False       # the server confirmed it at least once
         self._items: deque = deque()
         self._ready = asyncio.Event()
@@ -373,6 +377,10 @@ class Subscription:
             msg["score"] = self.score_options
         if self.max_lag is not None:
             msg["max_lag"] = self.max_lag
+        if self.end_seq is not None:
+            msg["count"] = max(1, self.end_seq - msg["start_seq"])
+        if self._duration is not None:
+            msg["duration"] = self._duration
         return msg
 
     def _deliver(self, block: Block) -> None:
@@ -907,6 +915,11 @@ class Client:
                 sub.seed = msg.get("seed", sub.seed)
                 sub.speed = msg.get("speed", sub.speed)
                 sub.interval = msg.get("interval", sub.interval)
+                if sub._duration is not None and sub.interval:   # the server's rule (wsgen.session.stream_end)
+                    seq0 = int(msg.get("seq", 0))
+                    end = seq0 + max(1, math.ceil(sub._duration / sub.interval - 1e-9))
+                    sub.end_seq = end if sub.end_seq is None else min(sub.end_seq, end)
+                    sub._duration = None
                 sub.paused = False
                 sub.next_seq = max(sub.next_seq, int(msg.get("seq", 0)))
             elif kind == "updated":
@@ -983,7 +996,8 @@ class Client:
     async def subscribe(self, generator: str | Mapping[str, Any], params: Mapping[str, Any] | None = None, *,
                         seed: int | None = None, speed: float | str = 1.0, backpressure: str = "block",
                         encoding: str = "json", id: str | None = None, start_seq: int = 0,
-                        score: bool | Mapping[str, Any] = False, max_lag: float | None = None) -> Subscription:
+                        score: bool | Mapping[str, Any] = False, max_lag: float | None = None,
+                        count: int | None = None, duration: float | None = None) -> Subscription:
         """Start a stream.
 
         Args:
@@ -1007,6 +1021,12 @@ class Client:
             encoding: ``"json"`` or ``"binary"`` (same values, bit for bit).
             id: subscription id; ``None``: ``"<generator>-<n>"``.
             start_seq: seq of the first sample.
+            count: end after this many samples (slots of a composition), as
+                the HTTP ``count``: the server sends ``ended``, iteration
+                stops and :meth:`Subscription.take` raises ``EOFError`` past
+                it. A reconnection asks for what is left.
+            duration: end after the samples within this many seconds of
+                stream time of the first one (the HTTP ``duration``).
             score: score a detector on this stream (anomaly kinds and
                 compositions): ``True``, or options ``{"window", "probation",
                 "threshold"}``; then :meth:`Subscription.detect` and
@@ -1031,6 +1051,9 @@ class Client:
         if score:
             sub.score_options = {} if score is True else dict(score)
         sub.max_lag = max_lag
+        if count is not None:
+            sub.end_seq = start_seq + int(count)
+        sub._duration = duration
         register = ident not in self._subs   # a duplicate is sent anyway: the server refuses it
         if register:
             self._subs[ident] = sub          # before sending: data may follow the reply at once
