@@ -43,9 +43,9 @@ SEED = int(os.environ.get("WSGEN_STALL_SEED", "13"))
 
 def test_render_budget_sizes_renders_by_their_measured_cost():
     b = RenderBudget(COMPOSITION_MAX_RENDER, FIRST_RENDER)
-    assert b.size(10_000) == FIRST_RENDER == 64          # cost unknown: a small first render
-    b.spent(64, 64 * 1e-6)                                # 1 us a sample: the cap may double
-    assert b.size(10_000) == 128
+    assert b.size(10_000) == FIRST_RENDER == 16          # cost unknown: a small first render
+    b.spent(16, 16 * 1e-6)                                # 1 us a sample: the cap may double
+    assert b.size(10_000) == 32
     for _ in range(10):
         b.spent(b.size(10_000), b.size(10_000) * 1e-6)
     assert b.size(10_000) == COMPOSITION_MAX_RENDER       # never past the composition's limit

@@ -27,12 +27,17 @@ from __future__ import annotations
 
 import time
 
-__all__ = ["COMPOSITION_MAX_RENDER", "FIRST_RENDER", "RENDER_BUDGET_S", "UNLIMITED", "RenderBudget"]
+__all__ = ["COMPOSITION_BUDGET_S", "COMPOSITION_MAX_RENDER", "FIRST_RENDER", "RENDER_BUDGET_S", "UNLIMITED", "RenderBudget"]
 
 #: Seconds of the loop one render may take (with its encoding, on HTTP).
 RENDER_BUDGET_S = 0.003
-#: Samples in a stream's first render, before its cost is known.
-FIRST_RENDER = 64
+#: Seconds one render of a composition may take on the WebSocket path, where
+#: only the render is measured: encoding its events (up to 21 a sample) as
+#: JSON costs a few times more.
+COMPOSITION_BUDGET_S = 0.001
+#: Samples in a stream's first render, before its cost is known (16 injectors
+#: drawing a window a sample each: 0.35 ms a sample).
+FIRST_RENDER = 16
 #: Most samples in one render of a composition.
 COMPOSITION_MAX_RENDER = 256
 

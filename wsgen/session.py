@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 
 from . import offload
 from . import protocol as P
-from .budget import COMPOSITION_MAX_RENDER, FIRST_RENDER, UNLIMITED, RenderBudget
+from .budget import COMPOSITION_BUDGET_S, COMPOSITION_MAX_RENDER, FIRST_RENDER, UNLIMITED, RenderBudget
 from .config import Settings
 from .controls import CONTROLS
 from .generators.composite import composition_catalogue, create_composite
@@ -122,7 +122,7 @@ class Subscription:
         # a composition's samples cost from 0.1 to 30 us each: sized by time; the
         # named kinds' about 1 us at most: the caller's limit (max_block) bounds them
         if self.generator.name == "composite":
-            self.budget, self.seek_budget = RenderBudget(COMPOSITION_MAX_RENDER, FIRST_RENDER), \
+            self.budget, self.seek_budget = RenderBudget(COMPOSITION_MAX_RENDER, FIRST_RENDER, COMPOSITION_BUDGET_S), \
                 RenderBudget(None, FIRST_RENDER)
         else:
             self.budget = self.seek_budget = UNLIMITED
