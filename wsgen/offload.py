@@ -6,7 +6,8 @@ up to :data:`~wsgen.generators.composite.SEEK_BUDGET_S` of CPU). The
 WebSocket and HTTP adapters build them here, in one worker thread, and
 start the stream when it is ready; the event loop keeps serving everyone
 else meanwhile (the worker holds the GIL for at most the interpreter's
-switch interval, 5 ms, at a time while the loop wants it).
+switch interval at a time while the loop wants it: 0.5 ms while a build
+runs, :data:`SWITCH_INTERVAL_S`, instead of the default 5 ms).
 
 One worker: builds queue behind each other instead of taking the loop's
 core from it; a connection's messages still apply in order (its reader
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
@@ -25,6 +27,9 @@ T = TypeVar("T")
 
 #: Threads building generators.
 WORKERS = 1
+#: The interpreter's GIL switch interval while a build runs (default 5 ms):
+#: how long the event loop may wait for the GIL the worker holds.
+SWITCH_INTERVAL_S = 0.0005
 
 _pool: ThreadPoolExecutor | None = None
 
@@ -41,7 +46,18 @@ async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     exception. Cancelling the await leaves ``fn`` to finish in the worker
     (its result is dropped)."""
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_executor(), functools.partial(fn, *args, **kwargs))
+    return await loop.run_in_executor(_executor(), _yielding, functools.partial(fn, *args, **kwargs))
+
+
+def _yielding(work: Callable[[], T]) -> T:
+    """Run ``work`` with a short GIL switch interval, so that the event
+    loop's thread waits at most that long for the GIL when it wants it."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    try:
+        return work()
+    finally:
+        sys.setswitchinterval(before)
 
 
 def worth_offloading(composition: bool, start_seq: int | None, kind: str | None = None) -> bool:
