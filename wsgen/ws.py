@@ -337,9 +337,12 @@ class Connection:
                     # this wake-up had its share of the loop (each render is
                     # sized to the budget: many subscriptions add up): send
                     # what is held, let the others run, then go on
-                    if batched:
-                        await self.send_batch(batched)
-                        batched = []
+                    if plain or batched:
+                        started = clock()
+                        await self.send_wakeup(plain, batched)
+                        if drop_lag < math.inf:
+                            receipts.data_sent(started)
+                        plain, batched = [], []
                     await asyncio.sleep(0)
                     awaited, now = True, clock()
                 if awaited and live.get(sub.id) is not sub:
