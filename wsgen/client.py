@@ -151,9 +151,10 @@ class Block:
         seq: index of the first sample.
         t: stream time of the first sample, Unix seconds.
         dt: seconds of stream time between samples.
-        values: float64 array, shape (n,).
-        labels: bool array, shape (n,), True where the sample is an anomaly;
-            ``None`` for generators without anomalies.
+        values: float64 array, shape (n,); shape (n, k) for a composition
+            with k ``channels`` (columns in the declared order).
+        labels: bool array, shape (n,) (or (n, k) with channels), True where
+            the sample is an anomaly; ``None`` for generators without anomalies.
         id: subscription id.
         lag: seconds the last sample was behind schedule when sent.
         skipped: samples dropped by the server (backpressure ``drop``) just
@@ -246,6 +247,9 @@ class Block:
 def _block_from_json(msg: Mapping[str, Any]) -> Block:
     values = np.asarray(msg["values"], dtype=np.float64)   # null (NaN on the wire) -> nan
     labels = msg.get("labels")
+    if values.ndim == 2:    # a composition with channels: k arrays -> samples x channels
+        values = np.ascontiguousarray(values.T)
+        labels = None if labels is None else np.ascontiguousarray(np.asarray(labels, dtype=bool).T)
     seqs = msg.get("seqs")
     ts = msg.get("ts")
     return Block(int(msg["seq"]), float(msg["t"]), float(msg["dt"]), values,
@@ -311,6 +315,13 @@ class Subscription:
     and held-back (``out_of_order``) samples included. Received seqs are
     never compared for dedup: they may repeat and go down by design.
     """
+
+    @property
+    def channels(self) -> list[str] | None:
+        """The channel names of a composition with ``channels`` (the columns
+        of ``values`` and ``labels``, from the server's ``subscribed``), else None."""
+        names = self.params.get("channels") if self.composition else None
+        return list(names) if isinstance(names, list) else None
 
     def __init__(self, client: "Client", id: str, generator: str | Mapping[str, Any], params: Mapping[str, Any],
                  seed: int, speed: float | str, backpressure: str, encoding: str, start_seq: int) -> None:

@@ -225,6 +225,10 @@ def live_score(msg, gen) -> LiveScore | None:
     if msg.score is None:
         return None
     composite = getattr(gen, "name", "") == "composite"
+    if getattr(gen, "channels", None):
+        raise P.ProtocolError(P.INVALID_MESSAGE, "a composition with channels has one truth per channel, not "
+                              "one score: score a single-channel composition", msg.id,
+                              [{"field": "score", "value": True, "message": "not available with channels"}])
     if not (composite or getattr(gen, "anomalous", False)):
         raise P.ProtocolError(P.INVALID_MESSAGE, f"{gen.name!r} has no ground truth to score against: score "
                               "an anomaly kind, a composition or a replay with label_column", msg.id,

@@ -80,7 +80,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import lines, offload
+from . import channel_lines, lines, offload
 from .budget import COMPOSITION_MAX_RENDER, FIRST_RENDER, RenderBudget
 from .access import HOST_REFUSED, host_allowed, loopback_bound, token_ok
 from .readiness import Readiness
@@ -382,7 +382,7 @@ class _Route:
     def _header(self, fmt: str, gen) -> bytes:
         return lines.header(fmt, gen.anomalous)
 
-    def _encoder(self, fmt: str):
+    def _encoder(self, fmt: str, gen=None):
         """A callable (block, times) -> bytes for the chunks of one stream."""
         return lambda block, times: lines.encode(fmt, block, times)
 
@@ -399,7 +399,7 @@ class _Route:
         streams: StreamRegistry = self.app.state.streams
         metrics = getattr(self.app.state, "metrics", None)
         with_times = lines.needs_times(fmt)
-        encode = self._encoder(fmt)
+        encode = self._encoder(fmt, gen)
         streams.active += 1
         if metrics:
             metrics.http_streams.inc()
@@ -466,7 +466,7 @@ class _Route:
                 if with_times:
                     chunk = encode(block, self._times(block, seq, m, pacer))
                 else:
-                    chunk = lines.text(block.values)
+                    chunk = encode(block, None)     # text (a composition with channels: one array per line)
                 budget.spent(m, budget.clock() - started)   # the chunk's render and encoding
                 seq += m
                 last_sent = time.monotonic()
@@ -623,10 +623,12 @@ class _CompositeRoute(_Route):
             return None
 
     def _header(self, fmt: str, gen) -> bytes:
+        if getattr(gen, "channels", None):      # several channels: a column each (wsgen.channel_lines)
+            return channel_lines.header(fmt, gen.channels)
         return lines.header(fmt, True, events=True)
 
-    def _encoder(self, fmt: str):
-        return lines.CompositeFormatter(fmt)
+    def _encoder(self, fmt: str, gen=None):
+        return channel_lines.formatter(fmt, gen)
 
     def _times(self, block, seq: int, m: int, pacer: Pacer) -> np.ndarray:
         # the slot's time plus the sample's own offset from it (jitter, held back)

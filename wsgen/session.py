@@ -69,7 +69,9 @@ class Chunk:
     def to_json(self) -> dict[str, Any]:
         block = self.block
         values, labels = block.values, block.labels
-        if len(values) <= 8:        # orjson writes short lists faster than short arrays
+        if values.ndim == 2:        # channels: one array per channel, in declared order
+            values, labels = values.T.copy(), labels.T.copy()
+        elif len(values) <= 8:      # orjson writes short lists faster than short arrays
             values = values.tolist()
             labels = None if labels is None else labels.tolist()
         msg: dict[str, Any] = {"type": "data", "id": self.sub.id, "seq": block.seq, "t": self.t,

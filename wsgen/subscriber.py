@@ -243,13 +243,18 @@ def _print_error(exc) -> None:
 class Output:
     """Formats blocks onto a text stream (``text``, ``csv`` or ``ndjson``)."""
 
-    def __init__(self, fmt: str, stream: TextIO, labels: bool | None = None, composition: bool = False) -> None:
+    def __init__(self, fmt: str, stream: TextIO, labels: bool | None = None, composition: bool = False,
+                 channels: list[str] | None = None) -> None:
         self.fmt = fmt
         self.stream = stream
         self.labels = True if composition else labels
         self._started = False
         self._composite = None
-        if composition and fmt in ("csv", "ndjson"):
+        self.channels = channels
+        if channels:        # a composition with channels: the HTTP rows (wsgen.channel_lines), text too
+            from .channel_lines import ChannelFormatter
+            self._composite = ChannelFormatter(fmt, channels)
+        elif composition and fmt in ("csv", "ndjson"):
             from .lines import CompositeFormatter
             self._composite = CompositeFormatter(fmt)
 
@@ -262,7 +267,10 @@ class Output:
             return
         self._started = True
         if self.fmt == "csv":
-            if self._composite is not None:
+            if self.channels:
+                from .channel_lines import header
+                self.stream.write(header("csv", self.channels).decode())
+            elif self._composite is not None:
                 self.stream.write("seq,t,value,label,events\n")
             else:
                 self.stream.write("seq,t,value,label\n" if self.labels else "seq,t,value\n")
@@ -271,7 +279,7 @@ class Output:
         if not self._started:
             self.start(block.labels is not None if self.labels is None else self.labels)
         if self._composite is not None:
-            self.stream.write(self._composite(block, block.timestamps).decode("ascii"))
+            self.stream.write(self._composite(block, block.timestamps).decode("utf-8"))
             self.stream.flush()
             return
         values = block.values.tolist()
@@ -522,7 +530,8 @@ async def sub_main(args, params: dict[str, Any], stdout: TextIO | None = None) -
             spec = GENERATORS[sub.generator]
             labelled = getattr(spec.cls, "labelled", None)    # replay: labelled when it has a label_column
             labels = spec.anomalous or bool(labelled and labelled(sub.params or {}))
-        out = Output(args.format, stdout, labels, composition=sub.composition)
+        out = Output(args.format, stdout, labels, composition=sub.composition,
+                     channels=(sub.params or {}).get("channels") if sub.composition else None)
         out.start()
         if want_progress(args.count, sub.interval, sub.speed, _isatty(stdout), _isatty(sys.stderr)):
             from tqdm import tqdm

@@ -305,11 +305,18 @@ def _details(exc: ValidationError) -> list[dict[str, Any]]:
 
 def validate_spec(data: Mapping[str, Any] | CompositionSpec) -> CompositionSpec:
     """Validate a composition; raises :class:`InvalidParams` whose details
-    name each wrong field by its dotted path (``anomalies.0.height.low``)."""
+    name each wrong field by its dotted path (``anomalies.0.height.low``).
+    A spec with ``channels`` gives a
+    :class:`~wsgen.generators.channels.ChannelSpec`."""
     if isinstance(data, CompositionSpec):
+        return data
+    from .channels import ChannelSpec, validate_channel_spec
+    if isinstance(data, ChannelSpec):
         return data
     if not isinstance(data, Mapping):
         raise InvalidParams([{"field": "spec", "value": _jsonable(data), "message": "must be an object"}])
+    if "channels" in data:      # several channels in one stream (wsgen.generators.channels)
+        return validate_channel_spec(data)
     try:
         return CompositionSpec.model_validate(dict(data))
     except ValidationError as exc:
@@ -466,7 +473,7 @@ class Composite(Generator):
         self._clock = Clock(p.interval, p.base.trend)
         self._base = self._make_base(p.base, 0)
         self._noise = self._make_noise(p.noise)
-        self._parts = [InjectorPart(self.seed, i, inj, self._clock, 0) for i, inj in enumerate(p.anomalies)]
+        self._parts = [self._new_part(i, inj, 0) for i, inj in enumerate(p.anomalies)]
         self._retired: list[InjectorPart] = []
         self._freeze = 0  # events of later injectors started before this sample block earlier ones
         self._faults = FaultSet(self.seed, p.faults, self._clock, 0)
@@ -486,6 +493,11 @@ class Composite(Generator):
     def _make_base(self, base: BaseSpec, at: int) -> Generator:
         cls = Constant if base.kind == "constant" else get_spec(base.kind).cls
         return cls(base.params, seed=self.seed, start_seq=at)
+
+    def _new_part(self, i: int, inj, at: int) -> InjectorPart:
+        """The part of injector ``i`` from sample ``at`` (a channel's composite
+        mutes the injectors that do not target it: :mod:`.channels`)."""
+        return InjectorPart(self.seed, i, inj, self._clock, at)
 
     def _make_noise(self, noise) -> Stream | None:
         return None if noise is None else Stream(self.seed, (default_key(noise.stream, NOISE_KEY),), draws=2)
@@ -661,7 +673,7 @@ class Composite(Generator):
             else:
                 if part is not None:
                     self._retire(part, at)
-                part = InjectorPart(self.seed, i, inj, clock, at)
+                part = self._new_part(i, inj, at)
             parts.append(part)
         for part in self._parts[len(new.anomalies):]:
             self._retire(part, at)
@@ -695,7 +707,11 @@ SEEK_STEP_S = 0.005
 
 def create_composite(spec: Mapping[str, Any] | CompositionSpec | None = None, seed: int | None = None,
                      start_seq: int = 0) -> Composite:
-    """A :class:`Composite` (same arguments)."""
+    """A :class:`Composite` (same arguments); a spec with ``channels``
+    gives a :class:`~wsgen.generators.channels.ChannelComposite`."""
+    from .channels import ChannelSpec, ChannelComposite
+    if isinstance(spec, ChannelSpec) or (isinstance(spec, Mapping) and "channels" in spec):
+        return ChannelComposite(spec, seed=seed, start_seq=start_seq)
     return Composite(spec, seed=seed, start_seq=start_seq)
 
 

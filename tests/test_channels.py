@@ -1,0 +1,326 @@
+"""Compositions with several channels: the engine (exact and statistical),
+validation, and every transport (WebSocket, HTTP formats, the Python
+client, ``wsgen sub``) against a real server."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import requests
+from websockets.asyncio.client import connect
+
+from wsgen.client import Client
+from wsgen.generators.composite import Composite, create_composite, validate_spec
+from wsgen.generators.params import InvalidParams
+
+pytestmark = pytest.mark.timeout(120)
+
+K = 8
+CORR = [[0.7 ** abs(i - j) for j in range(K)] for i in range(K)]
+SENSORS = {
+    "interval": 0.01,
+    "channels": "s1..s8",
+    "base": {"kind": "sine", "params": {"amplitude": 1.0, "frequency": 0.5, "sample_rate": 100}},
+    "noise": {"kind": "normal", "std_dev": 0.2, "correlation": CORR},
+    "anomalies": [{"kind": "level-shift", "channels": ["s3"], "height": 5.0,
+                   "placement": {"mode": "indices", "indices": [5000]}, "min_length": 201, "max_length": 201}],
+}
+# faults, own bases, gain / offset, stateful and random injectors: everything that could break splits
+RICH = {
+    "interval": 0.5,
+    "channels": ["x", "y", "z"],
+    "base": {"kind": "sine", "params": {"amplitude": 2.0, "frequency": 1.0, "sample_rate": 50}, "offset": 10.0,
+             "trend": 0.01},
+    "bases": {"z": {"kind": "random-walk", "params": {"volatility": 0.5}}},
+    "gain": [1, 2, 0.5],
+    "offset": {"y": -3},
+    "noise": {"kind": "normal", "std_dev": [0.1, 0.2, 0.3], "correlation": [[1, 0.5, 0.2], [0.5, 1, 0.1], [0.2, 0.1, 1]]},
+    "anomalies": [{"kind": "spike", "channels": ["x", "z"], "placement": {"mode": "random", "probability": 0.02},
+                   "height": {"low": 3, "high": 5}},
+                  {"kind": "flatline", "channels": ["y"], "placement": {"mode": "indices", "indices": [100, 300]},
+                   "min_length": 10, "max_length": 30},
+                  {"kind": "noisy-cluster", "placement": {"mode": "gaps", "min_gap": 40, "max_gap": 80}}],
+    "faults": {"nulls": {"placement": {"mode": "indices", "indices": [20]}},
+               "gaps": {"placement": {"mode": "indices", "indices": [30]}, "min_length": 3, "max_length": 3},
+               "duplicates": {"placement": {"mode": "indices", "indices": [50]}},
+               "out_of_order": {"placement": {"mode": "indices", "indices": [60]}, "max_delay": 2}},
+}
+
+
+def plain(spec: dict) -> dict:
+    return {k: v for k, v in spec.items() if k != "anomalies"}
+
+
+# -- the engine -----------------------------------------------------------------------
+
+def test_level_shift_on_sensor_3_from_5000_to_5200_exactly():
+    n = 8000
+    block = create_composite(SENSORS, seed=11).take(n)
+    clean = create_composite(plain(SENSORS), seed=11).take(n)
+    assert block.values.shape == (n, K) and block.labels.shape == (n, K)
+    assert block.channels == tuple(f"s{i}" for i in range(1, 9))
+    expected = np.zeros((n, K), bool)
+    expected[5000:5201, 2] = True
+    np.testing.assert_array_equal(block.labels, expected)
+    # the shift is + 5 on s3 over the window, bit for bit; everything else untouched
+    shifted = clean.values.copy()
+    shifted[5000:5201, 2] += 5.0
+    np.testing.assert_array_equal(block.values, shifted)
+    assert block.events == [{"id": 5000 * 32, "kind": "level-shift", "first": 5000, "last": 5200, "channels": ["s3"]}]
+
+
+def test_noise_has_the_requested_correlation_and_spread():
+    spec = {"interval": 0.01, "channels": "s1..s8", "noise": {"std_dev": [0.5 + 0.25 * i for i in range(K)],
+                                                               "correlation": CORR}}
+    x = create_composite(spec, seed=3).take(200_000).values
+    # standard error of a sample correlation r: (1 - r^2) / sqrt(n) <= 0.0023 here
+    np.testing.assert_allclose(np.corrcoef(x.T), CORR, atol=0.012)
+    np.testing.assert_allclose(x.std(axis=0), spec["noise"]["std_dev"], rtol=0.01)
+    np.testing.assert_allclose(x.mean(axis=0), 0, atol=0.02)
+
+
+def test_splits_and_start_seq_are_bit_identical():
+    n = 3000
+    whole = create_composite(RICH, seed=5).take(n)
+    g = create_composite(RICH, seed=5)
+    rng = np.random.default_rng(0)
+    parts, got = [], 0
+    while got < n:
+        m = int(min(rng.choice([1, 2, 7, 64, 513]), n - got))
+        parts.append(g.take(m))
+        got += m
+    np.testing.assert_array_equal(np.concatenate([p.values for p in parts]), whole.values)
+    np.testing.assert_array_equal(np.concatenate([p.labels for p in parts]), whole.labels)
+    np.testing.assert_array_equal(np.concatenate([p.seqs for p in parts]), whole.seqs)
+    # the seqs after start_seq (past the faults' hold-back) are the same samples
+    late = create_composite(RICH, seed=5, start_seq=1000).take(n - 1000)
+    i = int(np.searchsorted(whole.seqs, 1000))
+    np.testing.assert_array_equal(late.seqs, whole.seqs[i:])
+    np.testing.assert_array_equal(late.values, whole.values[i:])
+    np.testing.assert_array_equal(late.labels, whole.labels[i:])
+
+
+def test_faults_hit_every_channel_and_injectors_only_theirs():
+    b = create_composite(RICH, seed=5).take(400)
+    seqs = b.seqs.tolist()
+    row = seqs.index(20)
+    assert np.isnan(b.values[row]).all() and b.labels[row].all()          # a null fault: the whole sample
+    assert not {30, 31, 32} & set(seqs)                                     # a gap: the whole sample
+    assert seqs.count(50) == 2                                              # a duplicate
+    by_kind = {}
+    for e in b.events:
+        by_kind.setdefault(e["kind"], []).append(e)
+    assert all(e["channels"] == ["x", "z"] for e in by_kind["spike"])
+    assert [e["channels"] for e in by_kind["flatline"]] == [["y"], ["y"]]
+    assert all(e["channels"] == ["x", "y", "z"] for e in by_kind["noisy-cluster"] + by_kind["null"] + by_kind["gap"])
+    fault_rows = np.zeros(len(seqs), bool)
+    for e in by_kind["null"] + by_kind.get("duplicate", []) + by_kind.get("out-of-order", []):
+        fault_rows |= (b.seqs >= e["first"]) & (b.seqs <= e["last"])
+    for c, name in enumerate(("x", "y", "z")):
+        mine = np.zeros(len(seqs), bool)
+        for e in b.events:
+            if e["kind"] not in ("null", "gap", "duplicate", "out-of-order", "jitter") and name in e["channels"]:
+                mine |= (b.seqs >= e["first"]) & (b.seqs <= e["last"])
+        np.testing.assert_array_equal(b.labels[:, c], mine | fault_rows)
+    # a flatline on y holds y's value before it; x and z go on
+    f = by_kind["flatline"][0]
+    rows = [seqs.index(s) for s in range(f["first"], f["last"] + 1)]
+    assert len(set(b.values[rows, 1].tolist())) == 1
+    assert b.values[rows[0] - 1, 1] == b.values[rows[0], 1]
+    assert len(set(b.values[rows, 0].tolist())) == len(rows)
+
+
+def test_shared_base_gain_offset_and_own_bases():
+    spec = {"interval": 0.1, "channels": ["a", "b", "c", "d"],
+            "base": {"kind": "sine", "params": {"amplitude": 2.0, "frequency": 0.3, "sample_rate": 10}},
+            "gain": {"b": 2.0}, "offset": [0, 3.0, 0, 0],
+            "bases": {"c": {"kind": "normal", "params": {}}, "d": {"kind": "normal", "params": {}}}}
+    x = create_composite(spec, seed=2).take(500).values
+    base = Composite({"interval": 0.1, "base": spec["base"]}, seed=2).take(500).values
+    np.testing.assert_array_equal(x[:, 0], base)
+    np.testing.assert_array_equal(x[:, 1], base * 2.0 + 3.0)
+    assert not np.array_equal(x[:, 2], x[:, 3])                      # own bases draw from their own seeds
+    assert abs(np.corrcoef(x[:, 2], x[:, 3])[0, 1]) < 0.15
+
+
+def test_one_channel_equals_the_plain_composition():
+    spec = {"interval": 0.1, "base": {"kind": "normal", "params": {}},
+            "anomalies": [{"kind": "spike"}, {"kind": "level-shift", "placement": {"mode": "gaps"}}],
+            "faults": {"nulls": {}, "gaps": {}}}
+    a = Composite(spec, seed=5).take(3000)
+    c = create_composite({**spec, "channels": ["x"]}, seed=5).take(3000)
+    np.testing.assert_array_equal(c.values[:, 0], a.values)
+    np.testing.assert_array_equal(c.labels[:, 0], a.labels)
+    np.testing.assert_array_equal(c.seqs, a.seqs)
+    assert [{k: v for k, v in e.items() if k != "channels"} for e in c.events] == a.events
+
+
+@pytest.mark.parametrize("spec,field", [
+    ({"channels": ["x", "y"], "noise": {"correlation": [[1, 0.5], [0.4, 1]]}}, "noise.correlation.0.1"),
+    ({"channels": ["x", "y"], "noise": {"correlation": [[1, 1.5], [1.5, 1]]}}, "noise.correlation.0.1"),
+    ({"channels": ["x", "y"], "noise": {"correlation": [[0.9, 0.5], [0.5, 1]]}}, "noise.correlation.0.0"),
+    ({"channels": ["x", "y", "z"], "noise": {"correlation": [[1, 0.9, -0.9], [0.9, 1, 0.9], [-0.9, 0.9, 1]]}},
+     "noise.correlation"),
+    ({"channels": ["x", "y"], "noise": {"correlation": [[1, 0.5]]}}, "noise.correlation"),
+    ({"channels": ["x", "y"], "noise": {"std_dev": [1, 2, 3]}}, "noise.std_dev"),
+    ({"channels": ["x", "x"]}, "channels.1"),
+    ({"channels": ["x", "label_y"]}, "channels.1"),
+    ({"channels": "a1..b3"}, "channels"),
+    ({"channels": []}, "channels"),
+    ({"channels": ["x"], "gain": [1, 2]}, "gain"),
+    ({"channels": ["x"], "offset": {"q": 1}}, "offset.q"),
+    ({"channels": ["x"], "bases": {"q": {}}}, "bases.q"),
+    ({"channels": ["x", "y"], "bases": {"y": {"kind": "sine", "params": {"frequency": -1}}}}, "bases.y.params.frequency"),
+    ({"channels": ["x"], "anomalies": [{"kind": "spike", "channels": ["q"]}]}, "anomalies.0.channels"),
+    ({"channels": ["x"], "anomalies": [{"kind": "spike", "height": {"low": 3, "high": 1}}]}, "anomalies.0.height.low"),
+    ({"channels": ["x"], "anomalies": [{"kind": "frequency-change"}]}, "anomalies.0.kind"),
+    ({"channels": ["x"], "noise": {"kind": "uniform"}}, "noise.kind"),
+])
+def test_invalid_specs_are_refused_naming_the_field(spec, field):
+    with pytest.raises(InvalidParams) as exc:
+        validate_spec(spec)
+    assert field in [d["field"] for d in exc.value.details], exc.value.details
+
+
+def test_channel_range_and_round_trip():
+    spec = validate_spec({"channels": "temp_1..temp_3", "noise": {"std_dev": 2}})
+    assert spec.channels == ["temp_1", "temp_2", "temp_3"]
+    assert spec.noise.std_dev == [2.0, 2.0, 2.0] and spec.gain == [1.0] * 3 and spec.offset == [0.0] * 3
+    again = validate_spec(spec.model_dump())
+    assert again.model_dump() == spec.model_dump()
+
+
+# -- the wire ----------------------------------------------------------------------------
+
+WIRE = {**RICH, "interval": 0.0}
+N = 300
+
+
+async def test_websocket_values_and_labels_are_one_array_per_channel(server):
+    async with connect(server.ws_url) as ws:
+        await ws.send(json.dumps({"type": "subscribe", "id": "c", "generator": WIRE, "seed": 9, "speed": "max",
+                                  "count": N}))
+        ack = json.loads(await ws.recv())
+        assert ack["type"] == "subscribed" and ack["params"]["channels"] == ["x", "y", "z"]
+        msgs = []
+        while True:
+            msg = json.loads(await ws.recv())
+            if msg["type"] == "data":
+                msgs.append(msg)
+            elif msg["type"] == "ended":
+                break
+    assert all(len(m["values"]) == 3 and len(m["labels"]) == 3 for m in msgs)
+    values = np.concatenate([np.array(m["values"], dtype=float) for m in msgs], axis=1).T   # null -> nan
+    labels = np.concatenate([np.array(m["labels"], dtype=bool) for m in msgs], axis=1).T
+    seqs = np.concatenate([m["seqs"] for m in msgs])
+    engine = create_composite(WIRE, seed=9).take(N)
+    np.testing.assert_array_equal(seqs, engine.seqs)
+    np.testing.assert_array_equal(values, engine.values)
+    np.testing.assert_array_equal(labels, engine.labels)
+    events = {e["id"]: e for m in msgs for e in m["events"]}
+    assert sorted(events.values(), key=lambda e: (e["first"], e["id"])) == engine.events
+
+
+async def test_websocket_refuses_binary_score_and_update_and_goes_on(server):
+    async with connect(server.ws_url) as ws:
+        await ws.send(json.dumps({"type": "subscribe", "id": "b", "generator": WIRE, "encoding": "binary"}))
+        err = json.loads(await ws.recv())
+        assert err["type"] == "error" and err["details"][0]["field"] == "encoding"
+        await ws.send(json.dumps({"type": "subscribe", "id": "s", "generator": WIRE, "score": {}}))
+        err = json.loads(await ws.recv())
+        assert err["type"] == "error" and err["details"][0]["field"] == "score", err
+        await ws.send(json.dumps({"type": "subscribe", "id": "bad", "generator": {"channels": ["x", "y"], "noise": {
+            "correlation": [[1, 2], [2, 1]]}}}))
+        err = json.loads(await ws.recv())
+        assert err["type"] == "error" and "noise.correlation.0.1" in [d["field"] for d in err["details"]]
+        await ws.send(json.dumps({"type": "subscribe", "id": "u", "generator": {**WIRE, "interval": 1.0}}))
+        assert json.loads(await ws.recv())["type"] == "subscribed"
+        await ws.send(json.dumps({"type": "update", "id": "u", "params": {"interval": 2.0}}))
+        while True:
+            msg = json.loads(await ws.recv())
+            if msg["type"] != "data":
+                break
+        assert msg["type"] == "error" and msg["details"][0]["field"] == "params", msg
+        await ws.send(json.dumps({"type": "unsubscribe", "id": "u"}))
+        while json.loads(await ws.recv())["type"] == "data":
+            pass
+
+
+async def test_python_client_gives_samples_by_channels(server):
+    async with Client(server.ws_url) as c:
+        sub = await c.subscribe(WIRE, seed=9, speed="max")
+        block = await sub.take(N)
+        assert sub.channels == ["x", "y", "z"]
+    engine = create_composite(WIRE, seed=9).take(N + 10)
+    assert block.values.shape == (N, 3) and block.labels.shape == (N, 3)
+    np.testing.assert_array_equal(block.seqs, engine.seqs[:N])
+    np.testing.assert_array_equal(block.values, engine.values[:N])
+    np.testing.assert_array_equal(block.labels, engine.labels[:N])
+    assert {e["id"] for e in block.events} <= {e["id"] for e in engine.events}
+
+
+@pytest.fixture(scope="module")
+def srv(threaded_server):
+    return threaded_server
+
+
+def http(srv, fmt: str) -> requests.Response:
+    r = requests.post(srv.http_url + "/composite", params={"seed": 9, "speed": "max", "count": N, "format": fmt},
+                      json=WIRE, timeout=20)
+    assert r.status_code == 200, r.text
+    return r
+
+
+def test_http_ndjson_and_sse_have_a_field_per_channel(srv):
+    engine = create_composite(WIRE, seed=9).take(N)
+    rows = [json.loads(line) for line in http(srv, "ndjson").text.splitlines()]
+    sse = [json.loads(line[6:]) for line in http(srv, "sse").text.splitlines() if line.startswith("data: {\"seq")]
+    for got in (rows, sse):
+        assert [r["seq"] for r in got] == engine.seqs.tolist()
+        assert list(got[0]) == ["seq", "t", "x", "y", "z", "label_x", "label_y", "label_z", "events"]
+        values = np.array([[np.nan if r[c] is None else r[c] for c in "xyz"] for r in got])
+        np.testing.assert_array_equal(values, engine.values)
+        np.testing.assert_array_equal(np.array([[r[f"label_{c}"] for c in "xyz"] for r in got]), engine.labels)
+    spikes = [r for r in rows if any(e["kind"] == "spike" for e in r["events"])]
+    assert spikes and all(e["channels"] == ["x", "z"] for r in spikes for e in r["events"] if e["kind"] == "spike")
+
+
+def test_http_csv_and_text(srv):
+    engine = create_composite(WIRE, seed=9).take(N)
+    table = list(csv.reader(io.StringIO(http(srv, "csv").text)))
+    assert table[0] == ["seq", "t", "x", "y", "z", "label_x", "label_y", "label_z", "events"]
+    body = table[1:]
+    assert [int(r[0]) for r in body] == engine.seqs.tolist()
+    np.testing.assert_array_equal(np.array([[float(v) if v else np.nan for v in r[2:5]] for r in body]), engine.values)
+    np.testing.assert_array_equal(np.array([[v == "true" for v in r[5:8]] for r in body]), engine.labels)
+    text = [json.loads(line) for line in http(srv, "text").text.splitlines()]
+    assert len(text) == len(engine.seqs) and all(len(r) == 3 for r in text)
+    np.testing.assert_allclose(np.array([[np.nan if v is None else v for v in r] for r in text]), engine.values,
+                               atol=0.0005 + 1e-12)
+
+
+def test_http_invalid_matrix_is_a_422_naming_the_field(srv):
+    r = requests.post(srv.http_url + "/composite", params={"count": 1},
+                      json={"channels": ["x", "y"], "noise": {"correlation": [[1, 0.9], [0.9, -1]]}}, timeout=10)
+    assert r.status_code == 422
+    assert "noise.correlation.1.1" in [d["field"] for d in r.json()["details"]]
+
+
+def test_wsgen_sub_prints_a_column_per_channel(srv):
+    r = subprocess.run([sys.executable, "-m", "wsgen.cli", "sub", "--spec", json.dumps(WIRE), "--url", srv.url,
+                        "--count", str(N), "--format", "csv", "--seed", "9", "--speed", "max", "--quiet"],
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    table = list(csv.reader(io.StringIO(r.stdout)))
+    engine = create_composite(WIRE, seed=9).take(N + 10)
+    assert table[0] == ["seq", "t", "x", "y", "z", "label_x", "label_y", "label_z", "events"]
+    body = table[1:]
+    assert len(body) == N
+    np.testing.assert_array_equal(np.array([[float(v) if v else np.nan for v in r[2:5]] for r in body]),
+                                  engine.values[:N])
