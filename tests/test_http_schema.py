@@ -34,7 +34,7 @@ pytestmark = [pytest.mark.timeout(60),
 DOC = create_app(Settings(http_port=None)).openapi()
 SCHEMA = schemathesis.openapi.from_dict(DOC)
 OPERATIONS = {f"{r.ok().method.upper()} {r.ok().path}": r.ok() for r in SCHEMA.get_all_operations()}
-META = {"GET /generators", "GET /healthz", "GET /metrics", "GET /composite/presets", "GET /datasets"}   # the rest stream
+META = {"GET /generators", "GET /healthz", "GET /readyz", "GET /metrics", "GET /composite/presets", "GET /datasets"}   # the rest stream
 #: Named streams (tests/test_named.py): this server defines none and has no admin token, so these
 #: answer JSON: 200 (the empty list), 403 (operator), 404 (unknown stream) or 422.
 NAMED = {"GET /streams", "GET /streams/{name}", "PUT /streams/{name}", "DELETE /streams/{name}",
