@@ -324,3 +324,20 @@ def test_wsgen_sub_prints_a_column_per_channel(srv):
     assert len(body) == N
     np.testing.assert_array_equal(np.array([[float(v) if v else np.nan for v in r[2:5]] for r in body]),
                                   engine.values[:N])
+
+
+def test_sync_client_eight_sensors_level_shift_on_sensor_3(srv):
+    from wsgen.client import SyncClient
+    spec = {**SENSORS, "interval": 0.0}
+    with SyncClient(srv.url) as c:
+        sub = c.subscribe(spec, seed=4, speed="max")
+        block = sub.take(8000)
+        assert sub.channels == [f"s{i}" for i in range(1, 9)]
+    engine = create_composite(spec, seed=4).take(8000)
+    assert block.values.shape == (8000, 8)
+    np.testing.assert_array_equal(block.values, engine.values)
+    expected = np.zeros((8000, 8), bool)
+    expected[5000:5201, 2] = True
+    np.testing.assert_array_equal(block.labels, expected)
+    assert [e for e in block.events if e["kind"] == "level-shift"] == [
+        {"id": 5000 * 32, "kind": "level-shift", "first": 5000, "last": 5200, "channels": ["s3"]}]

@@ -1162,7 +1162,7 @@ class SyncSubscription:
 
     def __getattr__(self, name: str) -> Any:
         if name in ("id", "generator", "seed", "params", "speed", "backpressure", "encoding", "interval",
-                    "paused", "next_seq", "finished", "composition", "score_options", "last_score",
+                    "paused", "next_seq", "finished", "composition", "channels", "score_options", "last_score",
                     "detect_errors"):
             return getattr(self.subscription, name)
         raise AttributeError(name)

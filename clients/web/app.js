@@ -302,7 +302,8 @@
     const s = msg.id != null ? app.streams.get(msg.id) : undefined;
     switch (msg.type) {
       case "data":
-        if (s) addSamples(s, msg.seq, msg.t, msg.dt, msg.values, msg.labels ?? null, msg.lag ?? 0, msg.skipped ?? 0);
+        if (s && Array.isArray(msg.values[0])) addChannels(s, msg);   // a composition with channels
+        else if (s) addSamples(s, msg.seq, msg.t, msg.dt, msg.values, msg.labels ?? null, msg.lag ?? 0, msg.skipped ?? 0);
         break;
       case "subscribed": {
         if (!s) break;
@@ -414,6 +415,28 @@
     s.skipped += skipped;
     s.lag = lag;
     scheduleRender();
+  }
+
+  /** A composition with channels: `values` / `labels` hold one array per
+   * channel (params.channels names them); each channel is a line of its own
+   * (a child stream in s.channelStreams); s counts the samples. */
+  function addChannels(s, msg) {
+    const names = s.params?.channels ?? msg.values.map((_, c) => `ch${c}`);
+    if (!s.channelStreams) {
+      const first = COLORS.indexOf(s.color);
+      s.channelStreams = names.map((name, c) => {
+        const child = new Stream(`${s.id}.${name}`, name, {}, "", COLORS[(first + c) % COLORS.length]);
+        child.anomalous = true;
+        return child;
+      });
+    }
+    s.channelStreams.forEach((child, c) =>
+      addSamples(child, msg.seq, msg.t, msg.dt, msg.values[c], msg.labels?.[c] ?? null, msg.lag ?? 0, 0));
+    const n = msg.values[0].length;
+    s.lastSeq = msg.seq + n - 1;
+    s.received += n;
+    s.skipped += msg.skipped ?? 0;
+    s.anomalies = s.channelStreams.reduce((a, child) => a + child.anomalies, 0);
   }
 
   function onUpdated(s, msg) {
@@ -993,7 +1016,7 @@
 
   function render() {
     app.renderTimer = null;
-    const streams = [...app.streams.values()].filter((s) => s.seq.length > 0);
+    const streams = [...app.streams.values()].flatMap((s) => s.channelStreams ?? [s]).filter((s) => s.seq.length > 0);
     const key = app.xMode + "|" + streams.map((s) => s.id + (s.anomalous ? "+a" : "")).join("|");
     if (!streams.length) {
       if (app.plot) { app.plot.destroy(); app.plot = null; }
@@ -1080,6 +1103,10 @@
       return s.seq.slice(from).map((seq, k) => ({ seq, t: s.tx[from + k], value: s.v[from + k], label: s.label[from + k] }));
     },
     seriesLabels: () => (app.plot ? app.plot.series.slice(1).map((x) => x.label) : []),
+    /** A composition's channels (one line each): [{name, color, drawn, anomaliesDrawn, points: [{seq, value, label}]}]. */
+    channels: (id) => (app.streams.get(id)?.channelStreams ?? []).map((c) => ({
+      name: c.generator, color: c.color, drawn: c.drawn, anomaliesDrawn: c.anomaliesDrawn,
+      points: c.seq.map((seq, k) => ({ seq, value: c.v[k], label: c.label[k] })) })),
     /** Anomaly windows of a stream's kept samples: [{first, last}] (drawn as bands). */
     anomalyWindows: (id) => (app.streams.has(id) ? anomalyWindows(app.streams.get(id)).map(({ first, last }) => ({ first, last })) : []),
     get bandsDrawn() { return app.bandsDrawn ?? 0; },
