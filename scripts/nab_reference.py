@@ -5,7 +5,7 @@ time, and no PyPI package carries its scorer). It made
 ``tests/data/nab_reference.json`` with:
 
     # numenta/NAB at commit ea702d75cc2258d9d7dd35ca8e5e2539d71f3140, its nab/ and config/ in $NAB
-    python3 -m venv /tmp/nabref/venv && /tmp/nabref/venv/bin/pip install pandas python-dateutil simplejson
+    python3 -m venv /tmp/nabref/venv && /tmp/nabref/venv/bin/pip install '.[nab-reference]'
     /tmp/nabref/venv/bin/python scripts/nab_reference.py $NAB > tests/data/nab_reference.json
 
 For each case (data length, anomaly rows, alarm rows, probationary fraction)
@@ -30,6 +30,7 @@ score). wsgen's docs (wsgen/scoring.py) state these differences.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import json
 import random
@@ -37,11 +38,13 @@ import sys
 
 
 def main(nab_dir: str) -> None:
+    # NAB's own modules, from the checkout given on the command line, in NAB's
+    # venv (pandas, the 'nab-reference' extra): nothing wsgen itself imports
     sys.path.insert(0, nab_dir)
-    import pandas
-    from nab.labeler import LabelCombiner
-    from nab.sweeper import Sweeper
-    from nab.util import getProbationPeriod
+    pandas = importlib.import_module("pandas")
+    LabelCombiner = importlib.import_module("nab.labeler").LabelCombiner
+    Sweeper = importlib.import_module("nab.sweeper").Sweeper
+    getProbationPeriod = importlib.import_module("nab.util").getProbationPeriod
 
     with open(f"{nab_dir}/config/profiles.json") as f:
         profiles = json.load(f)
