@@ -41,7 +41,7 @@ def main(nab_dir: str) -> None:
     # NAB's own modules, from the checkout given on the command line, in NAB's
     # venv (pandas, the 'nab-reference' extra): nothing wsgen itself imports
     sys.path.insert(0, nab_dir)
-    pandas = importlib.import_module("pandas")
+    import pandas
     LabelCombiner = importlib.import_module("nab.labeler").LabelCombiner
     Sweeper = importlib.import_module("nab.sweeper").Sweeper
     getProbationPeriod = importlib.import_module("nab.util").getProbationPeriod
