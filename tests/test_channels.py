@@ -341,3 +341,14 @@ def test_sync_client_eight_sensors_level_shift_on_sensor_3(srv):
     np.testing.assert_array_equal(block.labels, expected)
     assert [e for e in block.events if e["kind"] == "level-shift"] == [
         {"id": 5000 * 32, "kind": "level-shift", "first": 5000, "last": 5200, "channels": ["s3"]}]
+
+
+def test_named_streams_and_offline_scoring_refuse_channels():
+    from wsgen import offline_score
+    from wsgen.named import validate_def
+    with pytest.raises(InvalidParams) as exc:
+        validate_def({"name": "plant/xyz", "generator": {"channels": ["x", "y"]}, "interval": 1})
+    assert [d["field"] for d in exc.value.details] == ["generator.channels"]
+    with pytest.raises(offline_score.DefinitionError) as err:
+        offline_score.truth(offline_score.parse({"generator": {"channels": ["x", "y"]}, "seed": 1, "last": 10}))
+    assert err.value.details[0]["field"] == "generator.channels"

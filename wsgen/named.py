@@ -199,6 +199,10 @@ def build(d: StreamDef, start: int = 0) -> Generator:
         if d.params:
             problems.append({"field": "params", "value": "<dict>",
                              "message": "a composition carries its parameters in generator; leave params out"})
+        if "channels" in d.generator:
+            problems.append({"field": "generator.channels", "value": "<list>",
+                             "message": "a named stream has one channel (the history is one value per sample): "
+                                        "subscribe privately to a composition with channels"})
         if problems:
             raise InvalidParams(problems)
         try:

@@ -144,6 +144,10 @@ def truth(defn: Definition) -> tuple[np.ndarray, float]:
                                           "message": str(exc)}]) from None
     except InvalidParams as exc:
         raise DefinitionError("invalid params: " + str(exc), exc.details) from None
+    if getattr(gen, "channels", None):
+        raise DefinitionError("a composition with channels has one truth per channel, not one score",
+                              [{"field": "generator.channels", "value": list(gen.channels),
+                                "message": "score a single-channel composition"}])
     if not getattr(gen, "anomalous", False):
         raise DefinitionError(f"{gen.name!r} has no ground truth: score an anomaly kind, a composition or "
                               "a replay with label_column",
