@@ -160,6 +160,44 @@ def test_one_channel_equals_the_plain_composition():
     assert [{k: v for k, v in e.items() if k != "channels"} for e in c.events] == a.events
 
 
+def test_live_update_from_seq_any_split_and_as_if_given_from_the_start():
+    spec = {"interval": 0.1, "channels": ["x", "y", "z"],
+            "base": {"kind": "sine", "params": {"amplitude": 2, "frequency": 0.3, "sample_rate": 10}},
+            "bases": {"z": {"kind": "normal", "params": {}}},
+            "noise": {"std_dev": 0.1, "correlation": [[1, .5, 0], [.5, 1, 0], [0, 0, 1]]},
+            "anomalies": [{"kind": "spike", "channels": ["x"], "placement": {"mode": "indices", "indices": [50, 150]},
+                           "height": 7},
+                          {"kind": "flatline", "channels": ["z"], "placement": {"mode": "indices", "indices": [120]},
+                           "min_length": 5, "max_length": 5}]}
+    changes = {"offset": {"y": 10}, "gain": [1, 2, 1], "noise": {"std_dev": [0.1, 0.5, 0.1]},
+               "anomalies": [{"channels": ["y"]}, {}]}
+
+    def run(sizes):
+        g, out, got, i = create_composite(spec, seed=3), [], 0, 0
+        while got < 300:
+            if got == 100:
+                g.update(changes)
+            m = min(sizes[i % len(sizes)], (100 if got < 100 else 300) - got)
+            out.append(g.take(m))
+            got, i = got + m, i + 1
+        return np.concatenate([b.values for b in out]), np.concatenate([b.labels for b in out])
+
+    v1, l1 = run([1, 7, 64])
+    v2, l2 = run([300])
+    np.testing.assert_array_equal(v1, v2)
+    np.testing.assert_array_equal(l1, l2)
+    assert [np.flatnonzero(l1[:, c]).tolist() for c in range(3)] == [[50], [150], list(range(120, 125))]
+    fresh = {**spec, "offset": {"y": 10}, "gain": [1, 2, 1],
+             "noise": {**spec["noise"], "std_dev": [0.1, 0.5, 0.1]},
+             "anomalies": [{**spec["anomalies"][0], "channels": ["y"]}, spec["anomalies"][1]]}
+    b = create_composite(fresh, seed=3).take(300)
+    np.testing.assert_array_equal(v1[100:], b.values[100:])
+    np.testing.assert_array_equal(l1[100:], b.labels[100:])
+    expected_x = b.values[:100, 0].copy()
+    expected_x[50] += 7.0                                                # x kept its spike before the update
+    np.testing.assert_array_equal(v1[:100, 0], expected_x)
+
+
 @pytest.mark.parametrize("spec,field", [
     ({"channels": ["x", "y"], "noise": {"correlation": [[1, 0.5], [0.4, 1]]}}, "noise.correlation.0.1"),
     ({"channels": ["x", "y"], "noise": {"correlation": [[1, 1.5], [1.5, 1]]}}, "noise.correlation.0.1"),
@@ -226,7 +264,7 @@ async def test_websocket_values_and_labels_are_one_array_per_channel(server):
     assert sorted(events.values(), key=lambda e: (e["first"], e["id"])) == engine.events
 
 
-async def test_websocket_refuses_binary_score_and_update_and_goes_on(server):
+async def test_websocket_refuses_binary_score_and_bad_updates_and_goes_on(server):
     async with connect(server.ws_url) as ws:
         await ws.send(json.dumps({"type": "subscribe", "id": "b", "generator": WIRE, "encoding": "binary"}))
         err = json.loads(await ws.recv())
@@ -240,12 +278,20 @@ async def test_websocket_refuses_binary_score_and_update_and_goes_on(server):
         assert err["type"] == "error" and "noise.correlation.0.1" in [d["field"] for d in err["details"]]
         await ws.send(json.dumps({"type": "subscribe", "id": "u", "generator": {**WIRE, "interval": 1.0}}))
         assert json.loads(await ws.recv())["type"] == "subscribed"
-        await ws.send(json.dumps({"type": "update", "id": "u", "params": {"interval": 2.0}}))
+        for params, field in (({"channels": ["x", "y"]}, "channels"),
+                              ({"noise": {"correlation": [[1, 0, 0], [0, 1, 0], [0, 0.5, 1]]}}, "noise.correlation.1.2")):
+            await ws.send(json.dumps({"type": "update", "id": "u", "params": params}))
+            while True:
+                msg = json.loads(await ws.recv())
+                if msg["type"] != "data":
+                    break
+            assert msg["type"] == "error" and field in [d["field"] for d in msg["details"]], msg
+        await ws.send(json.dumps({"type": "update", "id": "u", "params": {"offset": {"y": 10}}}))
         while True:
             msg = json.loads(await ws.recv())
             if msg["type"] != "data":
                 break
-        assert msg["type"] == "error" and msg["details"][0]["field"] == "params", msg
+        assert msg["type"] == "updated" and msg["params"]["offset"] == [0.0, 10.0, 0.0], msg
         await ws.send(json.dumps({"type": "unsubscribe", "id": "u"}))
         while json.loads(await ws.recv())["type"] == "data":
             pass

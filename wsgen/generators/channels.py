@@ -68,9 +68,18 @@ no label). So blocks of any size give the same bits, the stream is seeded,
 budget is shared by the channels), and single-channel compositions are
 untouched.
 
-Not supported: live updates (refused naming ``params``: subscribe again),
-binary encoding (as every composition), scoring (per-channel truth has no
-single score), uniform noise.
+Live updates (``update(changes)``, applied from sample ``seq``; merged
+with the current spec as a composition's are, validated whole, nothing
+changes on error): ``channels`` stay (another list is refused naming
+``channels``); ``gain``, ``offset``, ``bases`` replace the current ones
+(a channel moving between its own base and the shared one gets a new base
+from ``seq``, with that base's seed); ``noise`` is merged (the draws stay,
+their mixing changes); an injector's ``channels`` apply from ``seq``, to
+its events in progress too; every other rule is the composition's, per
+channel. An event's ``channels`` are those of its injector's slot now.
+
+Not supported: binary encoding (as every composition), scoring (per-channel
+truth has no single score), named streams, uniform noise.
 """
 from __future__ import annotations
 
@@ -85,7 +94,7 @@ from pydantic_core import PydanticCustomError
 
 from .base import draw_seed
 from .composite import (MAX_START_SEQ, NOISE_KEY, SEEK_BUDGET_S, BaseSpec, Composite, CompositeBlock, Constant,
-                        _details, validate_spec)
+                        _details, merge_changes, validate_spec)
 from .faults import Faults
 from .fields import MAX_LEVEL, interval
 from .injectors import InjectorPart, Model, Stream, StreamKey, default_key
@@ -296,6 +305,7 @@ class _Normals:
     kept for the block last asked (every channel asks for the same block)."""
 
     def __init__(self, seed: int, key: int, k: int) -> None:
+        self.key = key
         self._streams = [Stream(seed, (key, 1 + j), draws=2) for j in range(k)]
         self._block: tuple[int, int] | None = None
         self._z = np.empty((0, k))
@@ -340,8 +350,9 @@ class _ChannelBase:
         self.gen.seek(n)
         self.seq = n
 
-    def update(self, params) -> None:    # never called: a channel composition is not updated
-        raise NotImplementedError
+    def update(self, params) -> None:
+        """New params of the same kind from ``seq`` (the kind's own rule)."""
+        self.gen.update(params)
 
 
 class _MutedPart(InjectorPart):
@@ -359,14 +370,30 @@ class _Channel(Composite):
     """The single-channel composition of one channel."""
 
     def __init__(self, spec: ChannelSpec, c: int, seed: int, normals: _Normals | None, row) -> None:
-        name = spec.channels[c]
-        self._targets = frozenset(i for i, a in enumerate(spec.anomalies) if name in a["channels"])
-        own = spec.bases.get(name)
-        self._own_base = own
-        self._base_seed = seed if own is None else int(
-            np.random.SeedSequence(seed, spawn_key=(OWN_BASE_KEY, c)).generate_state(1, np.uint64)[0])
-        self._gain, self._normals, self._row = spec.gain[c], normals, row
+        self._c = c
+        self._setup_channel(spec, seed, normals, row)
         super().__init__(spec.inner(c), seed=seed)
+
+    def _setup_channel(self, spec: ChannelSpec, seed: int, normals: _Normals | None, row) -> None:
+        name = spec.channels[self._c]
+        self._targets = frozenset(i for i, a in enumerate(spec.anomalies) if name in a["channels"])
+        self._own = name in spec.bases
+        self._base_seed = seed if not self._own else int(
+            np.random.SeedSequence(seed, spawn_key=(OWN_BASE_KEY, self._c)).generate_state(1, np.uint64)[0])
+        self._gain, self._normals, self._row = spec.gain[self._c], normals, row
+
+    def update_channel(self, spec: ChannelSpec, normals: _Normals | None, row) -> None:
+        """Apply ``spec`` from ``seq`` (rules in the module doc)."""
+        own, at = self._own, self.seq
+        self._setup_channel(spec, self.seed, normals, row)
+        inner = spec.inner(self._c)
+        inner["faults"] = spec.faults.model_dump()      # None removes a fault
+        self.update(inner)              # a new base kind is built by _make_base, new injectors by _new_part
+        if own != self._own:            # own base <-> shared base: another seed, a new base from here
+            self._base = self._make_base(self.params.base, at)
+        self._base.gain, self._base.normals, self._base.row = self._gain, normals, row
+        for i, part in enumerate(self._parts):     # an injector's channels changed: from here
+            part.__class__ = InjectorPart if i in self._targets else _MutedPart
 
     def _make_base(self, base: BaseSpec, at: int):
         cls = Constant if base.kind == "constant" else get_spec(base.kind).cls
@@ -410,13 +437,7 @@ class ChannelComposite(Composite):
         p = self.params
         self.channels: tuple[str, ...] = tuple(p.channels)
         k = len(self.channels)
-        normals, rows = None, [None] * k
-        if p.noise is not None:
-            corr = np.eye(k) if p.noise.correlation is None else np.array(p.noise.correlation, dtype=np.float64)
-            chol = np.linalg.cholesky(corr)
-            self.cholesky = chol
-            rows = [chol[c] * p.noise.std_dev[c] for c in range(k)]
-            normals = _Normals(self.seed, default_key(p.noise.stream, NOISE_KEY), k)
+        normals, rows = self._noise_rows(p)
         self._channels = [_Channel(p, c, self.seed, normals, rows[c]) for c in range(k)]
         self._slot_channels = [list(a["channels"]) for a in p.anomalies]
         if start_seq:
@@ -456,6 +477,38 @@ class ChannelComposite(Composite):
         self.seq = n
 
     def update(self, changes: Mapping[str, Any]) -> ChannelSpec:   # type: ignore[override]
-        """Refused: a composition with channels is not updated live."""
-        raise InvalidParams([{"field": "params", "value": "<dict>", "message":
-                              "a composition with channels is not updated live; subscribe again with the new spec"}])
+        """Apply a partial spec from sample ``seq`` (rules in the module doc);
+        returns the full new spec; on error (:class:`InvalidParams`) nothing
+        changes."""
+        if not isinstance(changes, Mapping):
+            raise InvalidParams([{"field": "params", "value": _jsonable(changes),
+                                  "message": "must be an object of spec fields to values"}])
+        if "channels" in changes:
+            try:
+                same = expand_channels(changes["channels"]) == list(self.channels)
+            except ValueError:
+                same = False
+            if not same:
+                raise InvalidParams([{"field": "channels", "value": _jsonable(changes["channels"]),
+                                      "message": f"the channels of a stream stay {', '.join(self.channels)}: "
+                                                 "subscribe again for others"}])
+        new = validate_channel_spec(merge_changes(self.params.model_dump(), changes))
+        normals, rows = self._noise_rows(new)
+        for ch, row in zip(self._channels, rows):
+            ch.update_channel(new, normals, row)
+        self.params = new
+        self._slot_channels = [list(a["channels"]) for a in new.anomalies]
+        return new
+
+    def _noise_rows(self, p: ChannelSpec) -> tuple[_Normals | None, list]:
+        """The normals and each channel's row ``std_dev_c * L[c]`` (None without noise)."""
+        k = len(p.channels)
+        if p.noise is None:
+            return None, [None] * k
+        corr = np.eye(k) if p.noise.correlation is None else np.array(p.noise.correlation, dtype=np.float64)
+        chol = np.linalg.cholesky(corr)
+        key = default_key(p.noise.stream, NOISE_KEY)
+        old = getattr(self, "_normals", None)
+        normals = old if old is not None and old.key == key else _Normals(self.seed, key, k)
+        self._normals = normals
+        return normals, [chol[c] * p.noise.std_dev[c] for c in range(k)]
