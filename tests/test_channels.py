@@ -398,3 +398,10 @@ def test_named_streams_and_offline_scoring_refuse_channels():
     with pytest.raises(offline_score.DefinitionError) as err:
         offline_score.truth(offline_score.parse({"generator": {"channels": ["x", "y"]}, "seed": 1, "last": 10}))
     assert err.value.details[0]["field"] == "generator.channels"
+
+
+def test_presets_endpoint_gives_the_channel_schema(srv):
+    body = requests.get(srv.http_url + "/composite/presets", timeout=10).json()
+    props = body["channel_schema"]["properties"]
+    assert {"channels", "bases", "gain", "offset", "noise", "anomalies", "faults"} <= set(props)
+    assert "correlation" in json.dumps(body["channel_schema"])

@@ -297,7 +297,7 @@ def test_composition_rules_on_subscribe():
     error_of(session, {"type": "subscribe", "id": "c", "generator": {"bogus": 1}}, P.INVALID_PARAMS, "c")
     error_of(session, {"type": "subscribe", "id": "c", "generator": ["sine"]}, P.INVALID_MESSAGE, "c")
     listing = ask(session, {"type": "list"})
-    assert set(listing["composition"]) == {"schema", "presets"}
+    assert set(listing["composition"]) == {"schema", "presets", "channel_schema"}
     assert set(listing["composition"]["presets"]) == set(ANOMALY_KINDS)
 
 

@@ -757,8 +757,11 @@ def preset(name: str, params: Mapping[str, Any] | None = None) -> CompositionSpe
 
 def composition_catalogue() -> dict[str, Any]:
     """What clients need to build compositions: the JSON Schema of
-    :class:`CompositionSpec` and the five original anomaly kinds as presets
-    (their default specs)."""
+    :class:`CompositionSpec`, the five original anomaly kinds as presets
+    (their default specs) and the JSON Schema of a composition with
+    channels (``channel_schema``: :class:`~.channels.ChannelSpec`)."""
+    from .channels import ChannelSpec
     from .registry import ANOMALY_KINDS
     return {"schema": CompositionSpec.model_json_schema(),
-            "presets": {name: preset(name, {}).model_dump() for name in ANOMALY_KINDS}}
+            "presets": {name: preset(name, {}).model_dump() for name in ANOMALY_KINDS},
+            "channel_schema": ChannelSpec.model_json_schema()}
