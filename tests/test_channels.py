@@ -405,3 +405,19 @@ def test_presets_endpoint_gives_the_channel_schema(srv):
     props = body["channel_schema"]["properties"]
     assert {"channels", "bases", "gain", "offset", "noise", "anomalies", "faults"} <= set(props)
     assert "correlation" in json.dumps(body["channel_schema"])
+
+
+def test_http_get_with_start_seq_resumes_every_channel(srv):
+    spec = {**SENSORS, "interval": 0.0}
+    r = requests.get(srv.http_url + "/composite", params={"spec": json.dumps(spec), "seed": 2, "speed": "max",
+                                                          "count": 400, "start_seq": 4900, "format": "ndjson"},
+                     timeout=20)
+    assert r.status_code == 200, r.text
+    rows = [json.loads(line) for line in r.text.splitlines()]
+    engine = create_composite(spec, seed=2).take(5300)
+    assert [row["seq"] for row in rows] == list(range(4900, 5300))
+    names = [f"s{i}" for i in range(1, 9)]
+    np.testing.assert_array_equal(np.array([[row[n] for n in names] for row in rows]), engine.values[4900:])
+    shifted = [row["seq"] for row in rows if row["label_s3"]]
+    assert shifted == list(range(5000, 5201))
+    assert not any(row[f"label_{n}"] for row in rows for n in names if n != "s3")
