@@ -421,3 +421,13 @@ def test_http_get_with_start_seq_resumes_every_channel(srv):
     shifted = [row["seq"] for row in rows if row["label_s3"]]
     assert shifted == list(range(5000, 5201))
     assert not any(row[f"label_{n}"] for row in rows for n in names if n != "s3")
+
+
+def test_channels_times_injectors_is_bounded():
+    with pytest.raises(InvalidParams) as exc:
+        validate_spec({"channels": "c1..c32", "anomalies": [{"kind": "spike"}] * 8})
+    assert [d["field"] for d in exc.value.details] == ["anomalies"]
+    assert validate_spec({"channels": "c1..c32", "anomalies": [{"kind": "spike"}] * 7}).channels[-1] == "c32"
+    with pytest.raises(InvalidParams) as exc:
+        validate_spec({"channels": "c1..c33"})
+    assert exc.value.details[0]["field"] == "channels"

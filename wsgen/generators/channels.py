@@ -20,7 +20,7 @@ shift on sensor 3 and the truth attached::
 Fields besides those of a single-channel composition
 (:mod:`wsgen.generators.composite`):
 
-* ``channels``: 1 to :data:`MAX_CHANNELS` unique names (``[A-Za-z_]``
+* ``channels``: 1 to :data:`MAX_CHANNELS` (32) unique names (``[A-Za-z_]``
   then ``[A-Za-z0-9_.-]``, at most 32 characters, none of ``seq``, ``t``,
   ``value``, ``label``, ``events``, nor starting ``label_``), or a range
   string ``"<prefix><a>..<prefix><b>"`` (``"temp_1..temp_8"``).
@@ -36,6 +36,7 @@ Fields besides those of a single-channel composition
   ``noise.correlation`` or the entry).
 * ``anomalies``: the injectors of a composition, each with ``channels``
   (names it targets; default all). ``frequency-change`` is not available.
+  ``channels x (1 + injectors)`` is at most :data:`MAX_CHANNEL_PARTS` (256).
 * ``faults``: as a composition's; a fault hits every channel of a sample
   (a gap drops the whole sample, a null fault nulls every channel).
 
@@ -101,8 +102,12 @@ from .injectors import InjectorPart, Model, Stream, StreamKey, default_key
 from .params import GeneratorParams, InvalidParams, _jsonable
 from .registry import get_spec
 
-#: Most channels of one composition.
-MAX_CHANNELS = 64
+#: Most channels of one composition: a take costs about 0.3 ms per channel with 16 injectors
+#: (each channel is a composition), so a one-sample take of 32 stays near 10 ms of the loop.
+MAX_CHANNELS = 32
+#: Most ``channels x (1 + injectors)``: every channel runs every injector (muted where it
+#: does not target it), about 35 us each per take, so a one-sample take stays near 10 ms.
+MAX_CHANNEL_PARTS = 256
 #: Names a channel may not take (they are fields of the HTTP rows).
 RESERVED_NAMES = frozenset({"seq", "t", "value", "values", "label", "labels", "events"})
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
@@ -201,6 +206,10 @@ class ChannelSpec(GeneratorParams):
             elif n in seen:
                 out.append((f"channels.{i}", n, "names must be unique"))
             seen.add(n)
+        if k * (1 + len(self.anomalies)) > MAX_CHANNEL_PARTS:
+            out.append(("anomalies", len(self.anomalies), f"channels x (1 + injectors) is at most {MAX_CHANNEL_PARTS} "
+                        f"(here {k} x {1 + len(self.anomalies)}): every channel runs every injector; use fewer "
+                        "channels or injectors"))
         for key in self.bases:
             if key not in seen:
                 out.append((f"bases.{key}", key, f"not a channel: {', '.join(names)}"))
