@@ -1,8 +1,11 @@
 """The page plots each channel of a composition with channels: real
-headless Chromium against a real server; each channel's points are the
-engine's, by seq, with its own labels. Screenshot: artifacts/page-channels.png."""
+headless Chromium against a real server; the spec typed into the
+composition builder's JSON box and started with its button; each channel's
+points are the engine's, by seq, with its own labels. Screenshot:
+artifacts/page-channels.png."""
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 
@@ -56,8 +59,17 @@ def test_page_plots_each_channel_with_its_labels(server, driver):
     driver.get(server.http_url + "/")
     wait_for(driver, "window.wsgen && window.wsgen.state === 'open' && !document.getElementById('start').disabled",
              what="the page to connect")
-    sub = js(driver, "return window.wsgenPage.startComposition(arguments[0], '7')", SPEC)
-    assert sub
+    # as a user would: the composition builder's JSON box, its seed, its Start button
+    wait_for(driver, "!document.getElementById('compose-start').disabled", what="the composition builder")
+    js(driver, "document.querySelector('#compose-form')?.closest('details')?.setAttribute('open', '')")
+    js(driver, "const box = document.getElementById('compose-json'); box.value = arguments[0];"
+               "box.dispatchEvent(new Event('change'))", json.dumps(SPEC))
+    assert js(driver, "return window.wsgen.composition.spec()") == {**SPEC, "faults": {}}   # the builder's empty faults
+    js(driver, "const seed = document.getElementById('compose-seed'); seed.value = '7';"
+               "seed.dispatchEvent(new Event('input'))")
+    js(driver, "document.getElementById('compose-start').click()")
+    sub = wait_for(driver, "window.wsgen.streams().find(s => s.generator === 'composite')?.id",
+                   what="the composition stream")
     wait_for(driver, "window.wsgen.channels(arguments[0]).length === 3 && "
                      "window.wsgen.channels(arguments[0]).every(c => c.points.length >= 40 && c.drawn >= 40)", sub,
              timeout=30, what="40 samples of each channel drawn")
