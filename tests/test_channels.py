@@ -372,6 +372,26 @@ def test_wsgen_sub_prints_a_column_per_channel(srv):
                                   engine.values[:N])
 
 
+@pytest.mark.parametrize("fmt", ["ndjson", "text"])
+def test_wsgen_sub_ndjson_and_text(srv, fmt):
+    r = subprocess.run([sys.executable, "-m", "wsgen.cli", "sub", "--spec", json.dumps(WIRE), "--url", srv.url,
+                        "--count", str(N), "--format", fmt, "--seed", "9", "--speed", "max", "--quiet"],
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    engine = create_composite(WIRE, seed=9).take(N + 10)
+    assert len(rows) == N
+    if fmt == "ndjson":
+        assert [row["seq"] for row in rows] == engine.seqs[:N].tolist()
+        got = np.array([[np.nan if row[c] is None else row[c] for c in "xyz"] for row in rows])
+        np.testing.assert_array_equal(got, engine.values[:N])
+        np.testing.assert_array_equal(np.array([[row[f"label_{c}"] for c in "xyz"] for row in rows]),
+                                      engine.labels[:N])
+    else:
+        got = np.array([[np.nan if v is None else v for v in row] for row in rows])
+        np.testing.assert_allclose(got, engine.values[:N], atol=0.0005 + 1e-12)
+
+
 def test_sync_client_eight_sensors_level_shift_on_sensor_3(srv):
     from wsgen.client import SyncClient
     spec = {**SENSORS, "interval": 0.0}
