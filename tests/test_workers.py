@@ -60,6 +60,26 @@ async def pids_seen(base: str, want: int, timeout: float = 20) -> set[int]:
     return seen
 
 
+async def streams_on_both_workers(http: httpx.AsyncClient, base: str, path: str, at_least: int):
+    """Open HTTP streams, each on its own connection, until at least
+    ``at_least`` are open and each of the 2 workers holds some (the kernel
+    picks a worker per connection, by a hash): their contexts, responses
+    and open streams per worker pid (each worker's own /healthz)."""
+    contexts, responses = [], []
+    while True:
+        while len(contexts) < at_least:
+            cm = http.stream("GET", path)
+            responses.append(await cm.__aenter__())
+            contexts.append(cm)
+        per_worker: dict[int, int] = {}
+        while not (len(per_worker) == 2 and sum(per_worker.values()) == len(contexts)):
+            h = await health(base)
+            per_worker[h["pid"]] = h["active_streams"]
+        if all(n > 0 for n in per_worker.values()) or len(contexts) >= 64:
+            return contexts, responses, per_worker
+        at_least += 4
+
+
 def test_workers_value():
     assert resolve_workers("auto") == os.cpu_count()
     assert resolve_workers("3") == 3 and resolve_workers(1) == 1
@@ -75,25 +95,16 @@ async def test_two_workers_share_both_ports_and_metrics_are_the_whole_servers():
         pids = await pids_seen(base, 2)
         assert proc.pid not in pids                    # the supervisor serves nothing itself
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-            # 12 HTTP streams held open, each on its own connection
-            streams = [http.stream("GET", "/sine?interval=0.5&format=ndjson") for _ in range(12)]
-            responses = [await s.__aenter__() for s in streams]
-            lines = [r.aiter_lines() for r in responses]
+            # 12 or more HTTP streams held open, each on its own connection, some on each worker
+            streams, responses, per_worker = await streams_on_both_workers(
+                http, base, "/sine?interval=0.5&format=ndjson", 12)
+            lines = [r.aiter_lines() for r in responses]     # (kept: a dropped iterator closes its stream)
             for it in lines:
                 assert json.loads(await it.__anext__())["seq"] == 0
-            # each worker holds some of them (its own /healthz), and /metrics says 12 whoever answers
-            per_worker: dict[int, int] = {}
-
-            async def spread() -> bool:
-                h = await health(base)
-                per_worker[h["pid"]] = h["active_streams"]
-                return len(per_worker) == 2 and sum(per_worker.values()) == 12
-
-            while not await spread():
-                pass
             assert all(n > 0 for n in per_worker.values()), per_worker
+            # each worker's /healthz counts its own; /metrics counts them all, whoever answers
             for _ in range(6):
-                assert await metric(base, "wsgen_http_streams") == 12
+                assert await metric(base, "wsgen_http_streams") == len(streams)
             # 6 WebSocket connections on the shared WebSocket port
             sockets = [await connect(f"{proc.url}/sine?interval=0.5") for _ in range(6)]
             for ws in sockets:
@@ -163,16 +174,8 @@ async def test_sigterm_to_the_supervisor_drains_every_worker():
                 return ws.close_code
 
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-            streams = [http.stream("GET", "/sine?interval=0.05&format=ndjson") for _ in range(8)]
-            responses = [await s.__aenter__() for s in streams]
-            per_worker: dict[int, int] = {}
-
-            async def spread() -> bool:
-                h = await health(base)
-                per_worker[h["pid"]] = h["active_streams"]
-                return len(per_worker) == 2 and sum(per_worker.values()) == 8
-            while not await spread():
-                pass
+            streams, responses, per_worker = await streams_on_both_workers(
+                http, base, "/sine?interval=0.05&format=ndjson", 8)
             assert all(n > 0 for n in per_worker.values()), per_worker
 
             async def ends_cleanly(r) -> list[dict]:
