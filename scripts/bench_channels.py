@@ -1,8 +1,10 @@
 """Cost of a composition with channels per take (issue 15): wall time per call, medians of 5.
 
 Run: /work/venv/bin/python scripts/bench_channels.py (a short measurement; not a test)."""
-import time, statistics, numpy as np
-from wsgen.generators.composite import create_composite, Composite
+import statistics
+import time
+
+from wsgen.generators.composite import create_composite
 K=8
 corr=[[0.7**abs(i-j) for j in range(K)] for i in range(K)]
 specs = {

@@ -338,6 +338,16 @@ class _ChannelBase:
         self.gen, self.gain, self.normals, self.row = gen, gain, normals, row
         self.seq = gen.seq
 
+    @property
+    def row(self) -> np.ndarray | None:
+        """``std_dev_c * L[c]`` (None without noise)."""
+        return self._row
+
+    @row.setter
+    def row(self, row: np.ndarray | None) -> None:
+        self._row = row
+        self._terms = [] if row is None else [(j, float(row[j])) for j in np.flatnonzero(row).tolist()]
+
     def take(self, m: int):
         n = self.seq
         block = self.gen.take(m)
@@ -345,11 +355,12 @@ class _ChannelBase:
         if self.gain != 1:
             x = x * self.gain
         if self.normals is not None:
-            nz = np.flatnonzero(self.row)
-            z = self.normals.block(n, m, int(nz[-1]) + 1)
-            noise = self.row[nz[0]] * z[:, nz[0]]
-            for j in nz[1:].tolist():
-                noise += self.row[j] * z[:, j]
+            terms = self._terms
+            z = self.normals.block(n, m, terms[-1][0] + 1)
+            j, w = terms[0]
+            noise = w * z[:, j]
+            for j, w in terms[1:]:
+                noise += w * z[:, j]
             x = x + noise
         self.seq = n + m
         block.values = x
