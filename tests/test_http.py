@@ -301,7 +301,7 @@ def test_pacing_is_on_time(srv):
     assert [row["seq"] for row in rows] == list(range(10))
     # the server's stamps: exactly one interval apart, from the first (no drift by construction)
     stamps = np.array([row["t"] for row in rows])
-    np.testing.assert_allclose(stamps - stamps[0], 0.05 * np.arange(10), atol=1e-6)
+    np.testing.assert_allclose(stamps - stamps[0], 0.05 * np.arange(10), atol=2e-6)   # (stamps in whole us)
     # each line leaves at its stamp, never before it, and at most a loaded machine's wake-up after it
     late = np.array(arrivals) - stamps
     assert late.min() > -0.005 and late.max() < LOADED_LATENESS_S, late

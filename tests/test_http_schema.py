@@ -75,9 +75,9 @@ def check_first_chunk(fmt: str, chunk: bytes) -> None:
     assert complete, chunk[:200]                     # the first sample is due at once
     rows = complete.splitlines()
     if fmt == "text":
-        for row in rows:
-            float(row)
-            assert row.count(".") == 1 and len(row.split(".")[1]) == 3 or row in ("nan", "inf", "-inf"), row
+        for row in rows:                              # a number with 3 decimals, or null (a missing value)
+            assert row == "null" or (float(row) is not None and row.count(".") == 1
+                                     and len(row.split(".")[1]) == 3) or row in ("inf", "-inf"), row
     elif fmt == "ndjson":
         for row in rows:
             obj = json.loads(row)

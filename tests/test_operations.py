@@ -122,7 +122,10 @@ async def test_metrics_follow_a_websocket_session_and_an_http_stream_exactly(ful
         assert types == {"wsgen_connections": "gauge", "wsgen_subscriptions": "gauge", "wsgen_http_streams": "gauge",
                          "wsgen_samples_sent": "counter", "wsgen_messages_sent": "counter",
                          "wsgen_samples_dropped": "counter", "wsgen_schedule_lateness_seconds": "histogram",
-                         "wsgen_errors": "counter", "wsgen_write_timeouts": "counter"}
+                         "wsgen_errors": "counter", "wsgen_write_timeouts": "counter",
+                         "wsgen_control_plane_up": "gauge", "wsgen_named_streams": "gauge",
+                         "wsgen_named_subscribers": "gauge", "wsgen_named_log_entries": "counter",
+                         "wsgen_named_late_updates": "counter"}
         assert value(samples, "wsgen_connections") == 0 and value(samples, "wsgen_http_streams") == 0
 
         async with connect(running.ws_url, max_size=None) as ws:
