@@ -136,11 +136,12 @@ class ServeProcess:
 
     LISTENING = re.compile(r"wsgen: WebSocket (ws://127\.0\.0\.1:(\d+))(?:\s+HTTP (http://127\.0\.0\.1:(\d+)))?")
 
-    def __init__(self, *args: str, stderr=subprocess.DEVNULL, http: bool = True, env: dict | None = None) -> None:
+    def __init__(self, *args: str, stderr=subprocess.DEVNULL, http: bool = True, env: dict | None = None,
+                 cwd: str | None = None) -> None:
         # ``--http-port 0`` turns HTTP off on the command line: take a free port for it
         ports = ["--port", "0", "--http-port", str(free_port() if http else 0)]
         self.proc = subprocess.Popen([*WSGEN, "serve", *ports, *args], stdout=subprocess.PIPE, stderr=stderr,
-                                     stdin=subprocess.DEVNULL, text=True, env=env)
+                                     stdin=subprocess.DEVNULL, text=True, env=env, cwd=cwd)
         line = self.proc.stdout.readline()
         match = self.LISTENING.search(line)
         if not match:
