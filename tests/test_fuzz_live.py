@@ -53,7 +53,7 @@ OPEN_TIMEOUT = 0.5  # seconds to finish the handshake
 
 @pytest.fixture(scope="module")
 def srv():
-    s = ThreadedServer(http_port=0, max_message_bytes=MAX_MESSAGE, ping_interval_s=PING,
+    s = ThreadedServer(http_port=0, max_message_bytes=MAX_MESSAGE, ping_interval_s=PING, ping_timeout_s=PING,
                        open_timeout_s=OPEN_TIMEOUT, max_subscriptions=16)
     yield s
     s.stop()
