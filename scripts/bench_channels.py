@@ -4,7 +4,7 @@ Run: /work/venv/bin/python scripts/bench_channels.py (a short measurement; not a
 import statistics
 import time
 
-from wsgen.generators.composite import create_composite
+from wsgen.engine.composite import create_composite
 K=8
 corr=[[0.7**abs(i-j) for j in range(K)] for i in range(K)]
 specs = {

@@ -25,7 +25,7 @@ Cases whose windows NAB cannot build are skipped: an odd window length
 (its Python 3 labeler indexes timestamps with ``length / 2``), three
 mutually overlapping windows (merged in one pass), and windows left
 wholly inside the probationary period (normalised on a window that cannot
-score). wsgen's docs (wsgen/scoring.py) state these differences.
+score). wsgen's docs (wsgen/scoring/figures.py) state these differences.
 """
 from __future__ import annotations
 

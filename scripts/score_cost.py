@@ -3,7 +3,7 @@
 1. The largest difference between wsgen's NAB scores and NAB's own
    (tests/data/nab_reference.json, made by scripts/nab_reference.py).
 2. The time one live ``score`` takes at the limits of a scored subscription
-   (wsgen.detection.MAX_EVENTS events, MAX_ALARMS alarms): it runs on the
+   (wsgen.scoring.live.MAX_EVENTS events, MAX_ALARMS alarms): it runs on the
    event loop, so it must stay well under 20 ms.
 3. What keeping the truth costs per data message of 8192 samples.
 4. ``POST /score``'s work (regenerating and scoring) for 10 million samples.
@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 import wsgen
-from wsgen import detection
-from wsgen.offline_score import parse, score_definition
-from wsgen.session import Session
+from wsgen.scoring import live as detection
+from wsgen.scoring.offline import parse, score_definition
+from wsgen.protocol.session import Session
 
 ROOT = Path(__file__).resolve().parent.parent
 

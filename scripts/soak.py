@@ -2,7 +2,7 @@
 """Soak run: the fan-out load against a ``wsgen serve`` child process for
 ``--minutes``, watching the server's memory.
 
-The load is :func:`wsgen.loadgen.fanout` (N subscriptions over M connections,
+The load is :func:`wsgen.bench.loadgen.fanout` (N subscriptions over M connections,
 clients reading continuously) run back to back in segments of ``--segment``
 seconds, each on fresh connections, so the run also churns connections and
 subscriptions. After each segment the server's RSS and CPU are sampled; the
@@ -21,7 +21,7 @@ import asyncio
 import sys
 import time
 
-from wsgen.loadgen import ServerProcess, fanout
+from wsgen.bench.loadgen import ServerProcess, fanout
 
 
 def _row(cells: list, widths: list[int]) -> str:

@@ -3,9 +3,9 @@
 stream runs on another connection, and report the longest loop step.
 
 A wsgen server runs in a thread of this process (its event loop watched by
-:class:`wsgen.loopwatch.LoopWatch`: wall and CPU time of every callback).
+:class:`wsgen.server.loopwatch.LoopWatch`: wall and CPU time of every callback).
 A paced sine at ``--interval`` (10 ms) runs on one connection; each case of
-:func:`wsgen.worstcase.cases` (every generator kind and injector at its
+:func:`wsgen.bench.worstcase.cases` (every generator kind and injector at its
 parameter extremes, at the largest ``start_seq``) is subscribed on its own
 connection, read for a few messages and closed, one after the other. With
 ``--http N``, N clients also read ``speed=max`` ndjson streams from the HTTP
@@ -29,10 +29,10 @@ import sys
 import threading
 import time
 
-from wsgen.config import Settings
-from wsgen.loopwatch import LoopWatch
-from wsgen.serve import start
-from wsgen.worstcase import Paced, cases, paced_stream, subscribe_case
+from wsgen.server.config import Settings
+from wsgen.server.loopwatch import LoopWatch
+from wsgen.server.serve import start
+from wsgen.bench.worstcase import Paced, cases, paced_stream, subscribe_case
 
 
 class _Server:

@@ -14,7 +14,7 @@ from servers import ThreadedServer, running_server
 async def server():
     """A running server (WebSocket only) on 127.0.0.1, port picked by the OS.
 
-    Yields the :class:`wsgen.serve.Running`; ``server.ws_url`` is its address.
+    Yields the :class:`wsgen.server.serve.Running`; ``server.ws_url`` is its address.
     """
     async with running_server(http_port=0) as running:
         yield running

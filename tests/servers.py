@@ -1,7 +1,7 @@
 """The one way the tests start a wsgen server, and wait for things.
 
 Every server here is the real one, started as ``wsgen serve`` starts it
-(``wsgen.serve.start`` with a :class:`wsgen.config.Settings`: both listeners,
+(``wsgen.server.serve.start`` with a :class:`wsgen.server.config.Settings`: both listeners,
 the HTTP header timeout, the connection limits, the metrics), on free
 loopback ports:
 
@@ -29,8 +29,8 @@ import threading
 import time
 from typing import Any, AsyncIterator, Callable, Iterator
 
-from wsgen.config import Settings
-from wsgen.serve import Running, start
+from wsgen.server.config import Settings
+from wsgen.server.serve import Running, start
 
 WSGEN = [sys.executable, "-m", "wsgen.cli"]
 

@@ -1,13 +1,13 @@
 """Anomaly kinds: label positions and counts, values at and away from labels,
 statistics of the random draws on a million samples (fixed seeds), and the
-live-update rules of ``wsgen.generators.anomalies``."""
+live-update rules of ``wsgen.engine.anomalies``."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from wsgen.generators import ANOMALY_KINDS, create
+from wsgen.engine import ANOMALY_KINDS, create
 
 N = 1_000_000
 SEED = 424242

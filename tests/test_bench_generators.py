@@ -6,7 +6,7 @@ import json
 
 from wsgen import bench
 from wsgen.cli import build_parser, main
-from wsgen.generators import GENERATORS
+from wsgen.engine import GENERATORS
 
 
 def test_generators_scenario_table_and_json(tmp_path, capsys):

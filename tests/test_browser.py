@@ -1,4 +1,4 @@
-"""The web page (clients/web) in a real headless Chromium against a real server.
+"""The web page (wsgen/static/web) in a real headless Chromium against a real server.
 
 The server (WebSocket + HTTP on ephemeral ports) runs in its own event loop
 in a background thread, so selenium's synchronous API drives the browser
@@ -32,7 +32,7 @@ from servers import ThreadedServer  # noqa: E402  (tests/ is on sys.path under p
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 REPO = Path(__file__).resolve().parent.parent
-WEB = REPO / "clients" / "web"
+WEB = REPO / "wsgen" / "static" / "web"
 ARTIFACTS = REPO / "artifacts"
 
 pytestmark = pytest.mark.timeout(120)
@@ -162,7 +162,7 @@ def test_page_files_load_nothing_from_outside():
     """The page's own files name no http(s) URL: everything comes from the server."""
     for name in ("index.html", "app.js", "style.css"):
         found = re.findall(r"https?://[^\s\"')]+", (WEB / name).read_text(encoding="utf-8"))
-        assert not found, f"clients/web/{name} refers to outside URLs: {found}"
+        assert not found, f"wsgen/static/web/{name} refers to outside URLs: {found}"
     html = (WEB / "index.html").read_text(encoding="utf-8")
     for src in re.findall(r'(?:src|href)="([^"]+)"', html):
         assert src.startswith(("static/web/", "data:")), f"index.html loads {src!r} from elsewhere"

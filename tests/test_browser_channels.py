@@ -12,7 +12,7 @@ import tempfile
 import numpy as np
 import pytest
 
-from wsgen.generators.composite import create_composite
+from wsgen.engine.composite import create_composite
 from servers import ThreadedServer  # noqa: E402  (tests/ is on sys.path under pytest)
 from test_browser import ARTIFACTS, CHROMEDRIVER, CHROMIUM, js, wait_for  # noqa: E402
 

@@ -15,8 +15,8 @@ import requests
 from websockets.asyncio.client import connect
 
 from wsgen.client import Client
-from wsgen.generators.composite import Composite, create_composite, validate_spec
-from wsgen.generators.params import InvalidParams
+from wsgen.engine.composite import Composite, create_composite, validate_spec
+from wsgen.engine.params import InvalidParams
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -410,8 +410,8 @@ def test_sync_client_eight_sensors_level_shift_on_sensor_3(srv):
 
 
 def test_named_streams_and_offline_scoring_refuse_channels():
-    from wsgen import offline_score
-    from wsgen.named import validate_def
+    from wsgen.scoring import offline as offline_score
+    from wsgen.streams.named import validate_def
     with pytest.raises(InvalidParams) as exc:
         validate_def({"name": "plant/xyz", "generator": {"channels": ["x", "y"]}, "interval": 1})
     assert [d["field"] for d in exc.value.details] == ["generator.channels"]

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import wsgen
-from wsgen import subscriber
+from wsgen.cli import subscriber
 
 ROOT = Path(__file__).resolve().parent.parent
 WSGEN = [sys.executable, "-m", "wsgen.cli"]
@@ -282,7 +282,7 @@ COMPOSITION = {
 
 
 def test_sub_spec_composition_ndjson_and_csv(url, tmp_path):
-    from wsgen.generators.composite import create_composite
+    from wsgen.engine.composite import create_composite
     ref = create_composite(COMPOSITION, seed=9).take(40)
     n = 30
     path = tmp_path / "spec.json"

@@ -10,7 +10,7 @@ import pytest
 import wsgen
 from wsgen.client import (Block, Client, ClientClosed, ConnectionLost, SyncClient, WsgenError, stream,
                           to_numpy)
-from wsgen.serve import start
+from wsgen.server.serve import start
 
 from reference import engine  # noqa: E402  (tests/ is on sys.path under pytest)
 from servers import async_wait_until, test_settings  # noqa: E402
@@ -416,7 +416,7 @@ COMPOSITION = {
 
 
 def composition_engine(n_slots, seed=5):
-    from wsgen.generators.composite import create_composite
+    from wsgen.engine.composite import create_composite
     return create_composite(COMPOSITION, seed=seed).take(n_slots)
 
 

@@ -16,9 +16,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from wsgen.config import Settings
-from wsgen.logsummary import Summary
-from wsgen.serve import start
+from wsgen.server.config import Settings
+from wsgen.server.logsummary import Summary
+from wsgen.server.serve import start
 
 pytestmark = pytest.mark.timeout(60)
 

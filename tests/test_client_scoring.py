@@ -19,7 +19,7 @@ async def test_detect_and_score_with_the_client(server):
                                 seed=5, speed="max", score={"window": 30, "probation": 0})
         assert sub.score_options == {"window": 30, "probation": 0}
         block = await sub.take(600)
-        truth = wsgen.scoring.events_from_labels(block.labels)
+        truth = wsgen.scoring.figures.events_from_labels(block.labels)
         assert len(truth) >= 8
         # an alarm 2 samples into every other event, fire and forget; one with a score under the threshold
         alarms = [int(a) + 2 for a, _ in truth[::2]]

@@ -1,4 +1,4 @@
-"""Compositions (``wsgen.generators.composite``): exact event windows of each
+"""Compositions (``wsgen.engine.composite``): exact event windows of each
 anomaly kind, the original anomaly kinds as presets (bit for bit), block-split
 determinism, independence of the parts' random streams, the faults as a
 consumer sees them, live updates of each part, seek, and validation."""
@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wsgen.generators import Block, InvalidParams, create
-from wsgen.generators.composite import (Composite, CompositeBlock, CompositionSpec, create_composite, preset,
+from wsgen.engine import Block, InvalidParams, create
+from wsgen.engine.composite import (Composite, CompositeBlock, CompositionSpec, create_composite, preset,
                                         validate_spec)
-from wsgen.generators.injectors import ID_SLOTS
+from wsgen.engine.injectors import ID_SLOTS
 
 EXAMPLE = {
     "interval": 0.1,
@@ -659,7 +659,7 @@ def test_spec_model_is_frozen_and_refuses_nan_directly():
 
 # -- bounds: live events, lookahead --------------------------------------------------------
 
-from wsgen.generators.injectors import MAX_BLOCKED_LENGTH, MAX_INJECTORS, MAX_LIVE  # noqa: E402
+from wsgen.engine.injectors import MAX_BLOCKED_LENGTH, MAX_INJECTORS, MAX_LIVE  # noqa: E402
 
 ENDLESS = {"kind": "level-shift", "placement": {"mode": "random", "probability": 1},
            "min_length": 10**9, "max_length": 10**9, "allow_overlap": True}

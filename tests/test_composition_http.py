@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import requests
 
-from wsgen.generators import ANOMALY_KINDS
-from wsgen.generators.composite import create_composite
+from wsgen.engine import ANOMALY_KINDS
+from wsgen.engine.composite import create_composite
 
 pytestmark = pytest.mark.timeout(60)
 

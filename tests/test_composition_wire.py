@@ -9,7 +9,7 @@ import numpy as np
 from websockets.asyncio.client import connect
 
 import wsgen
-from wsgen.generators.composite import create_composite, preset
+from wsgen.engine.composite import create_composite, preset
 
 SPEC = {
     "interval": 0.0,
@@ -117,7 +117,7 @@ async def test_composition_live_update_of_noise_keeps_anomalies(server):
 
 
 async def test_composition_start_seq_beyond_its_bound_is_refused_quickly(server):
-    from wsgen.generators.composite import MAX_START_SEQ
+    from wsgen.engine.composite import MAX_START_SEQ
     async with connect(server.ws_url) as ws:
         await ws.send(json.dumps({"type": "subscribe", "id": "far", "generator": {"base": {"kind": "sine"}},
                                   "start_seq": MAX_START_SEQ + 1}))

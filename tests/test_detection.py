@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import wsgen
-from wsgen import detection
-from wsgen.session import Session
+from wsgen.scoring import live as detection
+from wsgen.protocol.session import Session
 
 
 class Clock:
@@ -54,7 +54,7 @@ def test_anomaly_kind_truth_runs_across_messages_and_figures_equal_wsgen_score()
                                                         "watch": r["score"]["watch"]}
     chunks = take_all(s, "d", 400, limit=7)          # runs of 5-9 true labels cross 7-sample messages
     labels = np.concatenate([c.block.labels for c in chunks])
-    truth = wsgen.scoring.events_from_labels(labels)
+    truth = wsgen.scoring.figures.events_from_labels(labels)
     assert len(truth) >= 8
     recorded = s.subscriptions["d"].score
     assert np.stack([recorded._firsts, recorded._lasts], axis=1).tolist() == truth.tolist()
@@ -193,9 +193,9 @@ def test_a_stream_reaching_its_count_sends_its_final_score_before_ended():
 
 
 def test_named_streams_are_not_scored():
-    from wsgen.config import Settings
-    from wsgen.named import NamedStreams
-    from wsgen.scenario import parse_scenario
+    from wsgen.server.config import Settings
+    from wsgen.streams.named import NamedStreams
+    from wsgen.streams.scenario import parse_scenario
 
     settings = Settings()
     clock = Clock()
@@ -230,7 +230,7 @@ def test_score_up_to_a_given_last_leaves_later_samples_and_alarms_out():
 
 def test_a_labelled_replay_is_scored_live_and_offline_alike():
     """The built-in example file (1440 rows, three labelled incidents), to its end."""
-    from wsgen.offline_score import parse, score_definition
+    from wsgen.scoring.offline import parse, score_definition
 
     s, _ = session()
     params = {"label_column": "label", "at_end": "end"}
@@ -238,7 +238,7 @@ def test_a_labelled_replay_is_scored_live_and_offline_alike():
     chunks = take_all(s, "r", 1440, limit=500)
     labels = np.concatenate([c.block.labels for c in chunks])
     assert s.subscriptions["r"].finished(s.clock())
-    truth = wsgen.scoring.events_from_labels(labels)
+    truth = wsgen.scoring.figures.events_from_labels(labels)
     assert len(truth) == 3
     alarms = [int(truth[0][0]) + 1, 700]
     send(s, type="detect", id="r", seqs=alarms)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from wsgen.generators import create
+from wsgen.engine import create
 
 N = 1_000_000
 SEED = 20240601
@@ -116,7 +116,7 @@ def test_update_applies_from_the_next_sample(name, change, mapping):
 def test_normal_box_muller_formula_on_the_stream():
     # z = sqrt(-2 ln(1 - u1)) cos(2 pi u2) with u1, u2 consecutive doubles of
     # the kind's PCG64 stream
-    from wsgen.generators import RandomStream
+    from wsgen.engine import RandomStream
     u = RandomStream(5, key=11, draws=2).uniforms(0, 1000)
     z = np.sqrt(-2.0 * np.log1p(-u[:, 0])) * np.cos(2 * np.pi * u[:, 1])
     np.testing.assert_allclose(sample("normal", n=1000, seed=5), z, rtol=1e-12, atol=1e-12)

@@ -18,9 +18,9 @@ import pytest
 from websockets.asyncio.client import connect
 
 import wsgen
-from wsgen.config import Settings
-from wsgen.receipts import ReadReceipts
-from wsgen.session import Session
+from wsgen.server.config import Settings
+from wsgen.server.receipts import ReadReceipts
+from wsgen.protocol.session import Session
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wsgen.generators import GENERATORS, create
-from wsgen.generators.base import SEED_DRAW_LIMIT
+from wsgen.engine import GENERATORS, create
+from wsgen.engine.base import SEED_DRAW_LIMIT
 
 KINDS = list(GENERATORS)
 

@@ -33,7 +33,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from wsgen.loadgen import ServerProcess
+from wsgen.bench.loadgen import ServerProcess
 
 from servers import LOADED_LATENESS_S, ServeProcess, ThreadedServer, async_wait_until, running_server, wait_until  # noqa: E402  (tests/ is on sys.path under pytest)
 

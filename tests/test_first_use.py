@@ -17,8 +17,8 @@ import pytest
 from websockets.asyncio.client import connect
 
 import wsgen
-from wsgen.generators import ANOMALY_KINDS
-from wsgen.generators.composite import create_composite, preset
+from wsgen.engine import ANOMALY_KINDS
+from wsgen.engine.composite import create_composite, preset
 
 
 async def recv_json(ws) -> dict:

@@ -1,4 +1,4 @@
-"""wsgen.frames: several messages in one write give the bytes websockets'
+"""wsgen.server.frames: several messages in one write give the bytes websockets'
 own framing gives, at every length boundary; over a real connection the
 client reads them as separate messages, in order."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 from websockets.frames import Frame, Opcode
 
-from wsgen.frames import _header, send_frames
+from wsgen.server.frames import _header, send_frames
 
 
 @pytest.mark.parametrize("n", [0, 1, 125, 126, 127, 65535, 65536, 70000])

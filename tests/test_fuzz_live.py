@@ -35,10 +35,10 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from wsgen import protocol as P
-from wsgen.encoding import decode_binary
-from wsgen.pacing import Pacer
-from wsgen.generators import GENERATORS
+from wsgen.protocol import messages as P
+from wsgen.protocol.encoding import decode_binary
+from wsgen.engine.pacing import Pacer
+from wsgen.engine import GENERATORS
 from reference import DOCUMENTED_REPLIES, check_documented_reply
 from servers import LOADED_LATENESS_S, ThreadedServer, wait_until
 

@@ -15,8 +15,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from wsgen.cli import build_parser
-from wsgen.config import Settings
-from wsgen.serve import start
+from wsgen.server.config import Settings
+from wsgen.server.serve import start
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import requests
 
-from wsgen import lines
-from wsgen.config import Settings
-from wsgen.generators import ANOMALY_KINDS, GENERATORS, catalogue, create
+from wsgen.protocol import lines
+from wsgen.server.config import Settings
+from wsgen.engine import ANOMALY_KINDS, GENERATORS, catalogue, create
 from servers import LOADED_LATENESS_S, ThreadedServer, test_settings, wait_until
 
 pytestmark = pytest.mark.timeout(60)

@@ -6,7 +6,7 @@ the first byte of its next request); otherwise the server closes the
 connection. Answers and streams are not limited by it, nor is the idle
 wait of a kept-alive connection (uvicorn's keep-alive timeout).
 
-Real servers on ephemeral ports (``wsgen.serve.start`` in the test's loop,
+Real servers on ephemeral ports (``wsgen.server.serve.start`` in the test's loop,
 and one ``wsgen serve`` child process for the flag and its environment
 variable), raw TCP clients for the misbehaving ones, httpx for the others.
 """

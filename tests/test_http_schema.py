@@ -3,7 +3,7 @@
 schemathesis reads the document the app serves (``/openapi.json``) and
 generates requests for every operation and query parameter, both valid
 (positive) and invalid (negative) ones; they go to a live server (uvicorn,
-via ``wsgen.serve.start`` in a background thread) with ``requests``. Streams
+via ``wsgen.server.serve.start`` in a background thread) with ``requests``. Streams
 are endless, so only their first chunk is read, then the connection is
 dropped. Every response must be: no 5xx; a 4xx is JSON with ``error`` and a
 ``message`` (422: with ``details``); a 200 stream has the format's content
@@ -24,9 +24,9 @@ from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
-from wsgen import lines
-from wsgen.config import Settings
-from wsgen.http import create_app
+from wsgen.protocol import lines
+from wsgen.server.config import Settings
+from wsgen.server.http.app import create_app
 
 pytestmark = [pytest.mark.timeout(60),
               pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiveExampleWarning")]
@@ -110,7 +110,7 @@ def test_operation_answers_every_generated_request_properly(srv, name):
         case = data.draw(op.as_strategy(generation_mode=mode))
         query = case.query or {}
         if name.endswith(" /composite") and isinstance(query.get("start_seq"), int) and query["start_seq"] > 10**7:
-            # KNOWN, NOT FIXED HERE (wsgen/generators/composite.py): a composition seeks to
+            # KNOWN, NOT FIXED HERE (wsgen/engine/composite.py): a composition seeks to
             # start_seq in time linear in it (~3e-11 s per sample: 2**53 is ~75 hours of one
             # blocked event loop), while start_seq up to 2**53 is accepted. Kept small here.
             query["start_seq"] = 10**7

@@ -1,8 +1,8 @@
-"""The WebSocket protocol on the HTTP port (``wsgen.http_ws``): ``/ws`` and
+"""The WebSocket protocol on the HTTP port (``wsgen.server.http.websocket``): ``/ws`` and
 ``/ws/<generator>?...`` give the same replies as the dedicated port's ``/``
 and ``/<generator>?...``, under the same token, origin and limit rules.
 
-Real servers on ephemeral ports (``wsgen.serve.start``), real clients
+Real servers on ephemeral ports (``wsgen.server.serve.start``), real clients
 (``websockets``, :class:`wsgen.client.Client`, ``wsgen sub``).
 """
 from __future__ import annotations
@@ -18,8 +18,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from wsgen.client import Client, websocket_url
-from wsgen.config import Settings
-from wsgen.serve import start
+from wsgen.server.config import Settings
+from wsgen.server.serve import start
 
 pytestmark = pytest.mark.timeout(60)
 

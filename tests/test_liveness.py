@@ -19,8 +19,8 @@ import time
 import pytest
 
 from wsgen.cli import build_parser
-from wsgen.config import Settings
-from wsgen.serve import start
+from wsgen.server.config import Settings
+from wsgen.server.serve import start
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -215,7 +215,7 @@ async def test_ping_interval_zero_turns_keepalive_off_and_a_timeout_closes_with_
 async def test_the_kernel_backstop_and_the_send_buffer_bound_are_set_on_both_ports(strict):
     """TCP_USER_TIMEOUT = write timeout + one sweep + 1 s (ms), so the
     server's own check acts (and logs) first; SO_SNDBUF = send_buffer_bytes / 4,
-    which Linux doubles (wsgen.serve)."""
+    which Linux doubles (wsgen.server.serve)."""
     from websockets.asyncio.client import connect
 
     async with connect(strict.ws_url) as ws:

@@ -19,11 +19,11 @@ import pytest
 from websockets.asyncio.client import connect
 
 from wsgen import create
-from wsgen.config import Settings
-from wsgen.generators.composite import create_composite
-from wsgen.named import NamedError, NamedStreams, StreamDef
-from wsgen.scenario import ScenarioError, parse_scenario
-from wsgen.serve import start
+from wsgen.server.config import Settings
+from wsgen.engine.composite import create_composite
+from wsgen.streams.named import NamedError, NamedStreams, StreamDef
+from wsgen.streams.scenario import ScenarioError, parse_scenario
+from wsgen.server.serve import start
 
 SCENARIO = """
 streams:
@@ -468,7 +468,7 @@ def test_workers_without_a_shared_log_are_refused(tmp_path):
 
 
 def test_a_change_or_subscription_missing_its_target_is_refused_naming_the_field():
-    from wsgen.session import Session
+    from wsgen.protocol.session import Session
     session = Session()
     [err] = session.handle('{"type": "update", "stream": "a/b", "params": {"amplitude": 2}}')
     assert err["code"] == "invalid_message" and [d["field"] for d in err["details"]] == ["id"]
@@ -479,7 +479,7 @@ def test_a_change_or_subscription_missing_its_target_is_refused_naming_the_field
 
 
 def test_every_named_error_code_is_documented():
-    from wsgen import protocol as P
+    from wsgen.protocol import messages as P
     from pathlib import Path
     doc = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text()
     for code in P.NAMED_ERROR_CODES:

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from wsgen.generators import InvalidParams, create
-from wsgen.generators.composite import create_composite
-from wsgen.generators.processes import MAX_START_SEQ, MAX_START_SEQ_BOUNDED
+from wsgen.engine import InvalidParams, create
+from wsgen.engine.composite import create_composite
+from wsgen.engine.processes import MAX_START_SEQ, MAX_START_SEQ_BOUNDED
 
 ALPHA = 1e-4
 SEED = 20261202

@@ -31,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from wsgen.encoding import decode_binary
+from wsgen.protocol.encoding import decode_binary
 
 from servers import LOADED_LATENESS_S, async_wait_until, running_server  # noqa: E402  (tests/ is on sys.path under pytest)
 
@@ -226,7 +226,7 @@ async def test_http_error_answers_count_in_wsgen_errors_by_code_exactly(monkeypa
                 async for _ in stream.aiter_lines():
                     break
                 await bad(503, "GET", "/cosine", params={"count": 1})
-            monkeypatch.setattr("wsgen.http.catalogue", lambda: 1 / 0)              # a bug: Starlette's 500
+            monkeypatch.setattr("wsgen.server.http.app.catalogue", lambda: 1 / 0)              # a bug: Starlette's 500
             r = await http.get("/generators")
             assert r.status_code == 500
             monkeypatch.undo()

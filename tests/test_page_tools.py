@@ -23,7 +23,7 @@ import pytest
 import requests
 
 import wsgen
-from wsgen.generators.composite import CompositionSpec, create_composite
+from wsgen.engine.composite import CompositionSpec, create_composite
 from servers import ThreadedServer  # noqa: E402  (tests/ is on sys.path under pytest)
 from test_browser import (ARTIFACTS, CHROMEDRIVER, CHROMIUM, choose, click, js, set_knob,  # noqa: E402
                           wait_for)

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from wsgen.generators import ANOMALY_KINDS, GENERATORS, InvalidParams, UnknownGenerator, create, get_spec, validate_params
+from wsgen.engine import ANOMALY_KINDS, GENERATORS, InvalidParams, UnknownGenerator, create, get_spec, validate_params
 
 KINDS = list(GENERATORS)
 NON_FINITE = [float("nan"), float("inf"), float("-inf"), "nan", "inf", "-Infinity"]

@@ -17,10 +17,10 @@ import pyarrow.parquet as pq
 import pytest
 
 import wsgen
-from wsgen import datasets
+from wsgen.engine import datasets
 from wsgen.client import Client
-from wsgen.generators import InvalidParams
-from wsgen.generators.composite import create_composite
+from wsgen.engine import InvalidParams
+from wsgen.engine.composite import create_composite
 
 from servers import WSGEN, ServeProcess, running_server  # noqa: E402  (tests/ is on sys.path under pytest)
 
@@ -163,7 +163,7 @@ def test_update_switches_file_at_the_same_row_and_a_bad_file_changes_nothing(dat
 
 def test_replay_is_built_off_the_event_loop():
     # reading a file may take a while: the adapters build replays in the offload worker
-    from wsgen import offload
+    from wsgen.server import offload
     assert offload.worth_offloading(False, None, "replay")
     assert not offload.worth_offloading(False, None, "sine") and not offload.worth_offloading(False, 0, None)
 

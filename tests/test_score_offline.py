@@ -10,7 +10,7 @@ from websockets.asyncio.client import connect
 
 import wsgen
 from wsgen import cli
-from wsgen.generators.composite import create_composite
+from wsgen.engine.composite import create_composite
 
 pytestmark = pytest.mark.timeout(120)
 

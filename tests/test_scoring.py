@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import wsgen
-from wsgen.scoring import ScoringError, events_from_labels, nab_windows
+from wsgen.scoring.figures import ScoringError, events_from_labels, nab_windows
 
 REFERENCE = Path(__file__).parent / "data" / "nab_reference.json"
 

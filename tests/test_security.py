@@ -1,6 +1,6 @@
 """Who gets in: bearer token, origin allowlist, connection limits.
 
-Real servers (``wsgen.serve.start`` in the test's loop, and one ``wsgen
+Real servers (``wsgen.server.serve.start`` in the test's loop, and one ``wsgen
 serve`` child process for the CLI flags), real clients: ``websockets`` for
 the handshake, ``httpx`` for HTTP.
 """
@@ -20,7 +20,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from wsgen.generators import ANOMALY_KINDS, GENERATORS
+from wsgen.engine import ANOMALY_KINDS, GENERATORS
 
 from servers import ServeProcess, async_wait_until as wait_until, running_server  # noqa: E402  (tests/ is on sys.path under pytest)
 

@@ -13,11 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wsgen import create, encoding
-from wsgen import protocol as P
-from wsgen.config import Settings
-from wsgen.generators import ANOMALY_KINDS, GENERATORS
-from wsgen.session import Session
+from wsgen import create
+from wsgen.protocol import encoding
+from wsgen.protocol import messages as P
+from wsgen.server.config import Settings
+from wsgen.engine import ANOMALY_KINDS, GENERATORS
+from wsgen.protocol.session import Session
 
 from reference import check_documented_reply  # noqa: E402  (tests/ is on sys.path under pytest)
 

@@ -1,11 +1,11 @@
 """No request and no stream holds the event loop (issue 13, part 1).
 
-The requests come from :mod:`wsgen.worstcase`, which walks the parameter
+The requests come from :mod:`wsgen.bench.worstcase`, which walks the parameter
 space at its extremes (every generator kind, every injector and fault in
 every placement with the longest and shortest events, ``allow_overlap`` on
 and off, 16 injectors, at the largest ``start_seq``) rather than naming one
 bad request. The server's own event loop is watched by
-:class:`wsgen.loopwatch.LoopWatch`, and the assertions are on the CPU time
+:class:`wsgen.server.loopwatch.LoopWatch`, and the assertions are on the CPU time
 of each of its steps (``time.thread_time`` of the loop's thread), which the
 machine's load does not stretch: no step may cost 20 ms.
 
@@ -26,13 +26,13 @@ import pytest
 from websockets.asyncio.client import connect
 
 from servers import ThreadedServer
-from wsgen.budget import COMPOSITION_MAX_RENDER, FIRST_RENDER, RENDER_BUDGET_S, RenderBudget
-from wsgen.generators import InvalidParams, create
-from wsgen.generators import composite as composite_module
-from wsgen.generators.anomalies import MAX_ANOMALIES_PER_WINDOW
-from wsgen.generators.composite import MAX_START_SEQ, Composite
-from wsgen.loopwatch import LoopWatch
-from wsgen.worstcase import Paced, composition_cases, paced_stream, registry_cases, subscribe_case
+from wsgen.server.budget import COMPOSITION_MAX_RENDER, FIRST_RENDER, RENDER_BUDGET_S, RenderBudget
+from wsgen.engine import InvalidParams, create
+from wsgen.engine import composite as composite_module
+from wsgen.engine.anomalies import MAX_ANOMALIES_PER_WINDOW
+from wsgen.engine.composite import MAX_START_SEQ, Composite
+from wsgen.server.loopwatch import LoopWatch
+from wsgen.bench.worstcase import Paced, composition_cases, paced_stream, registry_cases, subscribe_case
 
 #: Most CPU seconds one step of the server's event loop may take.
 MAX_STEP_S = 0.020

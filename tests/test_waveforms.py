@@ -1,5 +1,5 @@
 """Waveforms: exact values against the analytic formulas of
-``wsgen.generators.waveforms`` and the original service's first samples."""
+``wsgen.engine.waveforms`` and the original service's first samples."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from wsgen.generators import create
+from wsgen.engine import create
 
 TWO_PI = 2.0 * math.pi
 

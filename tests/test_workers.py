@@ -1,4 +1,4 @@
-"""``wsgen serve --workers N`` (wsgen.workers): worker processes sharing both
+"""``wsgen serve --workers N`` (wsgen.server.workers): worker processes sharing both
 ports with SO_REUSEPORT, /metrics summed over them, a dead worker restarted,
 SIGTERM to the supervisor draining every worker. Real processes, real
 clients; which worker answered comes from its ``/healthz`` (``pid``)."""
@@ -19,7 +19,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from servers import ServeProcess, wait_until
-from wsgen.workers import resolve_workers
+from wsgen.server.workers import resolve_workers
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -8,15 +8,15 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError
 
-import wsgen.session
+import wsgen.protocol.session
 
 
 async def test_failing_pump_closes_with_1011_and_is_logged(server, monkeypatch, caplog):
     def broken_take(self, *args, **kwargs):
         raise RuntimeError("simulated bug in sample production")
 
-    monkeypatch.setattr(wsgen.session.Subscription, "take", broken_take)
-    caplog.set_level(logging.ERROR, logger="wsgen.ws")
+    monkeypatch.setattr(wsgen.protocol.session.Subscription, "take", broken_take)
+    caplog.set_level(logging.ERROR, logger="wsgen.server.ws")
     async with connect(server.ws_url) as ws:
         await ws.send(json.dumps({"type": "subscribe", "id": "s", "generator": "sine"}))
         assert json.loads(await ws.recv())["type"] == "subscribed"
@@ -41,8 +41,8 @@ async def test_failing_message_handler_replies_internal_error_and_connection_goe
         def broken_update(self, msg):
             raise OverflowError("simulated bug in update")
 
-        monkeypatch.setattr(wsgen.session.Session, "_on_update", broken_update)
-        caplog.set_level(logging.ERROR, logger="wsgen.session")
+        monkeypatch.setattr(wsgen.protocol.session.Session, "_on_update", broken_update)
+        caplog.set_level(logging.ERROR, logger="wsgen.protocol.session")
         await ws.send(json.dumps({"type": "update", "id": "keep", "params": {"amplitude": 2}}))
         seqs = []
         while True:

@@ -19,9 +19,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from wsgen import create
-from wsgen import protocol as P
-from wsgen.encoding import decode_binary
-from wsgen.serve import start
+from wsgen.protocol import messages as P
+from wsgen.protocol.encoding import decode_binary
+from wsgen.server.serve import start
 
 from servers import LOADED_LATENESS_S, async_wait_until as wait_until, running_server, test_settings  # noqa: E402  (tests/ is on sys.path under pytest)
 

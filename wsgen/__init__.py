@@ -7,10 +7,11 @@ In-process use::
     block = gen.take(1000)        # block.values: float64 (1000,), block.labels: None
     gen.update({"frequency": 5})  # phase-continuous from sample 1000 on
 """
-from .generators import (ANOMALY_KINDS, GENERATORS, Block, Generator, InvalidParams, UnknownGenerator,
+from wsgen.engine import (ANOMALY_KINDS, GENERATORS, Block, Generator, InvalidParams, UnknownGenerator,
                          catalogue, create)
-from .scoring import ScoringError, score
+from wsgen.errors import WsgenError
+from wsgen.scoring.figures import ScoringError, score
 
 __version__ = "0.1.0"
 __all__ = ["ANOMALY_KINDS", "Block", "GENERATORS", "Generator", "InvalidParams", "ScoringError",
-           "UnknownGenerator", "__version__", "catalogue", "create", "score"]
+           "UnknownGenerator", "WsgenError", "__version__", "catalogue", "create", "score"]

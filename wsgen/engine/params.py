@@ -1,0 +1,116 @@
+"""Parameter models and their validation.
+
+Each generator kind has one pydantic model; it is the single source of truth
+for the WebSocket ``params`` object, the HTTP query string and the JSON
+Schema clients build their forms from. Field names and defaults are those of
+the original HTTP service.
+
+Rules every model keeps: NaN and infinities are refused; unknown fields are
+refused; integer fields refuse fractions (``5.5``); cross-field rules
+(``min <= max``, counts that can be met) are checked by :meth:`check`, so a
+partial update is validated merged with the current values.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Mapping
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from wsgen.errors import WsgenError
+
+
+class InvalidParams(WsgenError, ValueError):
+    """Raised when parameters are invalid.
+
+    Attributes:
+        details: one dict per problem: ``field`` (name), ``value`` (as
+            given), ``message`` (what is wrong and what is allowed).
+    """
+
+    def __init__(self, details: list[dict[str, Any]]) -> None:
+        self.details = details
+        super().__init__("; ".join(f"{d['field']}: {d['message']} (got {d['value']!r})"
+                                   for d in details))
+
+
+class GeneratorParams(BaseModel):
+    """Base of every parameter model.
+
+    The sample interval is the field ``interval`` of every kind
+    (``interval_field``). ``aliases`` maps other accepted names to fields:
+    the anomaly kinds also take ``data_interval``, the original service's
+    name, for ``interval``. An alias is renamed before validation; a
+    request holding a field and its alias is refused, naming both.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+    interval_field: ClassVar[str] = "interval"
+    aliases: ClassVar[dict[str, str]] = {}
+
+    @property
+    def sample_interval(self) -> float:
+        """Seconds of stream time between consecutive samples."""
+        return getattr(self, self.interval_field)
+
+    def check(self) -> list[tuple[str, str]]:
+        """Cross-field rules: a list of (field, message) for each violation."""
+        return []
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return repr(value)
+
+
+def resolve_aliases(model: type[GeneratorParams], data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with each alias of ``model`` (``model.aliases``, e.g.
+    ``data_interval``) renamed to its field (``interval``).
+
+    Raises :class:`InvalidParams` when a field and one of its aliases are
+    both given (the detail names both; its ``field`` is the alias).
+    """
+    out = dict(data)
+    for alias, name in model.aliases.items():
+        if alias in out:
+            if name in out:
+                raise InvalidParams([{"field": alias, "value": _jsonable(out[alias]),
+                                      "message": f"{alias} is another name for {name}, which is also given "
+                                                 f"({out[name]!r}); give only one of {name}, {alias}"}])
+            out[name] = out.pop(alias)
+    return out
+
+
+def validate_params(model: type[GeneratorParams], data: Mapping[str, Any]) -> GeneratorParams:
+    """Validate ``data`` against ``model`` (aliases resolved first, see
+    :func:`resolve_aliases`).
+
+    Returns the model instance. Raises :class:`InvalidParams` naming every
+    wrong field, the value given and what is allowed.
+    """
+    if not isinstance(data, Mapping):
+        raise InvalidParams([{"field": "params", "value": _jsonable(data),
+                              "message": "must be an object of parameter names to values"}])
+    given = {model.aliases[k]: k for k in data if k in model.aliases}   # field -> the alias used
+    data = resolve_aliases(model, data)
+    try:
+        params = model.model_validate(data)
+    except ValidationError as exc:
+        details = []
+        for err in exc.errors(include_url=False):
+            field = ".".join(str(p) for p in err["loc"]) or "params"
+            field = given.get(field, field)
+            if err["type"] == "extra_forbidden":
+                allowed = ", ".join([*model.model_fields, *model.aliases])
+                message = f"unknown parameter; allowed: {allowed}"
+            else:
+                message = err["msg"]
+            details.append({"field": field, "value": _jsonable(err.get("input")), "message": message})
+        raise InvalidParams(details) from None
+    problems = params.check()
+    if problems:
+        raise InvalidParams([{"field": given.get(f, f), "value": _jsonable(getattr(params, f)), "message": m}
+                             for f, m in problems])
+    return params

@@ -1,0 +1,1 @@
+"""Protocol: messages, encodings, line formats and the sans-I/O session."""

@@ -1,0 +1,1 @@
+"""Server: settings, lifecycle, the WebSocket and HTTP adapters, access, liveness, metrics."""

@@ -1,0 +1,1 @@
+"""The HTTP port: the original service's endpoints, and one module per other job."""

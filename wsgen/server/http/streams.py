@@ -1,0 +1,256 @@
+"""Named streams over HTTP: list, stream, and the operator's changes.
+
+* ``GET /streams``: the control plane's state and every stream's
+  definition, origin, live and oldest seq, latest params and changes.
+* ``GET /streams/<name>?format=&start_seq=&count=``: the stream's samples
+  (formats of :mod:`wsgen.protocol.lines`: text, ndjson, csv, sse; ``seq`` and ``t``
+  on the stream's own numbering and clock), from the live sample or from
+  ``start_seq`` back to the history (an SSE client reconnecting with
+  ``Last-Event-ID`` resumes after it); endless unless ``count``.
+* Operator (header ``X-Wsgen-Admin-Token: <admin token>``, or
+  ``?admin_token=``; a server with ``--token`` also wants the read token as
+  usual):
+
+  - ``PUT /streams/<name>``: create (body: the definition, ``name``
+    optional); 201, or 409 ``stream_exists``;
+  - ``DELETE /streams/<name>``: delete; subscribers get ``unsubscribed``;
+  - ``POST /streams/<name>``: a change, body ``{"op": "update", "params":
+    {...}}`` or ``{"op": "inject", "anomaly": {...}, "duration": s}``, both
+    with an optional ``seq``; answers ``{"op", "seq", "params"}``: the seq
+    the change applies from on every process.
+
+Errors: JSON ``{"error": code, "message", "details"?}`` with the status of
+:class:`wsgen.streams.named.NamedError` (403 forbidden, 404 unknown_stream, 409
+stream_exists / too_late, 422 invalid_params / not_supported, 503
+control_plane_unavailable).
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from wsgen.protocol import lines
+from wsgen.server.access import token_ok
+from wsgen.streams.named import FORBIDDEN, INVALID_PARAMS, NamedError, NamedStreams
+
+ADMIN_HEADER = "x-wsgen-admin-token"
+_STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Content-Type-Options": "nosniff"}
+
+
+def _error(exc: NamedError) -> JSONResponse:
+    body: dict[str, Any] = {"error": exc.code, "message": exc.message}
+    if exc.details:
+        body["details"] = exc.details
+    return JSONResponse(body, status_code=exc.status)
+
+
+def _named(request: Request) -> NamedStreams:
+    named = getattr(request.app.state.settings, "named", None)
+    if named is None:
+        raise NamedError("unknown_stream", "this server has no named streams")
+    return named
+
+
+def _check_admin(request: Request) -> None:
+    expected = request.app.state.settings.admin_token
+    if not expected:
+        raise NamedError(FORBIDDEN, "operator changes are off on this server: start it with --admin-token "
+                         "(or WSGEN_ADMIN_TOKEN)")
+    given = request.headers.get(ADMIN_HEADER)
+    if given is None:
+        given = request.query_params.get("admin_token")
+    if given is None or not token_ok(expected, [], given):
+        raise NamedError(FORBIDDEN, "changing named streams needs the operator token: send the header "
+                         "'X-Wsgen-Admin-Token: <token>' (or ?admin_token=)")
+
+
+async def _submit(named: NamedStreams, entry: dict[str, Any]) -> dict[str, Any]:
+    result = named.plane.submit(entry)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise NamedError(INVALID_PARAMS, "the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise NamedError(INVALID_PARAMS, "the body must be a JSON object")
+    return body
+
+
+def router() -> APIRouter:
+    """The ``/streams`` routes (the app's ``state.settings.named`` holds the streams)."""
+    r = APIRouter(tags=["named streams"])
+
+    @r.get("/streams", summary="Named streams: definitions, seqs, changes and the control plane's state")
+    async def list_streams(request: Request) -> JSONResponse:
+        named = getattr(request.app.state.settings, "named", None)
+        if named is None:
+            return JSONResponse({"control_plane": None, "streams": []})
+        return JSONResponse({"control_plane": named.plane.status(), "margin_s": named.margin_s,
+                             "streams": named.describe()})
+
+    @r.get("/streams/{name:path}", summary="Stream a named stream (text, ndjson, csv, sse)")
+    async def stream(request: Request, name: str) -> Response:
+        try:
+            named = _named(request)
+            shared = named.get(name)
+        except NamedError as exc:
+            return _error(exc)
+        problems: list[dict[str, Any]] = []
+        fmt, start, count = "text", None, None
+        for key, value in request.query_params.items():
+            if key == "format":
+                if value not in lines.FORMATS:
+                    problems.append({"field": key, "value": value, "message": "must be one of: " + ", ".join(lines.FORMATS)})
+                fmt = value
+            elif key in ("start_seq", "count"):
+                if not value.isdigit() or not (key == "start_seq" or int(value) >= 1) or int(value) > 2**53:
+                    problems.append({"field": key, "value": value, "message": "must be an integer in "
+                                     + ("[0, 2**53]" if key == "start_seq" else "[1, 2**53]")})
+                elif key == "start_seq":
+                    start = int(value)
+                else:
+                    count = int(value)
+            elif key not in ("token", "admin_token"):
+                problems.append({"field": key, "value": value, "message": "unknown parameter; allowed: format, "
+                                 "start_seq, count, token"})
+        last_id = request.headers.get("last-event-id")
+        if fmt == "sse" and start is None and last_id is not None:      # an EventSource reconnecting
+            if last_id.isdigit():
+                start = int(last_id) + 1
+            else:
+                problems.append({"field": "Last-Event-ID", "value": last_id,
+                                 "message": "must be the id of an event of this stream (an integer)"})
+        live = shared.live_seq()
+        oldest = max(shared.origin, live - shared.cap)
+        if start is not None and start < oldest:
+            problems.append({"field": "start_seq", "value": start, "message": f"must be >= {oldest}, the oldest "
+                             f"sample kept (history {shared.cap}); the live sample is {live}"})
+        if problems:
+            return JSONResponse({"error": "invalid_params", "message": f"invalid parameters for /streams/{name}: "
+                                 + "; ".join(f"{p['field']}: {p['message']}" for p in problems),
+                                 "details": problems}, status_code=422)
+        seq = live if start is None else start
+        headers = dict(_STREAM_HEADERS, **{"X-Wsgen-Start-Seq": str(seq), "X-Wsgen-Stream": name})
+        from wsgen.server.http.app import SampleStream
+        return SampleStream(_body(request.app, named, shared, seq, count, fmt), media_type=lines.FORMATS[fmt],
+                            headers=headers)
+
+    @r.put("/streams/{name:path}", summary="Create a named stream (operator)", status_code=201)
+    async def create(request: Request, name: str) -> Response:
+        try:
+            _check_admin(request)
+            named = _named(request)
+            body = await _json_body(request)
+            if body.setdefault("name", name) != name:
+                raise NamedError(INVALID_PARAMS, f"the body's name {body['name']!r} is not the path's {name!r}",
+                                 [{"field": "name", "value": body["name"], "message": "must match the path"}])
+            result = await _submit(named, named.request_define(body))
+            stream = named.streams.get(name)
+            return JSONResponse({"created": name, "origin": result.get("origin"),
+                                 "stream": stream.describe() if stream else None}, status_code=201)
+        except NamedError as exc:
+            return _error(exc)
+
+    @r.delete("/streams/{name:path}", summary="Delete a named stream (operator)")
+    async def delete(request: Request, name: str) -> Response:
+        try:
+            _check_admin(request)
+            named = _named(request)
+            await _submit(named, named.request_delete(name))
+            return JSONResponse({"deleted": name})
+        except NamedError as exc:
+            return _error(exc)
+
+    @r.post("/streams/{name:path}", summary="Update or inject into a named stream (operator)")
+    async def change(request: Request, name: str) -> Response:
+        try:
+            _check_admin(request)
+            named = _named(request)
+            body = await _json_body(request)
+            op, seq = body.get("op"), body.get("seq")
+            if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool) or seq < 0):
+                raise NamedError(INVALID_PARAMS, "seq must be a non-negative integer",
+                                 [{"field": "seq", "value": seq, "message": "must be an integer >= 0"}])
+            allowed = {"update": {"op", "params", "seq"}, "inject": {"op", "anomaly", "duration", "seq"}}
+            if op not in allowed:
+                raise NamedError(INVALID_PARAMS, "op must be \"update\" or \"inject\"",
+                                 [{"field": "op", "value": op, "message": "must be update or inject"}])
+            unknown = sorted(set(body) - allowed[op])
+            if unknown:
+                raise NamedError(INVALID_PARAMS, f"unknown field {unknown[0]!r} for {op}; allowed: "
+                                 + ", ".join(sorted(allowed[op])),
+                                 [{"field": unknown[0], "value": body[unknown[0]], "message": "unknown field"}])
+            if op == "update":
+                entry = named.request_update(name, body.get("params") or {}, seq)
+            else:
+                entry = named.request_inject(name, body.get("anomaly"), body.get("duration"), seq)
+            result = await _submit(named, entry)
+            if result.get("skipped"):
+                raise NamedError(INVALID_PARAMS, f"the change was not applied: {result['skipped']}")
+            return JSONResponse({"op": op, "stream": name, "seq": result["seq"], "late": result.get("late", False),
+                                 "params": result.get("params")})
+        except NamedError as exc:
+            return _error(exc)
+
+    return r
+
+
+async def _body(app, named: NamedStreams, shared, seq: int, count: int | None, fmt: str):
+    """The chunks of one HTTP subscription to a named stream."""
+    streams = app.state.streams
+    metrics = getattr(app.state, "metrics", None)
+    end = None if count is None else seq + count
+    tick = max(app.state.settings.tick_s, 0.001)
+    block_max = max(1, min(app.state.settings.max_block, shared.cap or 1))
+    pacer = shared.pacer
+    streams.active += 1
+    if metrics:
+        metrics.http_streams.inc()
+    try:
+        head = lines.header(fmt, shared.labelled)
+        if head:
+            yield head
+        while not streams.closing and named.streams.get(shared.name) is shared:
+            if end is not None and seq >= end:
+                break
+            now = time.monotonic()
+            m = pacer.due_count(seq, now)
+            if m <= 0:
+                await streams.sleep(max(pacer.due_time(seq) - now, tick))
+                continue
+            m = min(m, block_max, end - seq if end is not None else m)
+            shared.advance(seq + m)
+            if seq < shared.hist_seq:
+                seq = shared.hist_seq
+                continue
+            block = shared.read(seq, seq + m)
+            if fmt == "text":
+                chunk = lines.text(block.values)
+            else:
+                times = shared.epoch + np.arange(seq, seq + m, dtype=np.float64) * shared.interval
+                chunk = lines.encode(fmt, block, times)
+            seq += m
+            yield chunk
+            if metrics:
+                metrics.sent_http(shared.kind, m)
+            await asyncio.sleep(0)
+        else:
+            return
+        tail = lines.footer(fmt, seq)
+        if tail:
+            yield tail
+    finally:
+        streams.active -= 1
+        if metrics:
+            metrics.http_streams.dec()

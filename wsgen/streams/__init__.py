@@ -1,0 +1,1 @@
+"""Shared named streams: definitions, the update log, its Redis control plane."""
