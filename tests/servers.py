@@ -196,16 +196,22 @@ def serve_process(*args: str, **kwargs: Any) -> Iterator[ServeProcess]:
         yield proc
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01) -> bool:
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01,
+               ignore: tuple[type[BaseException], ...] = ()) -> bool:
     """Poll ``predicate`` until it is true (returns True) or ``timeout``
-    seconds pass (returns False). Timeouts are generous: they bound a
-    failing test, not a passing one."""
+    seconds pass (returns False). An exception of a type in ``ignore`` (a
+    server still starting: connection refused) counts as "not yet".
+    Timeouts are generous: they bound a failing test, not a passing one."""
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while True:
+        try:
+            if predicate():
+                return True
+        except ignore:
+            pass
         if time.monotonic() > deadline:
             return False
         time.sleep(interval)
-    return True
 
 
 async def async_wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01) -> bool:

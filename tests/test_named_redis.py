@@ -17,7 +17,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,6 +26,8 @@ import pytest
 from websockets.asyncio.client import connect
 
 from wsgen import create
+
+from servers import ServeProcess, free_port, wait_until as _wait_until  # noqa: E402  (tests/ is on sys.path)
 
 pytestmark = pytest.mark.timeout(240)
 assert shutil.which("redis-server"), "needs redis-server (apt-get install redis-server; .ci/run installs it)"
@@ -52,23 +53,9 @@ streams:
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if predicate():
-                return True
-        except Exception:
-            pass
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
+def wait_until(predicate, timeout: float = 30.0) -> bool:
+    """``servers.wait_until``, any exception meaning "not yet" (Redis or a replica still starting)."""
+    return _wait_until(predicate, timeout, interval=0.05, ignore=(Exception,))
 
 
 class RedisServer:
@@ -100,38 +87,26 @@ class RedisServer:
         self.proc = None
 
 
-class Replica:
-    """``wsgen serve`` in a child process, on free ports."""
+class Replica(ServeProcess):
+    """``wsgen serve`` of the plant scenario on the shared Redis, in a child
+    process on free ports (``servers.ServeProcess``); its log in ``<name>.log``."""
 
     def __init__(self, folder: Path, redis_url: str, name: str) -> None:
-        self.ws_port, self.http_port = free_port(), free_port()
         self.log = folder / f"{name}.log"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "wsgen.cli", "serve", "--port", str(self.ws_port), "--http-port",
-             str(self.http_port), "--scenario", str(folder / "plant.yaml"), "--admin-token", ADMIN,
-             "--redis-url", redis_url, "--update-margin", "2", "--log-level", "warning"],
-            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, cwd=str(folder))
-        # both listeners up (the line is printed once they are) and the log read
-        ok = wait_until(lambda: "wsgen: WebSocket" in self.log.read_text(errors="replace") and
-                        httpx.get(self.http + "/streams", timeout=2).json()["streams"], 60)
+        with open(self.log, "ab") as log:
+            super().__init__("--scenario", str(folder / "plant.yaml"), "--admin-token", ADMIN, "--redis-url",
+                             redis_url, "--update-margin", "2", "--log-level", "warning", stderr=log, cwd=str(folder))
+        # the log read from Redis: the streams are defined
+        ok = wait_until(lambda: httpx.get(self.http + "/streams", timeout=2).json()["streams"], 60)
         assert ok, self.log.read_text()[-3000:]
 
     @property
     def http(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return self.http_url
 
     @property
     def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.ws_port}"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        return self.url
 
 
 class Reader:
@@ -301,7 +276,7 @@ async def test_subscriber_moved_to_another_replica_through_nginx_resumes_at_its_
     b = Replica(folder, redis.url, "b")
     replicas += [a, b]
     listen_http, listen_ws = free_port(), free_port()
-    nginx = Nginx(site_config([a.http_port, b.http_port], [a.ws_port, b.ws_port], listen_http, listen_ws))
+    nginx = Nginx(site_config([a.http_port, b.http_port], [a.port, b.port], listen_http, listen_ws))
     try:
         assert wait_until(lambda: listening(listen_http) and listening(listen_ws), 15)
 

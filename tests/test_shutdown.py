@@ -14,14 +14,14 @@ import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import time
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+
+from servers import ServeProcess  # noqa: E402  (tests/ is on sys.path under pytest)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -60,14 +60,11 @@ def never_reader(port: int) -> socket.socket:
 
 async def test_sigterm_gives_a_slow_reader_its_1001_within_the_grace_period_then_aborts_the_rest():
     with tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "wsgen.cli", "serve", "--port", "0", "--http-port", "0",
-                                 "--graceful-timeout", str(GRACE), "--write-timeout", "0"],
-                                stdout=subprocess.PIPE, stderr=err, text=True)
+        server = await asyncio.to_thread(ServeProcess, "--graceful-timeout", str(GRACE), "--write-timeout", "0",
+                                         stderr=err, http=False)
+        proc, url, port = server.proc, server.url, server.port
         stuck = None
         try:
-            line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 20)
-            url = re.search(r"WebSocket (ws://\S+)", line)[1]
-            port = int(url.rsplit(":", 1)[1])
             terminated, slow = asyncio.Event(), {}
             reader = asyncio.create_task(slow_reader(url, port, terminated, slow))
             stuck = never_reader(port)
