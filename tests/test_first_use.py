@@ -263,8 +263,9 @@ async def test_serve_on_a_taken_port_names_the_flag_in_one_line(full_server):
         code, out, err = await run_cli("serve", flag, str(port), other, "0", "--log-level", "warning")
         line = one_line(err)
         assert code == 2, err
+        zero = "0 picks a free one" if flag == "--port" else "0 turns HTTP off"
         assert line == (f"wsgen: cannot start: port {port} on 127.0.0.1 is already in use (another wsgen serve?); "
-                        f"stop that process or pick another port with {flag} N (0 picks a free one)")
+                        f"stop that process or pick another port with {flag} N ({zero})")
     code, _, err = await run_cli("serve", "--host", "192.0.2.1", "--port", "0", "--http-port", "0")   # TEST-NET-1
     line = one_line(err)
     assert code == 2 and line.startswith("wsgen: cannot start: --host 192.0.2.1: ") and "0.0.0.0 for every" in line
@@ -400,3 +401,12 @@ async def test_python_client_takes_count_and_duration_as_the_other_transports(fu
         sub = await c.subscribe("random", {"interval": 0.5}, seed=2, speed="max", count=3)
         with pytest.raises(EOFError):
             await sub.take(4)
+
+
+async def test_sub_pointed_at_the_http_port_root_says_where_the_websocket_is(full_server):
+    """The server's 404 body names the WebSocket paths; the one line shows it."""
+    host_port = full_server.http_url.removeprefix("http://")
+    code, _, err = await run_cli("sub", "sine", "--count", "1", "--url", host_port)
+    line = one_line(err)
+    assert code == 1 and "HTTP 404" in line, err
+    assert f"ws://{host_port}/ws" in line and full_server.ws_url in line, line

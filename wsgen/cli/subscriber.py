@@ -97,9 +97,26 @@ def _token_option(parser: argparse.ArgumentParser) -> None:
                         help="bearer token, for a server started with --token (env WSGEN_TOKEN)")
 
 
+def _refusal_message(exc: BaseException) -> str | None:
+    """The ``message`` of the JSON body a server refused a handshake with
+    (wsgen says there where the WebSocket endpoint is), if any."""
+    response = getattr(exc, "response", None)
+    body = getattr(response, "body", None)
+    if not body:
+        return None
+    try:
+        said = orjson.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return said.get("message") if isinstance(said, dict) and isinstance(said.get("message"), str) else None
+
+
 def _cannot_connect(args, exc: BaseException) -> str:
     """The line for a failed connection, with what to do about a 401."""
     line = f"wsgen: cannot connect to {args.url}: {exc}"
+    said = _refusal_message(exc)
+    if said:
+        line += f" ({said})"
     if "401" in str(exc):
         line += ("; the server needs a bearer token: pass --token or set WSGEN_TOKEN" if not args.token
                  else "; the server refused this token")

@@ -316,8 +316,9 @@ def _start_problem(exc: BaseException, settings: Settings) -> str:
             flag, port = "--http-port", settings.http_port
         else:
             flag, port = "--port", settings.port
+        free = "0 picks a free one" if flag == "--port" else "0 turns HTTP off"
         return (f"port {port} on {settings.host} is already in use (another wsgen serve?); stop that "
-                f"process or pick another port with {flag} N (0 picks a free one)")
+                f"process or pick another port with {flag} N ({free})")
     if isinstance(exc, socket.gaierror) or (isinstance(exc, OSError) and exc.errno == errno.EADDRNOTAVAIL):
         return (f"--host {settings.host}: {exc.strerror or exc}; give an address of this machine "
                 "(127.0.0.1, the default; 0.0.0.0 for every interface) or a name that resolves to one")
