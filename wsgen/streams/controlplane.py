@@ -133,7 +133,8 @@ class RedisPlane:
     def _down(self, exc: BaseException) -> None:
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if self.up or self.error != text:
-            log.warning("control plane: Redis at %s unreachable: %s; named streams go on, changes are refused",
+            log.warning("control plane: Redis at %s unreachable: %s; the named streams already read go on, "
+                        "changes are refused",
                         redact(self.url), text)
         self.up, self.error = False, text
 
