@@ -88,7 +88,7 @@ from wsgen.engine.faults import FAULTS, Faults, FaultSet
 from wsgen.engine.fields import MAX_LEVEL, interval, level
 from wsgen.engine.injectors import (CHUNK, INJECTORS, Blockers, MAX_BLOCKED_LENGTH, MAX_INJECTORS, PLACEMENT_MODES, STATEFUL_KINDS, AnyInjector, BlockContext,
                         InjectorPart, Intervals, Model, Stream, StreamKey, UniformHeight, default_key, tagged)
-from wsgen.engine.params import GeneratorParams, InvalidParams, _jsonable, validate_params
+from wsgen.engine.params import GeneratorParams, InvalidParams, _jsonable, error_details, validate_params
 from wsgen.engine.registry import GENERATORS, get_spec
 
 WAVEFORM_KINDS = tuple(n for n, s in GENERATORS.items() if s.family == "waveform")
@@ -280,27 +280,24 @@ def _path(loc: tuple) -> list:
     return out
 
 
+def _message(err: dict[str, Any], path: list) -> str | list[dict[str, Any]] | None:
+    """A composition's own messages for :func:`error_details` (see there)."""
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind == "composition":
+        return ctx["problems"]
+    if kind == "base_params":
+        return [{**d, "field": ".".join(map(str, [*path, d["field"]]))} for d in ctx["details"]]
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        last = path[-1] if path else None
+        path.append(_UNION_FIELDS.get(last) or "kind")
+        return f"must be one of {ctx.get('expected_tags', '')}".rstrip() if kind == "union_tag_invalid" \
+            else "missing: says which kind this is"
+    return "unknown field" if kind == "extra_forbidden" else None
+
+
 def _details(exc: ValidationError) -> list[dict[str, Any]]:
-    details = []
-    for err in exc.errors(include_url=False):
-        path, kind, ctx = _path(err["loc"]), err["type"], err.get("ctx") or {}
-        if kind == "composition":
-            details += ctx["problems"]
-            continue
-        if kind == "base_params":
-            details += [{**d, "field": ".".join(map(str, [*path, d["field"]]))} for d in ctx["details"]]
-            continue
-        message = err["msg"]
-        if kind in ("union_tag_invalid", "union_tag_not_found"):
-            last = path[-1] if path else None
-            path.append(_UNION_FIELDS.get(last) or "kind")
-            message = f"must be one of {ctx.get('expected_tags', '')}".rstrip() if kind == "union_tag_invalid" \
-                else "missing: says which kind this is"
-        elif kind == "extra_forbidden":
-            message = "unknown field"
-        details.append({"field": ".".join(map(str, path)) or "spec", "value": _jsonable(err.get("input")),
-                        "message": message})
-    return details
+    """Details of a composition's validation error, fields by dotted path."""
+    return error_details(exc, "spec", path=_path, message=_message)
 
 
 def validate_spec(data: Mapping[str, Any] | CompositionSpec) -> CompositionSpec:

@@ -13,7 +13,7 @@ partial update is validated merged with the current values.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from wsgen.errors import WsgenError
@@ -65,6 +65,47 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
+def brief_value(value: Any) -> Any:
+    """An offending value as an error reply shows it: objects and lists
+    become ``"<dict>"``/``"<list>"``, strings over 200 characters
+    ``"<str>"``, non-finite floats their text; other values as given."""
+    if isinstance(value, (dict, list)) or (isinstance(value, str) and len(value) > 200):
+        return f"<{type(value).__name__}>"
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def error_details(exc: ValidationError, root: str, *,
+                  path: Callable[[tuple], list] = list,
+                  message: Callable[[dict[str, Any], list], str | list[dict[str, Any]] | None] | None = None,
+                  value: Callable[[Any], Any] = _jsonable,
+                  limit: int | None = None) -> list[dict[str, Any]]:
+    """The one rule turning a pydantic :class:`ValidationError` into error
+    details: one dict per problem, ``field`` (the dotted location, or
+    ``root`` when the whole input is wrong), ``value`` (the input, through
+    ``value``: :func:`_jsonable` or :func:`brief_value`) and ``message``
+    (pydantic's, without its ``"Value error, "`` prefix for our own
+    ``ValueError`` messages).
+
+    ``path`` maps an error's ``loc`` to the field path (drop union tags);
+    ``message(err, path)`` may give the message of a special error (it may
+    extend ``path``), return a list of ready details that stand for it, or
+    None for pydantic's message. ``limit`` caps how many errors are read.
+    """
+    out: list[dict[str, Any]] = []
+    for err in exc.errors(include_url=False)[:limit]:
+        where = path(err["loc"])
+        text = message(err, where) if message else None
+        if isinstance(text, list):
+            out += text
+            continue
+        if text is None:
+            text = err["msg"].removeprefix("Value error, ") if err["type"] == "value_error" else err["msg"]
+        out.append({"field": ".".join(map(str, where)) or root, "value": value(err.get("input")), "message": text})
+    return out
+
+
 def resolve_aliases(model: type[GeneratorParams], data: Mapping[str, Any]) -> dict[str, Any]:
     """``data`` with each alias of ``model`` (``model.aliases``, e.g.
     ``data_interval``) renamed to its field (``interval``).
@@ -98,17 +139,12 @@ def validate_params(model: type[GeneratorParams], data: Mapping[str, Any]) -> Ge
     try:
         params = model.model_validate(data)
     except ValidationError as exc:
-        details = []
-        for err in exc.errors(include_url=False):
-            field = ".".join(str(p) for p in err["loc"]) or "params"
-            field = given.get(field, field)
-            if err["type"] == "extra_forbidden":
-                allowed = ", ".join([*model.model_fields, *model.aliases])
-                message = f"unknown parameter; allowed: {allowed}"
-            else:
-                message = err["msg"]
-            details.append({"field": field, "value": _jsonable(err.get("input")), "message": message})
-        raise InvalidParams(details) from None
+        def unknown(err: dict[str, Any], path: list) -> str | None:
+            if err["type"] != "extra_forbidden":
+                return None
+            return f"unknown parameter; allowed: {', '.join([*model.model_fields, *model.aliases])}"
+        details = error_details(exc, "params", message=unknown)
+        raise InvalidParams([{**d, "field": given.get(d["field"], d["field"])} for d in details]) from None
     problems = params.check()
     if problems:
         raise InvalidParams([{"field": given.get(f, f), "value": _jsonable(getattr(params, f)), "message": m}

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError,
                       model_validator)
+from wsgen.engine.params import brief_value, error_details
 from wsgen.errors import WsgenError
 
 PROTOCOL_VERSION = 1
@@ -238,22 +239,14 @@ class ProtocolError(WsgenError):
         return error(self.code, self.message, self.id, self.details)
 
 
+def _path(loc: tuple) -> list:
+    """An error location without the union's tag (a field may share a type's name: score)."""
+    return list(loc[1:] if loc and loc[0] in CLIENT_TYPES else loc)
+
+
 def _details(exc: ValidationError) -> list[dict[str, Any]]:
-    out = []
-    for err in exc.errors(include_url=False)[:20]:
-        loc = list(err["loc"])
-        if loc and loc[0] in CLIENT_TYPES:
-            loc = loc[1:]      # the union's tag (a field may share a type's name: score)
-        value = err.get("input")
-        if isinstance(value, (dict, list)) or (isinstance(value, str) and len(value) > 200):
-            value = f"<{type(value).__name__}>"
-        elif isinstance(value, float) and not math.isfinite(value):
-            value = str(value)
-        message = err["msg"]
-        if err["type"] == "value_error" and message.startswith("Value error, "):
-            message = message[len("Value error, "):]    # pydantic's prefix for our own ValueErrors
-        out.append({"field": ".".join(map(str, loc)) or "message", "value": value, "message": message})
-    return out
+    """At most 20 details of an invalid client message (:func:`~wsgen.engine.params.error_details`)."""
+    return error_details(exc, "message", path=_path, value=brief_value, limit=20)
 
 
 def parse_client_message(data: str | bytes) -> Subscribe | Update | Pause | Resume | Unsubscribe | ListGenerators:

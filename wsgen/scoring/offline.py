@@ -30,6 +30,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from wsgen.engine import InvalidParams, UnknownGenerator, create
 from wsgen.engine.composite import create_composite
 from wsgen.engine.injectors import INJECTORS
+from wsgen.engine.params import brief_value, error_details
 from wsgen.protocol.messages import Seed, _window
 from wsgen.scoring.figures import PROFILES, ScoringError, score
 from wsgen.errors import WsgenError
@@ -87,14 +88,7 @@ class Definition(BaseModel):
 
 
 def _details(exc: ValidationError) -> list[dict[str, Any]]:
-    out = []
-    for err in exc.errors(include_url=False)[:20]:
-        value = err.get("input")
-        if isinstance(value, (dict, list)):
-            value = f"<{type(value).__name__}>"
-        msg = err["msg"].removeprefix("Value error, ")
-        out.append({"field": ".".join(map(str, err["loc"])) or "definition", "value": value, "message": msg})
-    return out
+    return error_details(exc, "definition", value=brief_value, limit=20)
 
 
 def parse(data: dict[str, Any]) -> Definition:
