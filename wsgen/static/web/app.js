@@ -51,6 +51,9 @@
     renderTimer: null,
     chartStreams: [],          // streams in the chart, in series order
     preset: "demo",            // a new stream's form starts from: "demo" (the catalogue's lively values) | "defaults"
+    handlers: {},              // other modules' server messages, by type (watch.js: watching, detections, score ...)
+    drawHooks: [],             // other modules' chart layers, called with the uPlot after each draw
+    openHooks: [],             // called when the WebSocket (re)opens
   };
 
   /** One subscription: its settings, what the server confirmed, and a rolling window of samples. */
@@ -208,6 +211,7 @@
       setState("open");
       send({ type: "list" });
       resubscribeAll();
+      for (const hook of app.openHooks) hook();
     };
     ws.onmessage = (ev) => {
       if (ws !== app.ws) return;
@@ -349,7 +353,8 @@
         onServerError(msg, s);
         break;
       default:
-        // A newer server may send more; ignore what we do not know.
+        // Another module's message (watch.js); a newer server may send more: ignore what we do not know.
+        app.handlers[msg.type]?.(msg, raw);
         break;
     }
   }
@@ -987,7 +992,7 @@
       axes: [{ stroke: "#444", grid: { stroke: "#eee" } }, { stroke: "#444", grid: { stroke: "#eee" }, size: 60 }],
       legend: { live: true },
       cursor: { drag: { x: false, y: false } },
-      hooks: { draw: [drawMarkers], drawAxes: [drawBands] },
+      hooks: { draw: [drawMarkers, (u) => { for (const hook of app.drawHooks) hook(u); }], drawAxes: [drawBands] },
     };
     const box = $("chart");
     box.replaceChildren();
@@ -1136,6 +1141,19 @@
       app.streams.delete(id);
       return null;
     },
+    /** Subscribe to `generator` (a name, with `params`) from `startSeq`, as stream `id`
+     * (a watched detector's stream, watch.js); the id, or null if not sent. */
+    startFrom(id, generator, params, seed, startSeq) {
+      const used = new Set([...app.streams.values()].map((x) => x.color));
+      const color = COLORS.find((c) => !used.has(c)) ?? COLORS[app.nextNumber % COLORS.length];
+      const s = new Stream(id, generator, params, seed, color);
+      s.anomalous = true;
+      app.streams.set(id, s);
+      if (send(subscribeMessage(s, startSeq))) { renderStreamList(); return id; }
+      app.streams.delete(id);
+      return null;
+    },
+    scheduleRender,
     subscribeMessage,
     selectedStream: () => app.streams.get(app.selected) ?? null,
     formValues,
