@@ -12,7 +12,7 @@ import json
 import pytest
 from websockets.sync.client import connect
 
-from test_browser import ARTIFACTS, browser, js, wait_for  # noqa: F401  (browser: a fixture)
+from test_browser import ARTIFACTS, browser, click, js, wait_for  # noqa: F401  (browser: a fixture)
 from servers import ThreadedServer
 
 pytestmark = pytest.mark.timeout(120)
@@ -111,5 +111,49 @@ def test_bad_watch_token_is_an_error_on_the_page(browser):   # noqa: F811
         browser.get(f"{srv.http_url}/?watch=no-such-token&id=x")
         err = wait_for(browser, "window.wsgen && window.wsgen.errors().length && window.wsgen.errors()[0]")
         assert err["code"] == "unknown_id" and "watch token" in err["message"]
-        assert js(browser, "return window.wsgen.watch.status") == "watching…"
+        assert wait_for(browser, "window.wsgen.watch.status") == "refused (unknown_id)"
         assert js(browser, "return window.wsgen.streams()") == []
+
+
+SPEC = {"interval": 0.05, "base": {"kind": "sine", "params": {"amplitude": 2, "frequency": 0.5}, "offset": 10},
+        "noise": {"kind": "normal", "std_dev": 0.1},
+        "anomalies": [{"kind": "spike", "placement": {"mode": "periodic", "every": 1}, "height": 4}]}
+
+
+def test_page_watches_a_detector_on_a_composition(browser):   # noqa: F811
+    with ThreadedServer() as srv, connect(srv.url) as owner:
+        owner.send(json.dumps({"type": "subscribe", "id": "c", "generator": SPEC, "seed": 11, "speed": 4,
+                               "score": {"window": "events", "probation": 0}}))
+        token = reply(owner, "subscribed")["score"]["watch"]
+        values: dict[int, float] = {}
+        labels: dict[int, bool] = {}
+        while max(values, default=-1) < 60:
+            msg = reply(owner, "data")
+            for k, (v, lab) in enumerate(zip(msg["values"], msg["labels"])):
+                values[msg["seq"] + k], labels[msg["seq"] + k] = v, lab
+        owner.send(json.dumps({"type": "pause", "id": "c"}))
+        reply(owner, "paused")
+        hits = [s for s in sorted(labels) if labels[s] and s <= 50][:2]
+        alarms = sorted(hits + [5])
+        owner.send(json.dumps({"type": "detect", "id": "c", "seqs": alarms}))
+        reply(owner, "detected")
+        owner.send(json.dumps({"type": "score", "id": "c"}))
+        theirs = reply(owner, "score")
+        assert theirs["events"]["detected"] == 2 and theirs["events"]["false_positives"] == (0 if labels[5] else 1)
+
+        # this time from the panel: paste the token, name it, press Watch
+        browser.get(f"{srv.http_url}/")
+        wait_for(browser, "window.wsgen && window.wsgen.state === 'open'", what="the page connected")
+        js(browser, "document.getElementById('watch-token').value = arguments[0]; "
+                    "document.getElementById('watch-name').value = 'composed'", token)
+        click(browser, "watch-start")
+        wait_for(browser, "window.wsgen && window.wsgen.watch.status === 'watching'", what="the page watches")
+        wait_for(browser, "window.wsgen.stream('composed').lastSeq >= 55", timeout=30)
+        got = js(browser, "return window.wsgen.lastValues('composed')")
+        assert [g["value"] for g in got] == [values[g["seq"]] for g in got]
+        assert [g["label"] for g in got] == [labels[g["seq"]] for g in got]
+        assert wait_for(browser, "window.wsgen.watch.alarmsDrawn().length === 3 && window.wsgen.watch.alarmsDrawn()") \
+            == alarms
+        wait_for(browser, "window.wsgen.watch.figures()")
+        assert figures(js(browser, "return window.wsgen.watch.figures()")) == figures(theirs)
+        assert js(browser, "return window.wsgen.errors()") == []

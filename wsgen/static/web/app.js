@@ -351,6 +351,7 @@
         break;
       case "error":
         onServerError(msg, s);
+        app.handlers.error?.(msg);
         break;
       default:
         // Another module's message (watch.js); a newer server may send more: ignore what we do not know.
@@ -1141,12 +1142,14 @@
       app.streams.delete(id);
       return null;
     },
-    /** Subscribe to `generator` (a name, with `params`) from `startSeq`, as stream `id`
-     * (a watched detector's stream, watch.js); the id, or null if not sent. */
+    /** Subscribe to `generator` (a name, with `params`; "composite": `params` is the spec) from
+     * `startSeq`, as stream `id` (a watched detector's stream, watch.js); the id, or null if not sent. */
     startFrom(id, generator, params, seed, startSeq) {
       const used = new Set([...app.streams.values()].map((x) => x.color));
       const color = COLORS.find((c) => !used.has(c)) ?? COLORS[app.nextNumber % COLORS.length];
-      const s = new Stream(id, generator, params, seed, color);
+      const composite = generator === "composite";
+      const s = new Stream(id, generator, composite ? {} : params, seed, color);
+      if (composite) s.spec = params;
       s.anomalous = true;
       app.streams.set(id, s);
       if (send(subscribeMessage(s, startSeq))) { renderStreamList(); return id; }

@@ -86,7 +86,7 @@
     w.of = of;
     w.status = "watching";
     if (!app.streams.has(w.streamId)) {
-      if (typeof of.generator !== "string" || !app.catalogue.has(of.generator)) {
+      if (of.generator !== "composite" && !app.catalogue.has(of.generator)) {
         w.status = `watching (its stream ${JSON.stringify(of.generator)} cannot be drawn here)`;
       } else {
         page.startFrom(w.streamId, of.generator, of.params, seed, of.first);
@@ -121,9 +121,16 @@
     renderPanel();
   };
 
+  // The watch refused (unknown_id: no such token, or the owner is gone): shown in the error box, and here.
+  app.handlers.error = (msg) => {
+    if (!w || msg.id !== w.watchId || w.status === "watching") return;
+    w.status = `refused (${msg.code})`;
+    renderPanel();
+  };
+
   // After a reconnect the server forgot the watch: ask again (the owner may be gone: then an unknown_id error).
   app.openHooks.push(() => {
-    if (!w || w.status.startsWith("ended")) return;
+    if (!w || w.status.startsWith("ended") || w.status.startsWith("refused")) return;
     clearInterval(w.timer);
     w.status = "watching…";
     sendWatch();
