@@ -172,16 +172,17 @@ class _SubParser(argparse.ArgumentParser):
         return namespace, []
 
 
-def _speed(text: str) -> float | str:
-    if text == "max":
-        return "max"
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"speed must be a number or 'max', got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("speed must be > 0")
-    return value
+def _protocol_rule(rule: str):
+    """An argparse type: the protocol's text rule ``rule`` (``speed_from_text``
+    or ``seed_from_text`` of :mod:`wsgen.protocol.messages`); speed max stays "max"."""
+    def convert(text: str) -> float | int | str:
+        from wsgen.protocol import messages
+        try:
+            value = getattr(messages, rule)(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{exc}, got {text!r}") from None
+        return "max" if value == float("inf") else value
+    return convert
 
 
 def _positive(kind):
@@ -218,10 +219,12 @@ def configure_sub(parser: argparse.ArgumentParser) -> None:
                              "ndjson: {seq,t,value[,label]} per line")
     parser.add_argument("--count", type=_positive(int), help="stop after N samples")
     parser.add_argument("--duration", type=_positive(float), help="stop after S seconds")
-    parser.add_argument("--seed", type=int, help="seed of the random streams (default: drawn, shown on stderr)")
+    parser.add_argument("--seed", type=_protocol_rule("seed_from_text"),
+                        help="seed of the random streams (default: drawn, shown on stderr)")
     parser.add_argument("--url", default=default_url(), help="server address (env WSGEN_URL; default %(default)s)")
     _token_option(parser)
-    parser.add_argument("--speed", type=_speed, default=1.0, help="delivery speed factor, or 'max' (default 1)")
+    parser.add_argument("--speed", type=_protocol_rule("speed_from_text"), default=1.0,
+                        help="delivery speed factor, or 'max' (default 1)")
     parser.add_argument("--binary", action="store_true", help="binary frames on the wire (same values)")
     parser.add_argument("--backpressure", choices=["block", "drop"], default="block",
                         help="when this reader is slow, the server waits (block) or skips samples (drop)")

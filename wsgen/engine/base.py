@@ -31,11 +31,26 @@ from wsgen.engine.params import GeneratorParams, resolve_aliases, validate_param
 #: Seeds drawn by the server stay below 2**53 so JavaScript clients can hold
 #: them exactly; any integer in [0, 2**64) is accepted from users.
 SEED_DRAW_LIMIT = 2**53
+#: Seeds are integers in [0, SEED_LIMIT): the one seed rule, on every transport.
+SEED_LIMIT = 2**64
+SEED_RULE = "must be an integer in [0, 2**64)"
 
 
 def draw_seed() -> int:
     """A fresh random seed in [0, 2**53) from the OS entropy source."""
     return secrets.randbelow(SEED_DRAW_LIMIT)
+
+
+def check_seed(seed: int | None) -> int:
+    """``seed`` as an int, or a drawn one (:func:`draw_seed`) when None.
+
+    Raises ValueError unless ``seed`` is an integer in [0, 2**64).
+    """
+    if seed is None:
+        return draw_seed()
+    if not 0 <= int(seed) < SEED_LIMIT:
+        raise ValueError(f"seed {SEED_RULE}, got {seed!r}")
+    return int(seed)
 
 
 @dataclass(slots=True)
@@ -147,9 +162,7 @@ class Generator:
         if isinstance(params, GeneratorParams):
             params = params.model_dump()
         self.params: GeneratorParams = validate_params(self.Params, dict(params or {}))
-        if seed is not None and not (0 <= int(seed) < 2**64):
-            raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
-        self.seed: int = draw_seed() if seed is None else int(seed)
+        self.seed: int = check_seed(seed)
         self.seq: int = 0
         self._ahead: np.ndarray | None = None   # values rendered ahead from _ahead_seq (render_ahead)
         self._ahead_seq = 0

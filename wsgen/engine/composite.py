@@ -83,7 +83,7 @@ import numpy as np
 from pydantic import Discriminator, Field, Tag, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from wsgen.engine.base import Block, Generator, draw_seed
+from wsgen.engine.base import Block, Generator, check_seed
 from wsgen.engine.faults import FAULTS, Faults, FaultSet
 from wsgen.engine.fields import MAX_LEVEL, interval, level
 from wsgen.engine.injectors import (CHUNK, INJECTORS, Blockers, MAX_BLOCKED_LENGTH, MAX_INJECTORS, PLACEMENT_MODES, STATEFUL_KINDS, AnyInjector, BlockContext,
@@ -440,15 +440,14 @@ def composition_seed(seed: int | None, start_seq: int) -> int:
     """The seed a composition runs with (``seed``, or one drawn), after
     checking ``seed`` in [0, 2**64) and ``start_seq`` in [0, MAX_START_SEQ]
     (ValueError; InvalidParams naming ``start_seq`` past the limit)."""
-    if seed is not None and not (0 <= int(seed) < 2**64):
-        raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
+    seed = check_seed(seed)
     if int(start_seq) < 0:
         raise ValueError(f"start_seq must be >= 0, got {start_seq!r}")
     if int(start_seq) > MAX_START_SEQ:
         raise InvalidParams([{"field": "start_seq", "value": int(start_seq), "message":
                               f"a composition resumes at most {MAX_START_SEQ} samples in (its events are "
                               "replayed to get there)"}])
-    return draw_seed() if seed is None else int(seed)
+    return seed
 
 
 

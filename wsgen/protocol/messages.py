@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError,
                       model_validator)
+from wsgen.engine.base import SEED_LIMIT, SEED_RULE
 from wsgen.engine.params import brief_value, error_details
 from wsgen.errors import WsgenError
 
@@ -35,18 +37,47 @@ NAMED_ERROR_CODES = ("unknown_stream", "forbidden", "too_late", "not_supported",
 
 SubscriptionId = Annotated[str, Field(min_length=1, max_length=128, description="The client's name for the subscription")]
 StreamName = Annotated[str, Field(min_length=1, max_length=128, description="A named stream, e.g. plant/boiler-3/temperature")]
-Seed = Annotated[int, Field(ge=0, lt=2**64, description="Seed of the random streams, in [0, 2**64)")]
+Seed = Annotated[int, Field(ge=0, lt=SEED_LIMIT, description="Seed of the random streams, in [0, 2**64)")]
 
 
 #: The largest numeric delivery speed-up (``speed``; ``"max"`` is beyond it), on every transport.
 MAX_SPEED_FACTOR = 1e6
+SPEED_RULE = 'must be a number in (0, 1e6] or "max"'
+_SEED_TEXT = re.compile(r"\+?[0-9]{1,20}")
+
 
 def _speed(value: Any) -> float:
     if value == "max":
         return math.inf
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value <= MAX_SPEED_FACTOR):
-        raise ValueError('speed must be a number in (0, 1e6] or "max"')
+        raise ValueError(f"speed {SPEED_RULE}")
     return float(value)
+
+
+def speed_from_text(text: str) -> float:
+    """The speed-up written as text (an HTTP query, a command line):
+    ``max`` (any case) is ``inf``, else a number in (0, 1e6].
+
+    Raises ValueError (``speed must be ...``) otherwise; the same rule as
+    the ``speed`` field of ``subscribe``.
+    """
+    text = text.strip()
+    if text.lower() == "max":
+        return math.inf
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"speed {SPEED_RULE}") from None
+    return _speed(value)
+
+
+def seed_from_text(text: str) -> int:
+    """A seed written as text (decimal digits, an optional ``+``): an
+    integer in [0, 2**64). Raises ValueError (``seed must be ...``)
+    otherwise; the same rule as ``Seed`` (:func:`wsgen.engine.base.check_seed`)."""
+    if not _SEED_TEXT.fullmatch(text.strip()) or int(text) >= SEED_LIMIT:
+        raise ValueError(f"seed {SEED_RULE}")
+    return int(text)
 
 
 def _generator(value: Any) -> str | dict:

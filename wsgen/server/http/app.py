@@ -92,7 +92,8 @@ from wsgen.server.http.cors import install_cors
 from wsgen.engine import ANOMALY_KINDS, GENERATORS, GeneratorSpec, InvalidParams, catalogue, create, validate_params
 from wsgen.engine.composite import CompositionSpec, composition_catalogue, create_composite, validate_spec
 from wsgen.engine.pacing import Pacer
-from wsgen.protocol.messages import MAX_SPEED_FACTOR
+from wsgen.protocol.messages import (MAX_SPEED_FACTOR, SEED_LIMIT, SEED_RULE, SPEED_RULE, seed_from_text,
+                                     speed_from_text)
 
 __all__ = ["CONTROLS", "StreamRegistry", "create_app"]
 
@@ -102,7 +103,6 @@ MAX_SPEC_BYTES = 1 << 20
 #: ``maxLength`` the OpenAPI document gives a list parameter's text (keeps
 #: generated URLs under the HTTP server's request-line limit; not enforced).
 LIST_PARAM_TEXT_MAX = 1000
-#: Largest ``speed`` accepted (as on the WebSocket path); ``max`` = unpaced.
 #: Largest ``start_seq`` (and ``count``): integers JavaScript holds exactly.
 MAX_SEQ = 2**53
 #: Longest ``duration`` of a stream, in seconds (about 31 years).
@@ -114,7 +114,7 @@ _INT = re.compile(r"\+?[0-9]{1,20}")
 
 #: Stream controls: name -> (OpenAPI schema, description).
 CONTROLS: dict[str, tuple[dict[str, Any], str]] = {
-    "seed": ({"type": "integer", "minimum": 0, "maximum": 2**64 - 1},
+    "seed": ({"type": "integer", "minimum": 0, "maximum": SEED_LIMIT - 1},
              "Seed of the random streams, in [0, 2**64). Omitted: one is drawn and returned in the "
              "X-Wsgen-Seed response header. Same name, parameters and seed: same values, here and over "
              "WebSocket."),
@@ -242,19 +242,11 @@ def _parse_float(value: str) -> float | None:
 
 def _parse_control(name: str, value: str, opts: _Options) -> str | None:
     """Store control ``name`` in ``opts``; return an error message or None."""
-    if name == "seed":
-        n = _parse_int(value, 0, 2**64 - 1)
-        if n is None:
-            return "must be an integer in [0, 2**64)"
-        opts.seed = n
-    elif name == "speed":
-        if value.strip().lower() == "max":
-            opts.speed = math.inf
-        else:
-            x = _parse_float(value)
-            if x is None or not 0 < x <= MAX_SPEED_FACTOR:
-                return 'must be a number in (0, 1e6] or "max"'
-            opts.speed = x
+    if name in ("seed", "speed"):       # the protocol's rules (wsgen.protocol.messages)
+        try:
+            setattr(opts, name, seed_from_text(value) if name == "seed" else speed_from_text(value))
+        except ValueError:
+            return SEED_RULE if name == "seed" else SPEED_RULE
     elif name == "count":
         n = _parse_int(value, 1, MAX_SEQ)
         if n is None:
