@@ -22,7 +22,7 @@ from urllib.parse import unquote
 from websockets.asyncio.server import Server, serve
 
 from wsgen.streams import controlplane
-from wsgen.server.config import Settings
+from wsgen.server.config import Settings, settings_from_args
 from wsgen.streams.scenario import ScenarioError
 from wsgen.server.metrics import Metrics
 from wsgen.server.liveness import WriteDeadline, http_protocol_class
@@ -275,23 +275,11 @@ def configure_logging(level: str) -> None:
 
 
 def run(args) -> int:
-    """Entry point of ``wsgen serve`` (argparse namespace from the CLI)."""
-    settings = Settings(host=args.host, port=args.port, http_port=args.http_port, log_level=args.log_level,
-                        max_connections=args.max_connections, max_subscriptions=args.max_subscriptions,
-                        min_interval_s=args.min_interval, max_message_bytes=args.max_message_bytes,
-                        tick_s=args.tick, align_s=args.align, graceful_timeout_s=args.graceful_timeout,
-                        max_connections_per_ip=args.max_connections_per_ip, token=args.token or None,
-                        max_http_connections=args.max_http_connections,
-                        http_header_timeout_s=args.http_header_timeout, drain_delay_s=args.drain_delay,
-                        allow_origins=list(args.allow_origin or []),
-                        allow_hosts=list(getattr(args, "allow_host", None) or []),
-                        write_timeout_s=args.write_timeout, ping_interval_s=args.ping_interval,
-                        ping_timeout_s=args.ping_timeout,
-                        scenario=args.scenario, admin_token=args.admin_token or None,
-                        redis_url=args.redis_url or None, update_margin_s=args.update_margin,
-                        data_dir=getattr(args, "data_dir", None), max_upload_bytes=getattr(args, "max_upload_bytes", 16 << 20))
+    """Entry point of ``wsgen serve`` (argparse namespace from the CLI, whose
+    options ``wsgen.server.config.Settings`` declares)."""
+    settings = settings_from_args(args)
     from wsgen.server.workers import resolve_workers, supervise
-    workers = resolve_workers(args.workers)
+    workers = resolve_workers(settings.workers)
     if workers > 1 and (settings.scenario or settings.admin_token) and not settings.redis_url:
         # each worker would keep its own log: other origins, changes seen by one worker only
         print("wsgen: cannot start: named streams (--scenario, --admin-token) with --workers need --redis-url, "
@@ -299,7 +287,7 @@ def run(args) -> int:
         return 2
     if workers > 1:
         return supervise(settings, workers)
-    configure_logging(args.log_level)
+    configure_logging(settings.log_level)
     try:
         return asyncio.run(serve_forever(settings))
     except (OSError, ScenarioError) as exc:
