@@ -331,6 +331,7 @@
           }
           break;
         }
+        if (s.quietUpdates > 0) { s.quietUpdates -= 1; break; }   // a speed change of watch.js: no marker
         onUpdated(s, msg);
         break;
       case "paused":
@@ -1143,8 +1144,9 @@
       return null;
     },
     /** Subscribe to `generator` (a name, with `params`; "composite": `params` is the spec) from
-     * `startSeq`, as stream `id` (a watched detector's stream, watch.js); the id, or null if not sent. */
-    startFrom(id, generator, params, seed, startSeq) {
+     * `startSeq` at `speed` (default 1), as stream `id` (a watched detector's stream, watch.js); the id,
+     * or null if not sent. */
+    startFrom(id, generator, params, seed, startSeq, speed = null) {
       const used = new Set([...app.streams.values()].map((x) => x.color));
       const color = COLORS.find((c) => !used.has(c)) ?? COLORS[app.nextNumber % COLORS.length];
       const composite = generator === "composite";
@@ -1152,7 +1154,9 @@
       if (composite) s.spec = params;
       s.anomalous = true;
       app.streams.set(id, s);
-      if (send(subscribeMessage(s, startSeq))) { renderStreamList(); return id; }
+      const msg = subscribeMessage(s, startSeq);
+      if (speed !== null) msg.speed = speed;
+      if (send(msg)) { renderStreamList(); return id; }
       app.streams.delete(id);
       return null;
     },

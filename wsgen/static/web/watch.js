@@ -15,6 +15,7 @@
 
   const SCORE_EVERY_MS = 1000;
   const ALARM_COLOR = "#111";
+  const CATCH_UP_SPEED = 10;   // the page's stream runs this much faster until it reaches the owner's last seq
 
   // The one watch of the page: {token, name, watchId, streamId, alarms: Set, figures, status, timer}.
   let w = null;
@@ -89,7 +90,11 @@
       if (of.generator !== "composite" && !app.catalogue.has(of.generator)) {
         w.status = `watching (its stream ${JSON.stringify(of.generator)} cannot be drawn here)`;
       } else {
-        page.startFrom(w.streamId, of.generator, of.params, seed, of.first);
+        // From the owner's first seq, or one chart window before its last; at CATCH_UP_SPEED until
+        // a score reply says the owner is no further (then speed 1: the owner's speed is not known).
+        const from = Math.max(of.first, msg.last + 1 - app.windowSize);
+        w.catchingUp = msg.last >= from;
+        page.startFrom(w.streamId, of.generator, of.params, seed, from, w.catchingUp ? CATCH_UP_SPEED : null);
       }
     }
     clearInterval(w.timer);
@@ -110,11 +115,22 @@
   app.handlers.score = (msg) => {
     if (!w || msg.id !== w.watchId) return;
     w.figures = msg;
+    const s = app.streams.get(w.streamId);
+    if (w.catchingUp && s && s.lastSeq !== null && s.lastSeq >= msg.last) endCatchUp();
     renderPanel();
   };
 
+  function endCatchUp() {
+    const s = app.streams.get(w.streamId);
+    w.catchingUp = false;
+    if (!s || app.state !== "open") return;
+    s.quietUpdates = (s.quietUpdates ?? 0) + 1;
+    page.send({ type: "update", id: w.streamId, speed: 1 });
+  }
+
   app.handlers.unwatched = (msg) => {
     if (!w || msg.id !== w.watchId) return;
+    if (w.catchingUp) endCatchUp();
     clearInterval(w.timer);
     if (msg.score) w.figures = msg.score;       // the final figures
     w.status = `ended (${msg.reason})`;
@@ -186,6 +202,7 @@
     get active() { return Boolean(w); },
     get status() { return w ? w.status : null; },
     get streamId() { return w ? w.streamId : null; },
+    get catchingUp() { return w ? Boolean(w.catchingUp) : null; },
     alarms: () => (w ? [...w.alarms].sort((a, b) => a - b) : []),
     alarmsDrawn: () => (w ? w.drawn.slice() : []),
     figures: () => (w ? w.figures : null),
