@@ -162,3 +162,28 @@ def test_page_watches_a_detector_on_a_composition(browser):   # noqa: F811
         wait_for(browser, "window.wsgen.watch.figures()")
         assert figures(js(browser, "return window.wsgen.watch.figures()")) == figures(theirs)
         assert js(browser, "return window.wsgen.errors()") == []
+
+
+def test_page_watching_a_detector_far_ahead_starts_one_window_back(browser):   # noqa: F811
+    with ThreadedServer() as srv, connect(srv.url) as owner:
+        owner.send(json.dumps({"type": "subscribe", "id": "d", "generator": "periodic-spike", "seed": 3,
+                               "params": {"spike_interval": 1, "interval": 0.05}, "speed": 20,
+                               "score": {"window": 5, "probation": 0}}))
+        token = reply(owner, "subscribed")["score"]["watch"]
+        values: dict[int, float] = {}
+        while max(values, default=-1) < 700:
+            reply(owner, "data", values)
+        owner.send(json.dumps({"type": "pause", "id": "d"}))
+        last = reply(owner, "paused", values)["seq"] - 1
+        owner.send(json.dumps({"type": "detect", "id": "d", "seqs": [150, last - 100, last - 1]}))
+        reply(owner, "detected")
+        browser.get(f"{srv.http_url}/?watch={token}&id=far")
+        wait_for(browser, "window.wsgen && window.wsgen.watch.status === 'watching'", what="the page watches")
+        assert js(browser, "return window.wsgen.watch.from") == last + 1 - 500     # the chart window: 500
+        wait_for(browser, "window.wsgen.watch.catchingUp === false", timeout=30)
+        got = [g for g in js(browser, "return window.wsgen.lastValues('far')") if g["seq"] in values]
+        assert len(got) >= 100 and [g["value"] for g in got] == [values[g["seq"]] for g in got]
+        # 150 is before the page's stream: not drawn; the other two are
+        assert wait_for(browser, "window.wsgen.watch.alarmsDrawn().length === 2 && window.wsgen.watch.alarmsDrawn()") \
+            == [last - 100, last - 1]
+        assert js(browser, "return window.wsgen.watch.alarms()") == [150, last - 100, last - 1]

@@ -94,6 +94,7 @@
         // a score reply says the owner is no further (then speed 1: the owner's speed is not known).
         const from = Math.max(of.first, msg.last + 1 - app.windowSize);
         w.catchingUp = msg.last >= from;
+        w.from = from;
         page.startFrom(w.streamId, of.generator, of.params, seed, from, w.catchingUp ? CATCH_UP_SPEED : null);
       }
     }
@@ -203,6 +204,7 @@
     get status() { return w ? w.status : null; },
     get streamId() { return w ? w.streamId : null; },
     get catchingUp() { return w ? Boolean(w.catchingUp) : null; },
+    get from() { return w ? w.from ?? null : null; },
     alarms: () => (w ? [...w.alarms].sort((a, b) => a - b) : []),
     alarmsDrawn: () => (w ? w.drawn.slice() : []),
     figures: () => (w ? w.figures : null),
