@@ -339,3 +339,23 @@ def test_sub_and_list_take_a_bearer_token_from_the_option_or_the_environment():
                            env={**env, "WSGEN_TOKEN": token}, stdin=subprocess.DEVNULL)
         assert r.returncode == 0, r.stderr
         assert {g["name"] for g in json.loads(r.stdout)} >= {"sine", "normal", "clustered"}
+
+
+def test_output_rows_are_the_http_rows_with_skipped_seqs():
+    """wsgen sub's csv/ndjson rows come from wsgen.protocol.lines (as over
+    HTTP), with each sample's own seq when a joined block skips some, and no
+    label column when labels are not wanted."""
+    from wsgen.client import Block
+    block = Block(seq=10, t=1700000000.0, dt=0.5, values=np.array([0.25, -1.5, 3.0]),
+                  labels=np.array([False, True, False]), id="a",
+                  explicit_seqs=np.array([10, 11, 14]),
+                  explicit_timestamps=np.array([1700000000.0, 1700000000.5, 1700000002.0]))
+    out = io.StringIO()
+    subscriber.Output("csv", out, labels=True).write(block)
+    assert out.getvalue() == ("seq,t,value,label\n10,1700000000.000000,0.25,false\n"
+                              "11,1700000000.500000,-1.5,true\n14,1700000002.000000,3.0,false\n")
+    out = io.StringIO()
+    subscriber.Output("ndjson", out, labels=False).write(block)
+    assert [json.loads(line) for line in out.getvalue().splitlines()] == [
+        {"seq": 10, "t": 1700000000.0, "value": 0.25}, {"seq": 11, "t": 1700000000.5, "value": -1.5},
+        {"seq": 14, "t": 1700000002.0, "value": 3.0}]

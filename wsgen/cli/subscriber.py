@@ -61,6 +61,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
 import shlex
 import signal
@@ -290,10 +291,9 @@ class Output:
             if self.channels:
                 from wsgen.protocol.channel_lines import header
                 self.stream.write(header("csv", self.channels).decode())
-            elif self._composite is not None:
-                self.stream.write("seq,t,value,label,events\n")
             else:
-                self.stream.write("seq,t,value,label\n" if self.labels else "seq,t,value\n")
+                from wsgen.protocol.lines import header
+                self.stream.write(header("csv", bool(self.labels), events=self._composite is not None).decode())
 
     def write(self, block) -> None:
         if not self._started:
@@ -302,26 +302,14 @@ class Output:
             self.stream.write(self._composite(block, block.timestamps).decode("utf-8"))
             self.stream.flush()
             return
-        values = block.values.tolist()
-        if self.fmt == "text":
-            text = "".join("null\n" if v != v else f"{v!r}\n" for v in values)
-        else:
-            seqs = block.seqs.tolist()
-            times = block.timestamps.tolist()
-            labels = block.labels.tolist() if (self.labels and block.labels is not None) else None
-            if self.fmt == "csv":
-                if labels is None:
-                    text = "".join(f"{s},{t!r},{v!r}\n" for s, t, v in zip(seqs, times, values))
-                else:
-                    text = "".join(f"{s},{t!r},{v!r},{'true' if lb else 'false'}\n"
-                                   for s, t, v, lb in zip(seqs, times, values, labels))
-            else:
-                if labels is None:
-                    rows = ({"seq": s, "t": t, "value": v} for s, t, v in zip(seqs, times, values))
-                else:
-                    rows = ({"seq": s, "t": t, "value": v, "label": lb}
-                            for s, t, v, lb in zip(seqs, times, values, labels))
-                text = "".join(orjson.dumps(r).decode() + "\n" for r in rows)
+        if self.fmt == "text":      # full precision (the HTTP text has three decimals)
+            text = "".join("null\n" if v != v else f"{v!r}\n" for v in block.values.tolist())
+        else:                       # the HTTP rows (wsgen.protocol.lines)
+            from wsgen.protocol import lines
+            if not self.labels and block.labels is not None:
+                block = dataclasses.replace(block, labels=None)
+            encode = lines.csv if self.fmt == "csv" else lines.ndjson
+            text = encode(block, block.timestamps, block.seqs).decode("ascii")
         self.stream.write(text)
         self.stream.flush()
 

@@ -1,4 +1,5 @@
-"""Line formats of the HTTP streams: pure functions from samples to bytes.
+"""Line formats of the HTTP streams and of ``wsgen sub``: pure functions
+from samples to bytes.
 
 Each format turns a :class:`~wsgen.engine.Block` (and, where the format
 carries them, the stream times of its samples) into the bytes of one HTTP
@@ -129,9 +130,10 @@ def text(values: np.ndarray) -> bytes:
     return (_repeat("%.3f\n", m) % tuple(values.tolist())).encode("ascii")
 
 
-def _rows(block: Block, times: np.ndarray, plain: str, labelled: str) -> tuple[str, tuple]:
+def _rows(block: Block, times: np.ndarray, plain: str, labelled: str,
+          seqs: np.ndarray | None = None) -> tuple[str, tuple]:
     m = len(block)
-    seqs = range(block.seq, block.seq + m)
+    seqs = range(block.seq, block.seq + m) if seqs is None else seqs.tolist()
     if block.labels is None:
         cols = (seqs, times.tolist(), block.values.tolist())
         row = plain
@@ -141,19 +143,21 @@ def _rows(block: Block, times: np.ndarray, plain: str, labelled: str) -> tuple[s
     return row, tuple(chain.from_iterable(zip(*cols)))
 
 
-def ndjson(block: Block, times: np.ndarray) -> bytes:
-    """One JSON object per line (see the module docstring)."""
+def ndjson(block: Block, times: np.ndarray, seqs: np.ndarray | None = None) -> bytes:
+    """One JSON object per line (see the module docstring). ``seqs``: each
+    sample's seq when they are not ``block.seq, block.seq + 1, ...``."""
     if not len(block):
         return b""
-    row, args = _rows(block, times, _JSON_ROW + "\n", _JSON_ROW_LABEL + "\n")
+    row, args = _rows(block, times, _JSON_ROW + "\n", _JSON_ROW_LABEL + "\n", seqs)
     return (_repeat(row, len(block)) % args).encode("ascii")
 
 
-def csv(block: Block, times: np.ndarray) -> bytes:
-    """CSV rows ``seq,t,value[,label]`` (the header comes from :func:`header`)."""
+def csv(block: Block, times: np.ndarray, seqs: np.ndarray | None = None) -> bytes:
+    """CSV rows ``seq,t,value[,label]`` (the header comes from :func:`header`);
+    ``seqs`` as for :func:`ndjson`."""
     if not len(block):
         return b""
-    row, args = _rows(block, times, _CSV_ROW, _CSV_ROW_LABEL)
+    row, args = _rows(block, times, _CSV_ROW, _CSV_ROW_LABEL, seqs)
     return (_repeat(row, len(block)) % args).encode("ascii")
 
 
