@@ -91,6 +91,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from wsgen.engine.base import SEED_DRAW_LIMIT
 from wsgen.protocol.encoding import decode_binary
+from wsgen.protocol.messages import speed_to_wire
 from wsgen.errors import WsgenError
 
 __all__ = ["Block", "Client", "ClientClosed", "ConnectionLost", "DEFAULT_URL", "Subscription", "SyncClient",
@@ -265,12 +266,6 @@ def _block_from_binary(frame: bytes) -> Block:
     return Block(f.seq, f.t, f.dt, f.values.copy(), f.labels, f.id, float(f.lag), f.skipped)
 
 
-def _speed_to_wire(speed: float | str) -> float | str:
-    if speed == "max" or (isinstance(speed, float) and math.isinf(speed)):
-        return "max"
-    return speed
-
-
 # -- subscriptions -------------------------------------------------------------
 
 _END = object()
@@ -334,7 +329,7 @@ class Subscription:
         # ``_n_at_slot``: samples of the message at ``_slot`` seen on this connection
         self._slot, self._have, self._n_at_slot = start_seq, 0, 0
         self.seed = seed
-        self.speed = _speed_to_wire(speed)
+        self.speed = speed_to_wire(speed)
         self.backpressure = backpressure
         self.encoding = encoding
         self.interval: float | None = None
@@ -499,7 +494,7 @@ class Subscription:
         """
         msg: dict[str, Any] = {"type": "update", "id": self.id, "params": {**dict(params or {}), **changes}}
         if speed is not None:
-            msg["speed"] = _speed_to_wire(speed)
+            msg["speed"] = speed_to_wire(speed)
         reply = await self._client._request(msg)
         return int(reply["seq"])
 

@@ -394,5 +394,6 @@ def generators(catalogue: list[dict[str, Any]], composition: dict[str, Any] | No
     return msg
 
 
-def speed_to_wire(speed: float) -> float | str:
-    return "max" if math.isinf(speed) else speed
+def speed_to_wire(speed: float | str) -> float | str:
+    """A speed as the wire carries it: ``"max"`` for ``inf`` (or ``"max"``), else the number."""
+    return "max" if speed == "max" or (isinstance(speed, float) and math.isinf(speed)) else speed
