@@ -106,6 +106,11 @@ def error_details(exc: ValidationError, root: str, *,
     return out
 
 
+def summary(details: list[dict[str, Any]]) -> str:
+    """Error details in one line: ``field: message; field: message``."""
+    return "; ".join(f"{d['field']}: {d.get('message')}" for d in details)
+
+
 def resolve_aliases(model: type[GeneratorParams], data: Mapping[str, Any]) -> dict[str, Any]:
     """``data`` with each alias of ``model`` (``model.aliases``, e.g.
     ``data_interval``) renamed to its field (``interval``).

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError,
                       model_validator)
 from wsgen.engine.base import SEED_LIMIT, SEED_RULE
-from wsgen.engine.params import brief_value, error_details
+from wsgen.engine.params import brief_value, error_details, summary
 from wsgen.errors import WsgenError
 
 PROTOCOL_VERSION = 1
@@ -306,9 +306,23 @@ def parse_client_message(data: str | bytes) -> Subscribe | Update | Pause | Resu
             detail = errors[0]["msg"]
             raise ProtocolError(INVALID_JSON, f"message is not a JSON object ({detail}); "
                                 "send one JSON object with a \"type\" field per message") from None
-        details = _details(exc)
-        raise ProtocolError(INVALID_MESSAGE, "invalid message: " + "; ".join(
-            f"{d['field']}: {d['message']}" for d in details), _id_of(data), details) from None
+        raise invalid_message(exc, "invalid message", _id_of(data)) from None
+
+
+def invalid_message(exc: ValidationError, what: str, id: str | None = None) -> ProtocolError:
+    """An ``invalid_message`` error from a pydantic error: ``what: field:
+    message; ...`` with the details (:func:`_details`)."""
+    details = _details(exc)
+    return ProtocolError(INVALID_MESSAGE, f"{what}: {summary(details)}", id, details)
+
+
+def subscribe_from_url(message: dict[str, Any]) -> Subscribe:
+    """The ``subscribe`` a WebSocket URL's options make (``message``).
+    Raises :class:`ProtocolError` ``invalid_message`` naming each bad option."""
+    try:
+        return Subscribe.model_validate(message)
+    except ValidationError as exc:
+        raise invalid_message(exc, "invalid subscription options in the URL", message.get("id")) from None
 
 
 def _id_of(data: str | bytes) -> str | None:

@@ -326,21 +326,13 @@ class Session:
         params = {k: v for k, v in query.items() if (k not in URL_OPTIONS or k in fields) and k not in stream_keys}
         message = {"type": "subscribe", "id": name, "generator": name, "params": params, **options}
         try:
-            return self.apply(P.Subscribe.model_validate(message))
+            return self.apply(P.subscribe_from_url(message))
         except P.ProtocolError as exc:
             self.errors.append(exc.code)
             if any(d.get("message", "").startswith("unknown parameter") for d in exc.details or ()):
                 # in a URL, options sit beside the params: name them too
                 exc.message += "; the URL also takes the options " + ", ".join(URL_OPTIONS)
             return [exc.to_message()]
-        except Exception as exc:  # pydantic ValidationError on the options
-            from pydantic import ValidationError
-            if not isinstance(exc, ValidationError):
-                raise
-            details = P._details(exc)
-            self.errors.append(P.INVALID_MESSAGE)
-            return [P.error(P.INVALID_MESSAGE, "invalid subscription options in the URL: " + "; ".join(
-                f"{d['field']}: {d['message']}" for d in details), name, details)]
 
     # -- scheduling helpers for the I/O layer ---------------------------
     def next_due(self) -> float:

@@ -30,7 +30,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from wsgen.engine import InvalidParams, UnknownGenerator, create
 from wsgen.engine.composite import create_composite
 from wsgen.engine.injectors import INJECTORS
-from wsgen.engine.params import brief_value, error_details
+from wsgen.engine.params import brief_value, error_details, summary
 from wsgen.protocol.messages import Seed, _window
 from wsgen.scoring.figures import PROFILES, ScoringError, score
 from wsgen.errors import WsgenError
@@ -97,8 +97,7 @@ def parse(data: dict[str, Any]) -> Definition:
         return Definition.model_validate(data)
     except ValidationError as exc:
         details = _details(exc)
-        raise DefinitionError("invalid definition: " + "; ".join(f"{d['field']}: {d['message']}"
-                                                                 for d in details), details) from None
+        raise DefinitionError("invalid definition: " + summary(details), details) from None
 
 
 def read_csv(text: str) -> tuple[list[int], list[float] | None]:

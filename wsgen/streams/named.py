@@ -57,7 +57,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from wsgen.engine import Block, Generator, InvalidParams, UnknownGenerator, create, get_spec
 from wsgen.engine.composite import CompositeBlock, create_composite, merge_changes, validate_spec
-from wsgen.engine.params import validate_params
+from wsgen.engine.params import summary, validate_params
 from wsgen.engine.pacing import Pacer
 from wsgen.errors import WsgenError
 
@@ -360,8 +360,7 @@ class SharedStream:
                     parts = d["field"].split(".")
                     if len(parts) > 2 and parts[1].isdigit():
                         d["field"] = ".".join([parts[0], *parts[2:]])
-            raise NamedError(INVALID_PARAMS, f"invalid {op}: " + "; ".join(
-                f"{d['field']}: {d.get('message')}" for d in details), details) from None
+            raise NamedError(INVALID_PARAMS, f"invalid {op}: " + summary(details), details) from None
 
     def add_change(self, c: Change) -> tuple[Change, bool]:
         """Put a change from the log in place; returns it (with its seq made

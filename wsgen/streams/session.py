@@ -239,18 +239,10 @@ def subscribe_url(session: Session, name: str, query: Mapping[str, str]) -> list
         message[key] = int(value) if key == "start_seq" and value.isdigit() else \
             (value in ("1", "true")) if key == "batch" else value
     try:
-        return session.apply(P.Subscribe.model_validate(message))
+        return session.apply(P.subscribe_from_url(message))
     except P.ProtocolError as exc:
         session.errors.append(exc.code)
         return [exc.to_message()]
-    except Exception as exc:
-        from pydantic import ValidationError
-        if not isinstance(exc, ValidationError):
-            raise
-        details = P._details(exc)
-        session.errors.append(P.INVALID_MESSAGE)
-        return [P.error(P.INVALID_MESSAGE, "invalid subscription options in the URL: " + "; ".join(
-            f"{d['field']}: {d['message']}" for d in details), name, details)]
 
 
 def admin_ok(settings, given: str | None) -> bool:
