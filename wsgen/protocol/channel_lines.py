@@ -26,7 +26,6 @@ from typing import Any, Sequence
 import numpy as np
 
 from wsgen.engine import Block
-from wsgen.engine.faults import MAX_DELAY
 from wsgen.protocol.lines import FORMATS, CompositeFormatter
 
 _BOOL = ("false", "true")
@@ -65,15 +64,7 @@ class ChannelFormatter(CompositeFormatter):
         if times is None:
             raise ValueError(f"format {self.fmt!r} needs the stream times of the samples")
         seqs = np.asarray(block.seqs, dtype=np.int64)
-        for e in getattr(block, "events", None) or ():
-            if e["kind"] == "gap":
-                if e["last"] > self._gap_done:
-                    self._gaps.setdefault(e["id"], e)
-            else:
-                self._recent.setdefault(e["id"], e)
-        per_sample = self._assign(seqs)
-        horizon = block.seq - MAX_DELAY - 1      # a sample below it can no longer arrive
-        self._recent = {i: e for i, e in self._recent.items() if e["last"] >= horizon}
+        per_sample = self._events(block, seqs)
         labels = np.asarray(block.labels).reshape(values.shape).tolist()
         out: list[str] = []
         for s, t, row, lab, evs in zip(seqs.tolist(), times.tolist(), values.tolist(), labels, per_sample):

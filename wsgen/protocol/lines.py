@@ -223,16 +223,8 @@ class CompositeFormatter:
             raise ValueError(f"format {self.fmt!r} needs the stream times of the samples")
         seqs = np.asarray(getattr(block, "seqs", None) if getattr(block, "seqs", None) is not None
                           else np.arange(block.seq, block.seq + len(block)), dtype=np.int64)
-        for e in getattr(block, "events", None) or ():
-            if e["kind"] == "gap":
-                if e["last"] > self._gap_done:
-                    self._gaps.setdefault(e["id"], e)
-            else:
-                self._recent.setdefault(e["id"], e)
+        per_sample = self._events(block, seqs)
         m = len(seqs)
-        per_sample = self._assign(seqs)
-        horizon = block.seq - MAX_DELAY - 1      # a sample below it can no longer arrive
-        self._recent = {i: e for i, e in self._recent.items() if e["last"] >= horizon}
         if not m:
             return b""
         if self.fmt == "csv":
@@ -248,6 +240,20 @@ class CompositeFormatter:
         if self.fmt == "sse":
             cols.insert(0, cols[0])
         return (_repeat(_C_ROWS[self.fmt], m) % tuple(chain.from_iterable(zip(*cols)))).encode("ascii")
+
+    def _events(self, block: Block, seqs: np.ndarray) -> list[list[dict[str, Any]]]:
+        """Take in ``block``'s events; the events of each of its delivered
+        samples (``seqs``), forgetting those no later sample can lie in."""
+        for e in getattr(block, "events", None) or ():
+            if e["kind"] == "gap":
+                if e["last"] > self._gap_done:
+                    self._gaps.setdefault(e["id"], e)
+            else:
+                self._recent.setdefault(e["id"], e)
+        per_sample = self._assign(seqs)
+        horizon = block.seq - MAX_DELAY - 1      # a sample below it can no longer arrive
+        self._recent = {i: e for i, e in self._recent.items() if e["last"] >= horizon}
+        return per_sample
 
     def _assign(self, seqs: np.ndarray) -> list[list[dict[str, Any]]]:
         """The events of each delivered sample, sorted by (first, id)."""
