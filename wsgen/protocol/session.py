@@ -401,14 +401,20 @@ class Session:
             return P.error(P.INTERNAL_ERROR, "the server failed to handle this message (a bug, logged on "
                            "the server); the connection and its other subscriptions go on", msg.id)
 
-    def _check_subscribe(self, msg: P.Subscribe) -> None:
-        """The rules of a subscribe that need no generator (raises ProtocolError)."""
-        if msg.id is not None and msg.id in self.subscriptions:
-            raise P.ProtocolError(P.DUPLICATE_ID, f"subscription id {msg.id!r} is already in use on this "
-                                  "connection; unsubscribe it first or pick another id", msg.id)
+    def check_room(self, id: str | None) -> None:
+        """Whether a new subscription ``id`` fits: raises ProtocolError
+        ``duplicate_id`` (the id is in use) or ``limit_reached``
+        (``max_subscriptions`` already), for generators and named streams."""
+        if id is not None and id in self.subscriptions:
+            raise P.ProtocolError(P.DUPLICATE_ID, f"subscription id {id!r} is already in use on this "
+                                  "connection; unsubscribe it first or pick another id", id)
         if len(self.subscriptions) >= self.settings.max_subscriptions:
             raise P.ProtocolError(P.LIMIT_REACHED, f"at most {self.settings.max_subscriptions} subscriptions "
-                                  "per connection; unsubscribe one first", msg.id)
+                                  "per connection; unsubscribe one first", id)
+
+    def _check_subscribe(self, msg: P.Subscribe) -> None:
+        """The rules of a subscribe that need no generator (raises ProtocolError)."""
+        self.check_room(msg.id)
         if msg.batch and msg.encoding == "binary":
             raise P.ProtocolError(P.INVALID_MESSAGE, "batch groups JSON data messages; binary frames are "
                                   "sent one per subscription: use batch with encoding \"json\"", msg.id,

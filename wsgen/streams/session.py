@@ -191,12 +191,7 @@ def _on_subscribe(session: Session, msg: P.Subscribe) -> list[Any]:
         raise P.ProtocolError(P.INVALID_MESSAGE, "a named stream runs at the wall clock: speed must be 1",
                               msg.id, [{"field": "speed", "value": P.speed_to_wire(msg.speed),
                                         "message": "must be 1 for a named stream"}])
-    if msg.id is not None and msg.id in session.subscriptions:
-        raise P.ProtocolError(P.DUPLICATE_ID, f"subscription id {msg.id!r} is already in use on this "
-                              "connection; unsubscribe it first or pick another id", msg.id)
-    if len(session.subscriptions) >= session.settings.max_subscriptions:
-        raise P.ProtocolError(P.LIMIT_REACHED, f"at most {session.settings.max_subscriptions} subscriptions "
-                              "per connection; unsubscribe one first", msg.id)
+    session.check_room(msg.id)
     named = _named(session, msg.id)
     try:
         stream = named.get(msg.stream)
