@@ -341,7 +341,7 @@ async def test_sigterm_with_500_subscriptions_closes_every_client_1001_and_exits
         log = err.read()
     print(f"\nSIGTERM with 500 subscriptions on 50 connections: exit {code} after {exited:.2f} s")
     assert code == 0
-    assert exited < grace + LOADED_LATENESS_S, exited
+    assert exited < grace + 2 * LOADED_LATENESS_S, exited
     assert codes == [1001] * 50, codes
     assert "Traceback" not in log and "ERROR" not in log, log[-3000:]
 
@@ -392,7 +392,7 @@ async def test_sigterm_exits_within_the_grace_period_even_when_clients_stopped_r
         log = err.read()
     print(f"\nSIGTERM with 5 stalled WebSocket clients and 3 stalled HTTP streams: exit {code} after {exited:.2f} s")
     assert code == 0
-    assert exited < grace + LOADED_LATENESS_S, exited              # the grace period, plus teardown
+    assert exited < grace + 2 * LOADED_LATENESS_S, exited          # the grace period, plus teardown (loaded: slow)
     assert codes == [1001] * 5, codes                              # the readers got their close
     assert "did not close within" in log                          # the stalled ones were dropped, said so
     assert "Traceback" not in log and "ERROR" not in log, log[-3000:]
