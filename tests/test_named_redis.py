@@ -17,17 +17,16 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
-import orjson
 import pytest
 from websockets.asyncio.client import connect
 
 from wsgen import create
 
 from servers import ServeProcess, free_port, wait_until as _wait_until  # noqa: E402  (tests/ is on sys.path)
+from test_named import Reader as NamedReader  # noqa: E402
 
 pytestmark = pytest.mark.timeout(240)
 assert shutil.which("redis-server"), "needs redis-server (apt-get install redis-server; .ci/run installs it)"
@@ -109,25 +108,12 @@ class Replica(ServeProcess):
         return self.url
 
 
-class Reader:
-    """One WebSocket subscription: values by seq, and the other messages."""
-
-    def __init__(self, ws) -> None:
-        self.ws, self.values, self.other = ws, {}, []
+class Reader(NamedReader):
+    """tests/test_named.py's reader with this file's longer default wait
+    (three processes and Redis on two cores), and a request/reply helper."""
 
     async def pump(self, until, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not until():
-            assert time.monotonic() < deadline, f"timed out; last messages: {self.other[-3:]}"
-            msg = orjson.loads(await asyncio.wait_for(self.ws.recv(), timeout))
-            if msg["type"] == "data":
-                for i, v in enumerate(msg["values"]):
-                    self.values[msg["seq"] + i] = v
-            else:
-                self.other.append(msg)
-
-    def of(self, kind: str) -> list[dict]:
-        return [m for m in self.other if m["type"] == kind]
+        await super().pump(until, timeout)
 
     async def ask(self, message: dict, timeout: float = 60.0) -> dict:
         """Send ``message``; its reply (the first non-data message with its id)."""
