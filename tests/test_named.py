@@ -434,6 +434,11 @@ async def test_python_client_and_wsgen_sub_on_a_named_stream(plant):
     rows = [json.loads(line) for line in out.splitlines()]
     assert [r["seq"] for r in rows] == list(range(rows[0]["seq"], rows[0]["seq"] + 5))
     assert all(r["seq"] > at + 3 for r in rows) and "label" in rows[0]
+    # without -q it says where it joined: the live seq, the first one printed
+    code, out, err = await wsgen("sub", "--stream", TEMP, "--url", plant.ws_url, "--count", "3", "--format", "ndjson")
+    assert code == 0, err
+    first = json.loads(out.splitlines()[0])["seq"]
+    assert re.search(rf"subscribed \S+ seed=\d+ from seq {first} ", err), err
     # an operator's lines in wsgen sub: an update, an injection, each naming its seq
     code, out, err = await wsgen("sub", "--stream", TEMP, "--url", plant.ws_url, "--count", "100", "-q",
                                  "--admin-token", ADMIN, stdin=b"amplitude=40\ninject level-shift height=7 duration=0.1\n")

@@ -530,7 +530,7 @@ async def sub_main(args, params: dict[str, Any], stdout: TextIO | None = None) -
             return 0
         sub.admin_token = getattr(args, "admin_token", None)   # (named streams: operator lines)
         if not args.quiet:
-            _eprint(f"wsgen: subscribed {sub.generator} seed={sub.seed} from seq {sub.start_seq} "
+            _eprint(f"wsgen: subscribed {sub.generator} seed={sub.seed} from seq {sub.first_seq} "
                     f"(interval {sub.interval} s, speed {sub.speed})")
         labels = None
         from wsgen.engine import GENERATORS

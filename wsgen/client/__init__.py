@@ -341,6 +341,9 @@ class Subscription:
         self.end_seq: int | None = None
         self._duration: float | None = None   # ``duration`` not yet turned into an end_seq
         self.acknowledged = False       # the server confirmed it at least once
+        #: seq of the first sample the server sent (``start_seq``; for a named stream, the sample due
+        #: when it joined); None until the first ``subscribed``
+        self.first_seq: int | None = None
         self._items: deque = deque()
         self._ready = asyncio.Event()
         self._finished = False
@@ -916,6 +919,8 @@ class Client:
         sub = self._subs.get(msg.get("id")) if isinstance(msg.get("id"), str) else None
         if sub is not None:
             if kind == "subscribed":
+                if not sub.acknowledged:          # where the server started it (a named stream: the live seq)
+                    sub.first_seq = int(msg.get("seq", sub.start_seq))
                 sub.acknowledged = True
                 sub.params = dict(msg.get("params", sub.params))
                 sub.seed = msg.get("seed", sub.seed)
