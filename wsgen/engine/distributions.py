@@ -28,6 +28,20 @@ Interval = interval(1.0, "Seconds between samples on the wire (0: as fast as the
 Spread = Annotated[float, Field(1.0, gt=0, le=MAX_LEVEL, description="Must be > 0")]
 
 
+
+def box_muller(u: np.ndarray) -> np.ndarray:
+    """Standard normal draws from uniform pairs: ``u`` of shape (m, 2) in
+    [0, 1) gives m values ``sqrt(-2 ln(1 - u0)) * cos(2 pi u1)`` (Box and
+    Muller, 1958, its cosine branch), computed in place so that every kind
+    drawing normals (``normal``, ``random-walk``, ``ou``) gets the same bits."""
+    r = np.log1p(-u[:, 0])
+    r *= -2.0
+    np.sqrt(r, out=r)
+    a = u[:, 1] * (2.0 * math.pi)
+    np.cos(a, out=a)
+    r *= a
+    return r
+
 class NormalParams(GeneratorParams):
     """Parameters of ``normal``."""
 
@@ -66,13 +80,7 @@ class Normal(Generator):
 
     def _render(self, n, m):
         p = self.params
-        u = self._u.uniforms(n, m)
-        r = np.log1p(-u[:, 0])
-        r *= -2.0
-        np.sqrt(r, out=r)
-        a = u[:, 1] * (2.0 * math.pi)
-        np.cos(a, out=a)
-        r *= a
+        r = box_muller(self._u.uniforms(n, m))
         r *= p.std_dev
         if p.mean:
             r += p.mean

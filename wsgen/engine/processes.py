@@ -53,6 +53,7 @@ import numpy as np
 from pydantic import Field
 from scipy.signal import lfilter
 
+from wsgen.engine.distributions import box_muller
 from wsgen.engine.base import Generator, RandomStream
 from wsgen.engine.fields import MAX_LEVEL, interval, level
 from wsgen.engine.params import GeneratorParams, InvalidParams
@@ -151,14 +152,7 @@ class _Recursive(Generator):
 
     def _normals(self, n: int, m: int) -> np.ndarray:
         """z[n .. n+m-1]: the Box-Muller of ``normal``, bit for bit."""
-        u = self._z.uniforms(n, m)
-        r = np.log1p(-u[:, 0])
-        r *= -2.0
-        np.sqrt(r, out=r)
-        a = u[:, 1] * (2.0 * math.pi)
-        np.cos(a, out=a)
-        r *= a
-        return r
+        return box_muller(self._z.uniforms(n, m))
 
     def _compute(self, n: int, m: int, state: float | None) -> tuple[np.ndarray, float]:
         raise NotImplementedError
