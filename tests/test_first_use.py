@@ -54,7 +54,7 @@ async def test_interval_and_data_interval_on_every_transport(full_server):
                 assert r.status_code == 200, r.text
                 rows = [json.loads(line) for line in r.text.splitlines()]
                 assert [row["value"] for row in rows] == ref.tolist()
-                assert np.allclose(np.diff([row["t"] for row in rows]), 0.5)
+                assert np.allclose(np.diff([row["t"] for row in rows]), 0.5, atol=2e-6)
                 # WebSocket URL subscription
                 ack, values, stamps = await ws_values(f"{ws}/{kind}?seed=11&speed=max&{name}=0.5", 60)
                 assert ack["params"]["interval"] == 0.5 and "data_interval" not in ack["params"]
@@ -72,7 +72,7 @@ async def test_interval_and_data_interval_on_every_transport(full_server):
         r = await client.post(f"{http}/composite?seed=11&speed=max&count=5&format=ndjson",
                               json={"interval": 0.25, "base": {"kind": "constant", "params": {"value": 1}}})
         assert r.status_code == 200
-        assert np.allclose(np.diff([json.loads(x)["t"] for x in r.text.splitlines()]), 0.25)
+        assert np.allclose(np.diff([json.loads(x)["t"] for x in r.text.splitlines()]), 0.25, atol=2e-6)
         r = await client.get(f"{http}/composite/presets")
         assert all(p["interval"] == 1.0 for p in r.json()["presets"].values())
     # the catalogue says so
@@ -325,7 +325,7 @@ async def test_catalogue_offers_demo_values_and_wsgen_sub_starts_from_them(full_
         cat = {g["name"]: g for g in (await client.get(f"{full_server.http_url}/generators")).json()}
         # the HTTP endpoints keep the original's defaults: one sample a second
         r = await client.get(f"{full_server.http_url}/sine?seed=1&speed=max&count=3&format=ndjson")
-        assert np.allclose(np.diff([json.loads(x)["t"] for x in r.text.splitlines()]), 1.0)
+        assert np.allclose(np.diff([json.loads(x)["t"] for x in r.text.splitlines()]), 1.0, atol=2e-6)
     assert cat["sine"]["demo"] == {"frequency": 0.5, "sample_rate": 20.0, "interval": 0.05}
     assert cat["periodic-spike"]["demo"] == {"spike_interval": 3.0, "interval": 0.05}
     for name, gen in cat.items():
@@ -346,12 +346,12 @@ async def test_catalogue_offers_demo_values_and_wsgen_sub_starts_from_them(full_
     rows = [json.loads(x) for x in out.splitlines()]
     ref = wsgen.create("sine", {**cat["sine"]["demo"], "amplitude": 2}, seed=1).take(41).values
     assert [r["value"] for r in rows] == ref.tolist()
-    assert np.allclose(np.diff([r["t"] for r in rows]), 0.05)
+    assert np.allclose(np.diff([r["t"] for r in rows]), 0.05, atol=2e-6)   # (stamps in whole us)
     assert "wsgen: demo values frequency=0.5 sample_rate=20 interval=0.05 (lively, not the defaults" in err
     code, out, err = await run_cli("sub", "random", "--seed", "1", "--speed", "max", "--count", "3", "--format",
                                    "ndjson", "--url", full_server.ws_url, "--defaults", "--data-interval", "2")
     assert code == 0 and "demo" not in err
-    assert np.allclose(np.diff([json.loads(x)["t"] for x in out.splitlines()]), 2.0)
+    assert np.allclose(np.diff([json.loads(x)["t"] for x in out.splitlines()]), 2.0, atol=2e-6)
 
 
 # -- items 8 and 10: the README, as a new user reads it ----------------------------------------------
