@@ -64,7 +64,7 @@ Modules
     matching, resume positions, de-duplication, backoff), ``connection``
     (:class:`Client` and :class:`Subscription`: the websockets I/O driving
     the state), ``sync`` (:class:`SyncClient`, :func:`stream`,
-    :func:`to_numpy`), ``block`` (:class:`Block` and its decoding),
+    :func:`to_numpy`), ``block`` (:class:`Block`, alias of ``ReceivedBlock``, and its decoding),
     ``errors``, ``url`` (:func:`websocket_url`). Import from
     ``wsgen.client``: these names stay there.
 
@@ -80,12 +80,13 @@ Errors
 """
 from __future__ import annotations
 
-from wsgen.client.block import Block
+from wsgen.client.block import Block, ReceivedBlock
 from wsgen.client.connection import Client, Subscription
 from wsgen.client.errors import BadURL, ClientClosed, ConnectionLost, ServerError
 from wsgen.client.sync import SyncClient, SyncSubscription, stream, to_numpy
 from wsgen.client.url import DEFAULT_URL, websocket_url
 from wsgen.errors import WsgenError
 
-__all__ = ["DEFAULT_URL", "BadURL", "Block", "Client", "ClientClosed", "ConnectionLost", "ServerError",
-           "Subscription", "SyncClient", "SyncSubscription", "WsgenError", "stream", "to_numpy", "websocket_url"]
+__all__ = ["DEFAULT_URL", "BadURL", "Block", "Client", "ClientClosed", "ConnectionLost", "ReceivedBlock",
+           "ServerError", "Subscription", "SyncClient", "SyncSubscription", "WsgenError", "stream", "to_numpy",
+           "websocket_url"]

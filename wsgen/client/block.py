@@ -1,5 +1,12 @@
-"""What the client hands out: :class:`Block` (a run of samples of one
-subscription) and its decoding from a ``data`` message or a binary frame."""
+"""What the client hands out: :class:`ReceivedBlock` (a run of samples of one
+subscription, as received) and its decoding from a ``data`` message or a
+binary frame.
+
+It is public as ``wsgen.client.Block`` (the name the client has always
+used; an alias of :class:`ReceivedBlock`). The class itself is named apart
+from the engine's :class:`wsgen.Block` (``wsgen.create(...).take(n)``:
+values and labels only), which carries no seqs, stream times, lag or events.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,11 +16,11 @@ import numpy as np
 
 from wsgen.protocol.encoding import decode_binary
 
-__all__ = ["Block", "block_from_binary", "block_from_json"]
+__all__ = ["Block", "ReceivedBlock", "block_from_binary", "block_from_json"]
 
 
 @dataclass(frozen=True, eq=False)
-class Block:
+class ReceivedBlock:
     """A run of samples of one subscription.
 
     Attributes:
@@ -71,7 +78,7 @@ class Block:
             return self.explicit_timestamps
         return self.t + self.dt * np.arange(len(self.values), dtype=np.float64)
 
-    def slice(self, start: int, stop: int | None = None) -> "Block":
+    def slice(self, start: int, stop: int | None = None) -> "ReceivedBlock":
         """Samples ``start:stop`` as a block (no copy of the arrays)."""
         stop = len(self) if stop is None else stop
         seqs = None if self.explicit_seqs is None else self.explicit_seqs[start:stop]
@@ -84,12 +91,12 @@ class Block:
             lo, hi = ((int(seqs.min()), int(seqs.max())) if seqs is not None and len(seqs)
                       else (self.seq + start, self.seq + stop - 1))
             events = [e for e in events if e.get("last", hi) >= lo and e.get("first", lo) <= hi]
-        return Block(first_seq, first_t, self.dt, self.values[start:stop],
+        return ReceivedBlock(first_seq, first_t, self.dt, self.values[start:stop],
                      None if self.labels is None else self.labels[start:stop], self.id, self.lag,
                      self.skipped if start == 0 else 0, seqs, times, events)
 
     @staticmethod
-    def concat(blocks: list["Block"]) -> "Block":
+    def concat(blocks: list["ReceivedBlock"]) -> "ReceivedBlock":
         """One block holding the samples of ``blocks`` in order."""
         if not blocks:
             raise ValueError("nothing to concatenate")
@@ -109,12 +116,12 @@ class Block:
             for e in b.events:
                 events.setdefault(e.get("id"), e)
         merged = sorted(events.values(), key=lambda e: (e.get("first", 0), e.get("id", 0)))
-        return Block(first.seq, first.t, first.dt, values, labels, first.id, max(b.lag for b in blocks),
+        return ReceivedBlock(first.seq, first.t, first.dt, values, labels, first.id, max(b.lag for b in blocks),
                      sum(b.skipped for b in blocks), seqs, times, merged)
 
 
-def block_from_json(msg: Mapping[str, Any]) -> Block:
-    """The :class:`Block` of a parsed ``data`` message (docs/protocol.md).
+def block_from_json(msg: Mapping[str, Any]) -> ReceivedBlock:
+    """The :class:`ReceivedBlock` of a parsed ``data`` message (docs/protocol.md).
 
     Raises:
         KeyError, TypeError, ValueError: a message missing ``seq``, ``t``,
@@ -127,7 +134,7 @@ def block_from_json(msg: Mapping[str, Any]) -> Block:
         labels = None if labels is None else np.ascontiguousarray(np.asarray(labels, dtype=bool).T)
     seqs = msg.get("seqs")
     ts = msg.get("ts")
-    return Block(int(msg["seq"]), float(msg["t"]), float(msg["dt"]), values,
+    return ReceivedBlock(int(msg["seq"]), float(msg["t"]), float(msg["dt"]), values,
                  None if labels is None else np.asarray(labels, dtype=bool), msg["id"],
                  float(msg.get("lag", 0.0)), int(msg.get("skipped", 0)),
                  None if seqs is None else np.asarray(seqs, dtype=np.int64),
@@ -135,12 +142,16 @@ def block_from_json(msg: Mapping[str, Any]) -> Block:
                  list(msg.get("events") or ()))
 
 
-def block_from_binary(frame: bytes) -> Block:
-    """The :class:`Block` of a binary data frame (:func:`wsgen.protocol.encoding.decode_binary`;
+def block_from_binary(frame: bytes) -> ReceivedBlock:
+    """The :class:`ReceivedBlock` of a binary data frame (:func:`wsgen.protocol.encoding.decode_binary`;
     the values are copied out of the frame).
 
     Raises:
         ValueError: a frame that is not a wsgen binary frame.
     """
     f = decode_binary(frame)
-    return Block(f.seq, f.t, f.dt, f.values.copy(), f.labels, f.id, float(f.lag), f.skipped)
+    return ReceivedBlock(f.seq, f.t, f.dt, f.values.copy(), f.labels, f.id, float(f.lag), f.skipped)
+
+
+#: The client's public name for :class:`ReceivedBlock` (``from wsgen.client import Block``).
+Block = ReceivedBlock

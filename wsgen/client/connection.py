@@ -22,7 +22,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from wsgen.client.block import Block
+from wsgen.client.block import ReceivedBlock
 from wsgen.client.errors import ClientClosed, ConnectionLost
 from wsgen.client.state import REPLIES, Backoff, ClientState, StreamState, parse_frame
 from wsgen.client.url import DEFAULT_URL, websocket_url
@@ -38,7 +38,7 @@ log = logging.getLogger("wsgen.client")
 class Subscription(StreamState):
     """One stream on a :class:`Client` connection.
 
-    Iterate it (``async for block in sub``) for :class:`Block` objects as
+    Iterate it (``async for block in sub``) for :class:`ReceivedBlock` objects as
     they arrive; iteration ends after :meth:`unsubscribe` or
     :meth:`Client.close`, and raises :class:`ConnectionLost` (or the
     :class:`ServerError` of a refused re-subscription) if the stream is gone.
@@ -88,7 +88,7 @@ class Subscription(StreamState):
         self._ready = asyncio.Event()
         self._ended = False
         self._end_exc: BaseException | None = None
-        self._leftover: Block | None = None
+        self._leftover: ReceivedBlock | None = None
         self.detect_errors: deque = deque(maxlen=64)
         self._detecting: set[asyncio.Task] = set()
 
@@ -97,7 +97,7 @@ class Subscription(StreamState):
                 f"{' paused' if self.paused else ''}{' finished' if self.finished else ''}>")
 
     # -- called by the client ------------------------------------------------
-    def _deliver(self, block: Block) -> None:
+    def _deliver(self, block: ReceivedBlock) -> None:
         """Queue the part of a received block not received before."""
         kept = self.accept(block)
         if kept is not None:
@@ -113,7 +113,7 @@ class Subscription(StreamState):
             self._end_exc = exc
         self._ready.set()
 
-    async def _next(self) -> Block:
+    async def _next(self) -> ReceivedBlock:
         if self._leftover is not None:
             block, self._leftover = self._leftover, None
             return block
@@ -129,15 +129,15 @@ class Subscription(StreamState):
         return block
 
     # -- public API ------------------------------------------------------------
-    def __aiter__(self) -> AsyncIterator[Block]:
+    def __aiter__(self) -> AsyncIterator[ReceivedBlock]:
         return self
 
-    async def __anext__(self) -> Block:
+    async def __anext__(self) -> ReceivedBlock:
         """The next block as received (any length >= 1)."""
         return await self._next()
 
-    async def take(self, n: int) -> Block:
-        """Exactly ``n`` (>= 1) samples, concatenated into one :class:`Block`
+    async def take(self, n: int) -> ReceivedBlock:
+        """Exactly ``n`` (>= 1) samples, concatenated into one :class:`ReceivedBlock`
         (values float64 (n,), labels bool (n,) or None). Samples beyond ``n``
         of the last block are kept for the next read.
 
@@ -147,14 +147,14 @@ class Subscription(StreamState):
         """
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
-        parts: list[Block] = []
+        parts: list[ReceivedBlock] = []
         got = 0
         while got < n:
             try:
                 block = await self._next()
             except StopAsyncIteration:
                 if parts:
-                    self._leftover = Block.concat(parts)
+                    self._leftover = ReceivedBlock.concat(parts)
                 raise EOFError(f"subscription {self.id!r} ended after {got} of {n} samples") from None
             need = n - got
             if len(block) > need:
@@ -162,7 +162,7 @@ class Subscription(StreamState):
                 block = block.slice(0, need)
             parts.append(block)
             got += len(block)
-        return Block.concat(parts)
+        return ReceivedBlock.concat(parts)
 
     async def update(self, params: Mapping[str, Any] | None = None, /, *, speed: float | str | None = None,
                      **changes: Any) -> int:
@@ -506,14 +506,14 @@ class Client:
             self._retry.reset()
             try:
                 item = parse_frame(raw)
-                if isinstance(item, Block):
+                if isinstance(item, ReceivedBlock):
                     await self._on_block(item)
                 else:
                     self._on_reply(item)
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("ignoring a malformed server message: %r", exc)
 
-    async def _on_block(self, block: Block) -> None:
+    async def _on_block(self, block: ReceivedBlock) -> None:
         sub: Subscription | None = self._state.streams.get(block.id)   # type: ignore[assignment]
         if sub is None:
             return   # unsubscribed meanwhile
@@ -607,7 +607,7 @@ class Client:
                 fast as the client reads). Stream timestamps do not depend on
                 it.
             backpressure: ``"block"`` (the server waits for a slow reader)
-                or ``"drop"`` (it skips samples; ``Block.skipped``).
+                or ``"drop"`` (it skips samples; ``ReceivedBlock.skipped``).
             max_lag: with ``"drop"``: seconds; samples that would arrive
                 later than this behind their due time are skipped (server
                 default 1; docs/protocol.md, Backpressure).

@@ -37,7 +37,7 @@ from typing import Any, Callable, Mapping
 
 import orjson
 
-from wsgen.client.block import Block, block_from_binary, block_from_json
+from wsgen.client.block import ReceivedBlock, block_from_binary, block_from_json
 from wsgen.client.errors import ServerError
 from wsgen.protocol.messages import speed_to_wire
 
@@ -49,8 +49,8 @@ REPLIES: dict[str, tuple[str, ...]] = {
     "unsubscribe": ("unsubscribed",), "list": ("generators",), "detect": ("detected",), "score": ("score",)}
 
 
-def parse_frame(raw: str | bytes) -> Block | dict[str, Any]:
-    """One message from the server: a :class:`Block` for a binary frame or a
+def parse_frame(raw: str | bytes) -> ReceivedBlock | dict[str, Any]:
+    """One message from the server: a :class:`ReceivedBlock` for a binary frame or a
     ``data`` message, else the parsed JSON object (a reply).
 
     Raises:
@@ -191,7 +191,7 @@ class StreamState:
             msg["duration"] = self.duration
         return msg
 
-    def accept(self, block: Block) -> Block | None:
+    def accept(self, block: ReceivedBlock) -> ReceivedBlock | None:
         """The part of a received block not received before (``None``: all
         of it was, or the stream is finished); advances the resume position."""
         if self.finished:
@@ -205,7 +205,7 @@ class StreamState:
         self.next_seq = block.seq + len(block)
         return block
 
-    def _accept_composition(self, block: Block) -> Block | None:
+    def _accept_composition(self, block: ReceivedBlock) -> ReceivedBlock | None:
         """A composition's block less the samples delivered from the resume
         slot that were received before a reconnection."""
         q, n = block.seq, len(block)

@@ -11,7 +11,7 @@ from typing import Any, Awaitable, Callable, Iterable, Iterator, Mapping
 import numpy as np
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from wsgen.client.block import Block
+from wsgen.client.block import ReceivedBlock
 from wsgen.client.connection import Client, Subscription
 from wsgen.client.url import DEFAULT_URL
 
@@ -41,16 +41,16 @@ class SyncSubscription:
             return getattr(self.subscription, name)
         raise AttributeError(name)
 
-    def __iter__(self) -> Iterator[Block]:
+    def __iter__(self) -> Iterator[ReceivedBlock]:
         return self
 
-    def __next__(self) -> Block:
+    def __next__(self) -> ReceivedBlock:
         try:
             return self._owner._call(self.subscription.__anext__)
         except StopAsyncIteration:
             raise StopIteration from None
 
-    def take(self, n: int) -> Block:
+    def take(self, n: int) -> ReceivedBlock:
         return self._owner._call(self.subscription.take, n)
 
     def update(self, params: Mapping[str, Any] | None = None, /, *, speed: float | str | None = None,
@@ -182,7 +182,7 @@ def _split_options(opts: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, A
 
 
 def stream(url: str, generator: str | Mapping[str, Any], params: Mapping[str, Any] | None = None, seed: int | None = None,
-           **opts: Any) -> Iterator[Block]:
+           **opts: Any) -> Iterator[ReceivedBlock]:
     """Blocks of one subscription, as they arrive (blocking iterator).
 
     ``opts``: ``speed``, ``backpressure``, ``encoding``, ``id``,
