@@ -7,7 +7,7 @@ import numpy as np
 import orjson
 import pytest
 
-from wsgen.client import Block, ServerError
+from wsgen.client import ReceivedBlock, ServerError
 from wsgen.client.state import REPLIES, Backoff, ClientState, StreamState, parse_frame
 from wsgen.protocol.encoding import encode_binary
 
@@ -16,8 +16,8 @@ def sine(id="s", start_seq=0, **params) -> StreamState:
     return StreamState(id, "sine", params, 7, 1.0, "block", "json", start_seq)
 
 
-def blk(seq, n, id="s") -> Block:
-    return Block(seq, 100.0 + seq, 1.0, np.arange(seq, seq + n, dtype=float), None, id)
+def blk(seq, n, id="s") -> ReceivedBlock:
+    return ReceivedBlock(seq, 100.0 + seq, 1.0, np.arange(seq, seq + n, dtype=float), None, id)
 
 
 def subscribed(id="s", seq=0, **extra) -> dict:
@@ -47,7 +47,7 @@ def test_composition_dedup_counts_samples_from_the_resume_slot():
 
     def comp(slot, seqs):
         seqs = np.asarray(seqs, dtype=np.int64)
-        return Block(slot, 0.0, 1.0, seqs.astype(float), None, "c", explicit_seqs=seqs,
+        return ReceivedBlock(slot, 0.0, 1.0, seqs.astype(float), None, "c", explicit_seqs=seqs,
                      explicit_timestamps=seqs.astype(float))
     assert s.accept(comp(0, [0, 1, 1, 2])).seqs.tolist() == [0, 1, 1, 2]   # a duplicate by design is kept
     assert s.accept(comp(4, [4, 3])).seqs.tolist() == [4, 3]                # out of order is kept
