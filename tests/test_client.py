@@ -400,6 +400,21 @@ async def test_sync_client(server):
     np.testing.assert_array_equal(block.values, expected)
 
 
+
+async def test_sync_call_given_up_is_cancelled_in_the_clients_thread(server):
+    # what Ctrl-C does to a waiting call: the call is cancelled where it runs; the client goes on
+    def work():
+        with SyncClient(server.ws_url) as c:
+            sub = c.subscribe("sine", {"interval": 0.5}, seed=1)
+            with pytest.raises(TimeoutError):
+                c._call(sub.subscription.take, 1000, timeout=0.3)     # 1000 samples at 2 a second: not in 0.3 s
+            names = [g["name"] for g in c.list()]
+            end = sub.unsubscribe()
+            return names, end, c.client.connected
+    names, end, connected = await asyncio.to_thread(work)
+    assert "sine" in names and end >= 1 and connected
+
+
 # -- compositions ------------------------------------------------------------------
 
 COMPOSITION = {
