@@ -1,7 +1,7 @@
 """Live scoring on a session, with no socket: detect, score, unsubscribe, and their errors.
 
 The session is fed messages and a fake clock; samples are taken as the
-WebSocket pump takes them (``Subscription.take``), and the figures are
+WebSocket pump takes them (``SessionStream.take``), and the figures are
 compared with ``wsgen.score`` on the truth those samples carried.
 """
 from __future__ import annotations

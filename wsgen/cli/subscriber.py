@@ -622,9 +622,9 @@ def run_sub(args) -> int:
     args.composition = None
     if getattr(args, "stream", None) is not None:
         if args.generator is not None or args.spec is not None or params or args.seed is not None or \
-                args.speed != 1.0:
+                args.speed != 1.0 or getattr(args, "max_lag", None) is not None:
             _eprint("wsgen sub: --stream subscribes to a named stream: give no generator name, --spec, "
-                    "parameters, --seed or --speed (the stream has its own, at the wall clock)")
+                    "parameters, --seed, --speed or --max-lag (the stream has its own, at the wall clock)")
             return 2
     elif args.spec is not None:
         if args.generator is not None or params or args.binary:
