@@ -256,3 +256,14 @@ def test_backoff_delays_and_attempt_limit():
     shortest = Backoff(0.1, 1.0, uniform=lambda lo, hi: lo)
     assert [shortest.delay(k) for k in (1, 2, 3)] == pytest.approx([0.05, 0.1, 0.2])
     assert all(shortest.next() is not None for _ in range(100))                # no limit
+
+
+def test_a_scored_subscriptions_watch_token_is_the_latest_subscribed_ones():
+    s = sine()
+    assert s.watch_token is None
+    s.apply(subscribed(score={"window": 10, "probation": 0.0, "threshold": 0.5, "watch": "tok-1"}))
+    assert s.watch_token == "tok-1"
+    s.apply(subscribed(seq=40, score={"window": 10, "probation": 0.0, "threshold": 0.5, "watch": "tok-2"}))
+    assert s.watch_token == "tok-2"          # re-subscribed after a reconnect: the server gave a new one
+    s.apply({"type": "updated", "id": "s", "seq": 50, "params": {}})
+    assert s.watch_token == "tok-2"

@@ -60,6 +60,9 @@ class Subscription(StreamState):
             ``generator`` is ``"composite"`` and ``params`` the full spec).
         score_options: the scoring options subscribed with (``None``: not
             scored); see :meth:`detect`.
+        watch_token: a scored subscription's watch token (``None``: not
+            scored): give it to a dashboard, which sends ``watch`` with it
+            (or opens the page at ``/?watch=TOKEN``); a reconnection gets a new one.
         last_score: the latest figures received (a ``score`` reply, the
             final ``score`` of a stream that ended, or those of
             ``unsubscribed``), ``None`` before any.

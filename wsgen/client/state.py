@@ -124,6 +124,10 @@ class StreamState:
         first_seq: seq of the first sample the server sent (a named stream:
             the sample due when it joined); ``None`` before ``subscribed``.
         score_options, max_lag: as subscribed (``None``: not given).
+        watch_token: a scored subscription's watch token (from ``subscribed``:
+            another connection sends ``watch`` with it to follow the alarms,
+            read-only); a new one after each re-subscription; ``None`` when
+            not scored.
         last_score: the latest scoring figures received, ``None`` before any.
         finished: no more data will be accepted.
     """
@@ -151,6 +155,7 @@ class StreamState:
         self.acknowledged = False
         self.first_seq: int | None = None
         self.score_options: dict[str, Any] | None = None
+        self.watch_token: str | None = None
         self.max_lag: float | None = None
         self.last_score: dict[str, Any] | None = None
         self.finished = False
@@ -234,6 +239,9 @@ class StreamState:
             self.seed = msg.get("seed", self.seed)
             self.speed = msg.get("speed", self.speed)
             self.interval = msg.get("interval", self.interval)
+            score = msg.get("score")
+            if isinstance(score, Mapping) and "watch" in score:
+                self.watch_token = score["watch"]
             if self.duration is not None and self.interval:   # the server's rule (wsgen.protocol.session.stream_end)
                 seq0 = int(msg.get("seq", 0))
                 end = seq0 + max(1, math.ceil(self.duration / self.interval - 1e-9))
