@@ -136,6 +136,28 @@ class HttpStreamControls(StreamControls):
                                                 "header (checked by the auth layer).")
 
 
+def _meaning(name: str) -> str:
+    """The first sentence of a control's description in the model."""
+    text = HttpStreamControls.model_fields[name].description or ""
+    return text.split(". ")[0].rstrip(".")
+
+
+#: control -> {"http": name or None, "ws": name or None, "meaning": ..., "why": why one transport lacks it}
+CONTROLS: dict[str, dict[str, Any]] = {
+    **{name: {"http": name, "ws": name, "meaning": _meaning(name)} for name in StreamControls.model_fields},
+    "format": {"http": "format", "ws": None, "meaning": "line format: " + ", ".join(lines.FORMATS),
+               "why": "format is an HTTP control (text, ndjson, csv, sse lines); a WebSocket carries JSON "
+                      "data messages, or binary frames with encoding=binary"},
+    "backpressure": {"http": None, "ws": "backpressure", "meaning": "block or drop when the client reads slowly",
+                     "why": "backpressure is a WebSocket option: an HTTP stream is always sent at the pace "
+                            "its client reads (block)"},
+    "encoding": {"http": None, "ws": "encoding", "meaning": "json or binary data messages",
+                 "why": "encoding is a WebSocket option: over HTTP choose the line format with format"},
+    "batch": {"http": None, "ws": "batch", "meaning": "share frames with the connection's other streams",
+              "why": "batch is a WebSocket option: an HTTP response carries one stream"},
+}
+
+
 #: What each control accepts, as the error message of a bad value in text
 #: (an HTTP query); from the limits above.
 TEXT_RULES: dict[str, str] = {
@@ -206,28 +228,6 @@ def openapi_parameters(names: Mapping[str, str] | None = None, descriptions: Map
             description += f" (Named {query} here: {control} is the generator's own parameter.)"
         out.append({"name": query, "in": "query", "required": False, "description": description, "schema": prop})
     return out
-
-#: control -> {"http": name or None, "ws": name or None, "meaning": ..., "why": why one transport lacks it}
-CONTROLS: dict[str, dict[str, Any]] = {
-    "seed": {"http": "seed", "ws": "seed", "meaning": "seed of the random draws, in [0, 2^64)"},
-    "speed": {"http": "speed", "ws": "speed", "meaning": "delivery speed-up in (0, 1e6], or max"},
-    "count": {"http": "count", "ws": "count", "meaning": "end after this many samples"},
-    "duration": {"http": "duration", "ws": "duration",
-                 "meaning": "end after the samples within this many seconds of stream time of the first; "
-                            "stream_duration on a generator with a duration parameter"},
-    "start_seq": {"http": "start_seq", "ws": "start_seq", "meaning": "index of the first sample"},
-    "format": {"http": "format", "ws": None, "meaning": "line format: text, ndjson, csv, sse",
-               "why": "format is an HTTP control (text, ndjson, csv, sse lines); a WebSocket carries JSON "
-                      "data messages, or binary frames with encoding=binary"},
-    "backpressure": {"http": None, "ws": "backpressure", "meaning": "block or drop when the client reads slowly",
-                     "why": "backpressure is a WebSocket option: an HTTP stream is always sent at the pace "
-                            "its client reads (block)"},
-    "encoding": {"http": None, "ws": "encoding", "meaning": "json or binary data messages",
-                 "why": "encoding is a WebSocket option: over HTTP choose the line format with format"},
-    "batch": {"http": None, "ws": "batch", "meaning": "share frames with the connection's other streams",
-              "why": "batch is a WebSocket option: an HTTP response carries one stream"},
-}
-
 
 def why_not(control: str, transport: str) -> str | None:
     """Why ``control`` is not available on ``transport`` (``"http"`` or

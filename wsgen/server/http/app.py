@@ -11,18 +11,14 @@ Query parameters of a stream endpoint:
 
 * the generator's parameters (its pydantic model is the only source of their
   names, defaults, bounds and OpenAPI documentation);
-* ``seed`` (integer in [0, 2**64); drawn when omitted and returned in the
-  ``X-Wsgen-Seed`` response header), ``start_seq`` (first sample index);
-* ``speed``: delivery speed-up (a number in (0, 1e6], or ``max`` = as fast
-  as the client reads). Stream times and anomaly placement do not change;
-* ``count``: stop after this many samples; ``duration``: stop before the
-  first sample whose stream time is ``duration`` seconds or more after the
-  first one's (stream seconds: at ``speed=1`` also seconds of delivery; with
-  an interval of 0, stream time is wall-clock time). Where the generator has
-  a parameter of the same name (``count-per-duration``'s ``duration``, the
-  window length), the stream control is called ``stream_duration`` instead;
-* ``format``: ``text`` (default), ``ndjson``, ``csv`` or ``sse``
-  (see :mod:`wsgen.protocol.lines`);
+* the stream controls ``seed``, ``start_seq``, ``speed``, ``count``,
+  ``duration`` and ``format``: :class:`wsgen.protocol.controls.HttpStreamControls`
+  is the only source of their types, bounds, defaults and OpenAPI
+  documentation (the WebSocket ``subscribe`` shares all but ``format``).
+  ``count`` and ``duration`` end the stream (with an interval of 0, stream
+  time is wall-clock time); where the generator has a parameter of the same
+  name (``count-per-duration``'s ``duration``, the window length), the
+  control is called ``stream_duration`` instead;
 * ``token``: the bearer token, when the server requires one and the client
   cannot send an ``Authorization: Bearer`` header (``EventSource``).
 
