@@ -334,6 +334,21 @@ class Session:
                 exc.message += "; the URL also takes the options " + ", ".join(URL_OPTIONS)
             return [exc.to_message()]
 
+    # -- one stream opened by another transport (HTTP) --------------------
+    def check_params(self, params: GeneratorParams, given: Mapping[str, Any] = {}) -> None:
+        """This server's rules on a generator's validated ``params`` (its
+        smallest interval), as a subscribe applies them; raises
+        ProtocolError ``invalid_params`` naming the key of ``given``."""
+        self._check_interval(params, None, given)
+
+    def open(self, msg: P.Subscribe, gen: Generator) -> Subscription:
+        """Register the subscription ``msg`` asks for, of the generator
+        ``gen`` built for it (by the caller), with the rules of a subscribe
+        (interval, count / duration / end of data, pacer); raises
+        ProtocolError. The HTTP streams' way in (wsgen.server.http.delivery)."""
+        reply = self._subscribed(msg, gen)[0]
+        return self.subscriptions[reply["id"]]
+
     # -- scheduling helpers for the I/O layer ---------------------------
     def next_due(self) -> float:
         """Earliest monotonic time any subscription has a sample due."""
