@@ -341,7 +341,7 @@ class Session:
         ProtocolError ``invalid_params`` naming the key of ``given``."""
         self._check_interval(params, None, given)
 
-    def open(self, msg: P.Subscribe, gen: Generator) -> Subscription:
+    def open(self, msg: P.Subscribe, gen: Generator) -> SessionStream:
         """Register the subscription ``msg`` asks for, of the generator
         ``gen`` built for it (by the caller), with the rules of a subscribe
         (interval, count / duration / end of data, pacer); raises

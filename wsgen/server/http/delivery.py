@@ -1,4 +1,4 @@
-"""One HTTP stream's body: a :class:`~wsgen.protocol.session.Subscription`
+"""One HTTP stream's body: a :class:`~wsgen.protocol.session.SessionStream`
 of a one-stream :class:`~wsgen.protocol.session.Session` (the WebSocket's
 rules: its :class:`~wsgen.engine.pacing.Pacer`, stream times, count /
 duration / end of data) sent as lines.
@@ -25,7 +25,7 @@ from wsgen.engine import Generator
 from wsgen.protocol import lines
 from wsgen.protocol import messages as P
 from wsgen.protocol.controls import HttpStreamControls, StreamControls
-from wsgen.protocol.session import Chunk, Session, Subscription
+from wsgen.protocol.session import Chunk, Session, SessionStream
 from wsgen.server.budget import COMPOSITION_MAX_RENDER, FIRST_RENDER, UNLIMITED, RenderBudget
 from wsgen.server.config import Settings
 
@@ -42,7 +42,7 @@ def http_session(settings: Settings) -> Session:
 
 
 def open_stream(session: Session, gen: Generator, opts: HttpStreamControls,
-                given: dict[str, Any]) -> Subscription:
+                given: dict[str, Any]) -> SessionStream:
     """Subscribe ``session`` to ``gen`` with the stream controls ``opts``
     (already validated: the model is the subscribe message's own) and the
     generator parameters as ``given`` (they name the interval's key in an
@@ -68,7 +68,7 @@ class Lines:
         return chunk.sub.pacer.stream_times(seq, m, chunk.t)
 
 
-async def body(app: Any, session: Session, sub: Subscription, fmt: str, out: Lines) -> AsyncIterator[bytes]:
+async def body(app: Any, session: Session, sub: SessionStream, fmt: str, out: Lines) -> AsyncIterator[bytes]:
     """The chunks of one stream (module docstring); counts it in
     ``app.state.streams`` and the metrics while it is open."""
     settings: Settings = app.state.settings
