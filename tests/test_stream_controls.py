@@ -104,3 +104,23 @@ def test_http_smallest_interval_is_the_sessions_rule():
         assert r.json()["details"] == [{"field": "interval", "value": 0.001, "message": "must be 0 or >= 0.01"}]
         r = client.get("/anomalies/random?data_interval=0.001&count=1")
         assert r.json()["details"] == [{"field": "data_interval", "value": 0.001, "message": "must be 0 or >= 0.01"}]
+
+
+@pytest.mark.parametrize("seed", [-1, 2**64])
+def test_a_bad_seed_gets_the_same_words_on_every_transport(seed):
+    """The seed rule's message, whether the seed came in a subscribe, a
+    WebSocket URL or an HTTP query (it was pydantic's bare bound on the WebSocket)."""
+    from fastapi.testclient import TestClient
+
+    from wsgen.engine.base import SEED_RULE
+    from wsgen.protocol.session import Session
+    session = Session()
+    reply = session.handle(json.dumps({"type": "subscribe", "id": "a", "generator": "sine", "seed": seed}))[0]
+    assert reply["details"] == [{"field": "seed", "value": seed if seed < 0 else str(seed), "message": SEED_RULE}]
+    assert reply["message"] == f"invalid message: seed: {SEED_RULE}"
+    url = session.subscribe_url("sine", {"seed": str(seed)})[0]
+    assert url["details"][0]["field"] == "seed" and url["details"][0]["message"] == SEED_RULE
+    with TestClient(create_app(Settings(http_port=None)), base_url="http://127.0.0.1") as client:
+        r = client.get(f"/sine?seed={seed}&count=1")
+        assert r.status_code == 422
+        assert r.json()["details"] == [{"field": "seed", "value": str(seed), "message": SEED_RULE}]

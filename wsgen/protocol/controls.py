@@ -26,7 +26,7 @@ import math
 import re
 from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from wsgen.engine.base import SEED_LIMIT, SEED_RULE
 from wsgen.protocol import lines
@@ -95,7 +95,15 @@ def _float_from_text(text: str) -> float:
 Speed = Annotated[float, BeforeValidator(_speed), WithJsonSchema(
     {"anyOf": [{"type": "number", "exclusiveMinimum": 0, "maximum": MAX_SPEED_FACTOR},
                {"type": "string", "enum": ["max"]}]})]
-Seed = Annotated[int, Field(ge=0, lt=SEED_LIMIT, description="Seed of the random streams, in [0, 2**64)")]
+def _seed_range(value: int) -> int:
+    if not 0 <= value < SEED_LIMIT:
+        raise ValueError(SEED_RULE)      # the words of check_seed and of the HTTP query, on every transport
+    return value
+
+
+Seed = Annotated[int, AfterValidator(_seed_range), WithJsonSchema(
+    {"type": "integer", "minimum": 0, "exclusiveMaximum": SEED_LIMIT,
+     "description": "Seed of the random streams, in [0, 2**64)"})]
 #: A sequence number (sample index) a client gives.
 Seq = Annotated[int, Field(ge=0, le=MAX_SEQ)]
 
