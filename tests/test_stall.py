@@ -277,3 +277,41 @@ def test_many_costly_subscriptions_on_one_connection_take_turns_with_the_others(
 
     worst = asyncio.run(run())
     assert worst.seconds < MAX_STEP_S, worst
+
+
+def test_pipelined_catalogue_requests_take_turns_with_a_paced_stream(watched):
+    # one connection pipelines 100 ``list`` messages and 20 HTTP clients ask for
+    # /generators and /composite/presets at once: each used to rebuild the
+    # catalogue on the loop (30-60 ms), one after the other (a 6 s stall of
+    # every stream for 100 lists); built once now, and a connection's
+    # messages take turns with the others
+    srv, watch = watched
+    import httpx
+
+    async def run():
+        paced, stop = Paced(), asyncio.Event()
+        stream = asyncio.create_task(paced_stream(srv.url, paced, 0.01, stop))
+        while not paced.arrivals:
+            await asyncio.sleep(0.01)
+        watch.reset()
+        started = time.perf_counter()
+        async with connect(srv.url, max_size=None, max_queue=None) as ws:
+            for _ in range(100):
+                await ws.send('{"type": "list"}')
+            async with httpx.AsyncClient(base_url=srv.http_url, timeout=60) as http:
+                answers = await asyncio.gather(*[http.get(path) for path in
+                                                 ["/generators", "/composite/presets"] * 10])
+            replies = [orjson.loads(await asyncio.wait_for(ws.recv(), 60)) for _ in range(100)]
+        ended = time.perf_counter()
+        stop.set()
+        stream.cancel()
+        await asyncio.gather(stream, return_exceptions=True)
+        return replies, answers, paced, started, ended
+
+    replies, answers, paced, started, ended = asyncio.run(run())
+    assert [r["type"] for r in replies] == ["generators"] * 100
+    assert all(r["generators"] == replies[0]["generators"] for r in replies)
+    assert {a.status_code for a in answers} == {200}
+    assert answers[0].json() == replies[0]["generators"]
+    assert watch.worst_cpu.seconds < MAX_STEP_S, (watch.worst_cpu, watch.steps, watch.worst_gc)
+    assert paced.largest_gap(started, ended) < 1.0

@@ -21,6 +21,8 @@ from urllib.parse import unquote
 
 from websockets.asyncio.server import Server, serve
 
+from wsgen.engine import catalogue
+from wsgen.engine.composite import composition_catalogue
 from wsgen.streams import controlplane
 from wsgen.server.config import Settings, settings_from_args
 from wsgen.streams.scenario import ScenarioError
@@ -174,6 +176,10 @@ async def start(settings: Settings) -> Running:
             raise OSError(f"--data-dir {settings.data_dir}: not a directory")
         datasets.set_data_dir(settings.data_dir)
     await controlplane.start(settings, metrics)   # named streams and their log (scenario, Redis)
+    # the catalogues (the ``list`` reply, /generators, /composite/presets) are built
+    # once, 30-60 ms of JSON Schemas: here, not in the first client's request
+    catalogue()
+    composition_catalogue()
     gate = Gate(settings)
     # connections (either port) whose client takes no bytes for write_timeout_s are dropped
     deadline = WriteDeadline(settings.write_timeout_s, metrics) if settings.write_timeout_s > 0 else None

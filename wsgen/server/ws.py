@@ -275,6 +275,10 @@ class Connection:
                 await self.replies(self.session.subscribe_url(name, query))
             async for message in self.ws:
                 await self.replies(self.session.handle(message))
+                # the loop's turn between two messages of one client: a client
+                # that pipelines many (dear) requests delays the others by one
+                # request at most, not by all of them
+                await asyncio.sleep(0)
         except ConnectionClosed:
             pass
         finally:
