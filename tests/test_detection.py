@@ -326,6 +326,10 @@ def test_watch_errors_and_the_owner_leaving():
         assert r["code"] == code and text in r["message"], r
     assert send(watcher, type="watch", id="w", token=token)["type"] == "watching"
     assert send(watcher, type="watch", id="w", token=token)["code"] == "duplicate_id"
+    # nor can a subscription take a watch's id (the watch could no longer be scored)
+    r = send(watcher, type="subscribe", id="w", generator="sine", seed=1)
+    assert r["code"] == "duplicate_id" and "is a watch on this connection" in r["message"], r
+    assert send(watcher, type="score", id="w")["type"] == "score"
     # the owner's speed as it is now: "max" at first, then what an update set
     assert send(watcher, type="watch", id="w2", token=token)["of"]["speed"] == "max"
     assert send(owner, type="update", id="d", speed=4)["type"] == "updated"

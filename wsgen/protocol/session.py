@@ -418,11 +418,14 @@ class Session:
 
     def check_room(self, id: str | None) -> None:
         """Whether a new subscription ``id`` fits: raises ProtocolError
-        ``duplicate_id`` (the id is in use) or ``limit_reached``
+        ``duplicate_id`` (the id is in use, by a subscription or a watch) or ``limit_reached``
         (``max_subscriptions`` already), for generators and named streams."""
         if id is not None and id in self.subscriptions:
             raise P.ProtocolError(P.DUPLICATE_ID, f"subscription id {id!r} is already in use on this "
                                   "connection; unsubscribe it first or pick another id", id)
+        if id is not None and detection.watched(self, id) is not None:
+            raise P.ProtocolError(P.DUPLICATE_ID, f"id {id!r} is a watch on this connection; unwatch it first "
+                                  "or pick another id for the subscription", id)
         if len(self.subscriptions) >= self.settings.max_subscriptions:
             raise P.ProtocolError(P.LIMIT_REACHED, f"at most {self.settings.max_subscriptions} subscriptions "
                                   "per connection; unsubscribe one first", id)
