@@ -70,8 +70,12 @@ SEEK_SLICE = 65_536
 #: Samples computed ahead when fewer are taken (paced streams take a few at a
 #: time; one vectorised render serves many messages). Invalidated by updates.
 AHEAD = 64
-#: Samples per window of the bounded walk's search for the next reflection.
-_WINDOW = 1024
+#: A bounded walk within this many step scales (volatility + |drift|) of a
+#: bound is computed by the scalar loop, :data:`_SCAN` samples at a time;
+#: farther, by vectorised windows of at least :data:`_MIN_WINDOW` samples.
+_FAR = 8.0
+_SCAN = 256
+_MIN_WINDOW = 64
 #: Key of the normal draws (that of ``normal``: a walk's increments are the
 #: ``normal`` stream with mean = drift, std_dev = volatility).
 NORMAL_KEY = 11
@@ -241,56 +245,79 @@ class RandomWalk(_Recursive):
         inc = self._reflected(inc, p.min, p.max)
         return inc, float(inc[-1])
 
-    @staticmethod
-    def _reflected(inc: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
+    def _reflected(self, inc: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
         """In place: ``inc[0]`` is the first value before reflection,
         ``inc[k]`` (k >= 1) the increments; returns the walk x[k] =
-        reflect(x[k-1] + inc[k]). Windows are accumulated vectorised up to
-        the first value outside the bounds, which is reflected; where
-        reflections come every few samples a scalar loop takes over for a
-        while (the same float operations: the same bits)."""
+        R(x[k-1] + inc[k]) (``R``: :func:`reflect`).
+
+        Far from the bounds a window is accumulated vectorised up to the
+        first value outside them, which is reflected; the window is about
+        as long as the walk needs to reach a bound from there ((distance /
+        step scale) squared). Near a bound, where reflections come every few
+        samples, :func:`scanner`'s loop takes over for :data:`_SCAN` samples.
+        Both perform the same float operations in the same order (numpy's
+        ``add.accumulate`` is sequential), so the bits do not depend on which
+        one computed a sample, nor on block sizes."""
+        p = self.params
         low = -math.inf if lo is None else lo
         high = math.inf if hi is None else hi
+        scale = abs(p.volatility) + abs(p.drift)
+        scan = scanner(lo, hi)
         m = len(inc)
-        steps = inc.copy()            # steps[k]: the increment of sample k (k >= 1)
-        i, window = 0, 256
+        x = reflect(float(inc[0]), lo, hi)
+        inc[0] = x
+        i = 1                         # next sample to compute; x is sample i-1
         while i < m:
-            # here inc[i] = x[i-1] + steps[i] (or the start) and inc[i+1:] the raw steps
-            j = min(m, i + window)
-            seg = inc[i:j]
+            room = min(x - low, high - x)
+            if room <= _FAR * scale:  # near a bound: the scalar loop
+                stop = min(m, i + _SCAN)
+                values = scan(x, inc[i:stop].tolist())
+                inc[i:stop] = values
+                x, i = values[-1], stop
+                continue
+            reach = room / scale if scale else math.inf
+            size = m - i if reach >= 256.0 else min(m - i, max(_MIN_WINDOW, int(reach * reach)))
+            seg = inc[i:i + size]
+            steps = seg.copy()
+            seg[0] += x
             np.add.accumulate(seg, out=seg)
             out = (seg < low) | (seg > high)
             k = int(out.argmax())
             if not out[k]:            # no reflection in this window
-                if j < m:
-                    inc[j] += seg[-1]
-                i, window = j, min(4 * window, 65_536)
+                x, i = float(seg[-1]), i + size
                 continue
             x = reflect(float(seg[k]), lo, hi)
             seg[k] = x
-            i += k + 1                # inc[i:j] holds sums past the reflection: redone below
-            window = 256
-            if k < 32:                # dense reflections: a scalar loop for the next samples
-                stop = min(m, i + 2048)
-                values = steps[i:stop].tolist()
-                for q, d in enumerate(values):
-                    y = x + d
-                    if y > high:      # reflect() inlined for one mirror (the same operations)
-                        x = 2.0 * hi - y if lo is None else (
-                            max(2.0 * hi - y, lo) if y - hi <= hi - lo else reflect(y, lo, hi))
-                    elif y < low:
-                        x = 2.0 * lo - y if hi is None else (
-                            min(2.0 * lo - y, hi) if lo - y <= hi - lo else reflect(y, lo, hi))
-                    else:
-                        x = y
-                    values[q] = x
-                inc[i:stop] = values
-                i = stop
-            if i < m:
-                inc[i] = x + steps[i]
-                if i + 1 < j:
-                    inc[i + 1:j] = steps[i + 1:j]
+            seg[k + 1:] = steps[k + 1:]   # sums past the reflection: raw steps again
+            i += k + 1
         return inc
+
+
+def scanner(lo: float | None, hi: float | None):
+    """``scan(x, steps) -> values``: the walk from value ``x`` over the list
+    ``steps``, one sample at a time, ``x = R(x + step)`` with :func:`reflect`
+    inlined for one mirror (the same float operations as :func:`reflect`; a
+    longer overshoot calls it)."""
+    if lo is None:
+        h2 = 2.0 * hi
+
+        def scan(x: float, steps: list) -> list:
+            return [x := (y if (y := x + d) <= hi else h2 - y) for d in steps]
+    elif hi is None:
+        l2 = 2.0 * lo
+
+        def scan(x: float, steps: list) -> list:
+            return [x := (y if (y := x + d) >= lo else l2 - y) for d in steps]
+    else:
+        h2, l2, w = 2.0 * hi, 2.0 * lo, hi - lo
+
+        def scan(x: float, steps: list) -> list:
+            return [x := (y if lo <= (y := x + d) <= hi else
+                          ((lo if lo > (v := h2 - y) else v) if y > hi and y - hi <= w else
+                           ((hi if hi < (v := l2 - y) else v) if y < lo and lo - y <= w else
+                            reflect(y, lo, hi))))
+                    for d in steps]
+    return scan
 
 
 class OrnsteinUhlenbeck(_Recursive):
