@@ -124,6 +124,11 @@ def test_random_walk_vectorised_and_scalar_parts_give_the_reference_bits(params)
     assert np.concatenate(parts).tobytes() == ref.tobytes()
 
 
+def test_random_walk_between_equal_bounds_stays_there():
+    x = values("random-walk", {"min": 0.5, "max": 0.5, "start": 0.5, "volatility": 3.0}, n=5000)
+    assert x.tolist() == [0.5] * 5000
+
+
 def test_random_walk_update_continues_from_the_current_value():
     g = create("random-walk", {"drift": 1.0, "volatility": 0.0}, seed=1)
     assert g.take(4).values.tolist() == [0.0, 1.0, 2.0, 3.0]

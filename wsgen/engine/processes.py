@@ -40,9 +40,12 @@ Seeking (``start_seq``, dropped samples) computes the samples in between
 vectorised, in slices of :data:`SEEK_SLICE`: its cost grows with the
 distance, so ``start_seq`` is at most :data:`MAX_START_SEQ` (100000;
 :data:`MAX_START_SEQ_BOUNDED` = 25000 for a walk with a bound, whose
-reflections may need a scalar loop). Bounded walks that reflect every few
-samples run at a few million samples a second (a Python loop over those
-samples); without bounds, or with distant ones, the walk is vectorised.
+reflections may need a scalar loop). Within 8 step scales of a bound a
+bounded walk runs a Python loop (about 5-8 M samples/s: the reflection rule
+is sequential, x[n] needs x[n-1], and no vectorised formula gives its bits:
+folding the unbounded running sum into [min, max] is another process, whose
+steps change sign after each reflection, drift included); farther from the
+bounds, or without bounds, the walk is vectorised (20-30 M samples/s).
 """
 from __future__ import annotations
 
@@ -296,8 +299,8 @@ class RandomWalk(_Recursive):
 def scanner(lo: float | None, hi: float | None):
     """``scan(x, steps) -> values``: the walk from value ``x`` over the list
     ``steps``, one sample at a time, ``x = R(x + step)`` with :func:`reflect`
-    inlined for one mirror (the same float operations as :func:`reflect`; a
-    longer overshoot calls it)."""
+    inlined (the same float operations in the same order; ``min == max``
+    calls it)."""
     if lo is None:
         h2 = 2.0 * hi
 
@@ -308,14 +311,20 @@ def scanner(lo: float | None, hi: float | None):
 
         def scan(x: float, steps: list) -> list:
             return [x := (y if (y := x + d) >= lo else l2 - y) for d in steps]
-    else:
-        h2, l2, w = 2.0 * hi, 2.0 * lo, hi - lo
+    elif hi - lo == 0:
 
         def scan(x: float, steps: list) -> list:
+            return [x := reflect(x + d, lo, hi) for d in steps]
+    else:
+        h2, l2, w = 2.0 * hi, 2.0 * lo, hi - lo
+        w2 = 2.0 * w
+
+        def scan(x: float, steps: list) -> list:
+            # one mirror; else the fold of reflect(), clamped: max(., lo) then min(., hi)
             return [x := (y if lo <= (y := x + d) <= hi else
                           ((lo if lo > (v := h2 - y) else v) if y > hi and y - hi <= w else
                            ((hi if hi < (v := l2 - y) else v) if y < lo and lo - y <= w else
-                            reflect(y, lo, hi))))
+                            (hi if hi < (v := (lo if lo > (v := lo + w - abs((y - lo) % w2 - w)) else v)) else v))))
                     for d in steps]
     return scan
 
