@@ -183,6 +183,8 @@ def test_composition_builder_channels(server, driver):
     assert "gain per channel" in js(driver, "return document.getElementById('compose-channels-error').textContent")
     set_knob(driver, "compose-gain", "1, 2, 0.5")
     assert js(driver, "return window.wsgen.composition.spec()") == spec
+    js(driver, "document.getElementById('compose-channels-box').scrollIntoView()")
+    shot(driver, "composition-channels")
     set_knob(driver, "compose-seed", 3)
     click(driver, "compose-start")
     sub = wait_for(driver, "window.wsgen.streams().find(s => s.generator === 'composite')?.id",

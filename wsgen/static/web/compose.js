@@ -336,7 +336,7 @@
 
   const shownList = (v) => v === undefined ? "" : Array.isArray(v) && v.every((x) => typeof x !== "object")
     ? v.join(", ") : typeof v === "string" ? v : JSON.stringify(v);
-  const shownMatrix = (m) => Array.isArray(m) && m.every(Array.isArray) ? m.map((r) => r.join(", ")).join("; ") : shownList(m);
+  const shownMatrix = (m) => Array.isArray(m) && m.every(Array.isArray) ? m.map((r) => r.join(", ")).join(";\n") : shownList(m);
 
   /** Each box: [id, read(text) -> spec changes]. */
   const CHANNEL_BOXES = [
