@@ -50,7 +50,7 @@ bounds, or without bounds, the walk is vectorised (20-30 M samples/s).
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Mapping, Optional
+from typing import Annotated, Any, Iterable, Mapping, Optional
 
 import numpy as np
 from pydantic import Field
@@ -274,7 +274,7 @@ class RandomWalk(_Recursive):
             room = min(x - low, high - x)
             if room <= _FAR * scale:  # near a bound: the scalar loop
                 stop = min(m, i + _SCAN)
-                values = scan(x, inc[i:stop].tolist())
+                values = scan(x, memoryview(inc[i:stop]))   # iterates as Python floats
                 inc[i:stop] = values
                 x, i = values[-1], stop
                 continue
@@ -297,35 +297,56 @@ class RandomWalk(_Recursive):
 
 
 def scanner(lo: float | None, hi: float | None):
-    """``scan(x, steps) -> values``: the walk from value ``x`` over the list
+    """``scan(x, steps) -> values``: the walk from value ``x`` over the floats
     ``steps``, one sample at a time, ``x = R(x + step)`` with :func:`reflect`
     inlined (the same float operations in the same order; ``min == max``
-    calls it)."""
+    calls it). The bounds are default arguments: fast locals of the loop."""
     if lo is None:
-        h2 = 2.0 * hi
-
-        def scan(x: float, steps: list) -> list:
-            return [x := (y if (y := x + d) <= hi else h2 - y) for d in steps]
+        def scan(x: float, steps: Iterable[float], hi: float = hi, h2: float = 2.0 * hi) -> list:
+            out: list = []
+            put = out.append
+            for d in steps:
+                y = x + d
+                x = y if y <= hi else h2 - y
+                put(x)
+            return out
     elif hi is None:
-        l2 = 2.0 * lo
-
-        def scan(x: float, steps: list) -> list:
-            return [x := (y if (y := x + d) >= lo else l2 - y) for d in steps]
+        def scan(x: float, steps: Iterable[float], lo: float = lo, l2: float = 2.0 * lo) -> list:
+            out: list = []
+            put = out.append
+            for d in steps:
+                y = x + d
+                x = y if y >= lo else l2 - y
+                put(x)
+            return out
     elif hi - lo == 0:
-
-        def scan(x: float, steps: list) -> list:
+        def scan(x: float, steps: Iterable[float]) -> list:
             return [x := reflect(x + d, lo, hi) for d in steps]
     else:
-        h2, l2, w = 2.0 * hi, 2.0 * lo, hi - lo
-        w2 = 2.0 * w
-
-        def scan(x: float, steps: list) -> list:
-            # one mirror; else the fold of reflect(), clamped: max(., lo) then min(., hi)
-            return [x := (y if lo <= (y := x + d) <= hi else
-                          ((lo if lo > (v := h2 - y) else v) if y > hi and y - hi <= w else
-                           ((hi if hi < (v := l2 - y) else v) if y < lo and lo - y <= w else
-                            (hi if hi < (v := (lo if lo > (v := lo + w - abs((y - lo) % w2 - w)) else v)) else v))))
-                    for d in steps]
+        def scan(x: float, steps: Iterable[float], lo: float = lo, hi: float = hi, h2: float = 2.0 * hi,
+                 l2: float = 2.0 * lo, w: float = hi - lo, w2: float = 2.0 * (hi - lo)) -> list:
+            out: list = []
+            put = out.append
+            for d in steps:
+                y = x + d
+                if lo <= y <= hi:
+                    x = y
+                elif y > hi and y - hi <= w:          # one mirror: max(2 hi - y, lo)
+                    x = h2 - y
+                    if lo > x:
+                        x = lo
+                elif y < lo and lo - y <= w:          # min(2 lo - y, hi)
+                    x = l2 - y
+                    if hi < x:
+                        x = hi
+                else:                                  # the fold, then min(max(., lo), hi)
+                    x = lo + w - abs((y - lo) % w2 - w)
+                    if lo > x:
+                        x = lo
+                    if hi < x:
+                        x = hi
+                put(x)
+            return out
     return scan
 
 
