@@ -505,7 +505,7 @@ def test_wsgen_sub_ndjson_and_text(srv, fmt):
                                       engine.labels[:N])
     else:
         got = np.array([[np.nan if v is None else v for v in row] for row in rows])
-        np.testing.assert_allclose(got, engine.values[:N], atol=0.0005 + 1e-12)
+        np.testing.assert_array_equal(got, engine.values[:N])      # full precision, as for one channel
 
 
 def test_sync_client_eight_sensors_level_shift_on_sensor_3(srv):

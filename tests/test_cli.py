@@ -359,3 +359,30 @@ def test_output_rows_are_the_http_rows_with_skipped_seqs():
     assert [json.loads(line) for line in out.getvalue().splitlines()] == [
         {"seq": 10, "t": 1700000000.0, "value": 0.25}, {"seq": 11, "t": 1700000000.5, "value": -1.5},
         {"seq": 14, "t": 1700000002.0, "value": 3.0}]
+
+
+def test_version_prints_the_package_version():
+    r = run("--version")
+    assert (r.returncode, r.stdout, r.stderr) == (0, f"wsgen {wsgen.__version__}\n", "")
+
+
+def test_sub_max_lag_needs_backpressure_drop_and_says_so_in_one_line(url, tmp_path):
+    # docs/protocol.md: max_lag "only with backpressure "drop" (else invalid_message)"; the help of --max-lag
+    # says "with --backpressure drop": --max-lag does not imply drop, it is refused in one line saying what is allowed
+    refusal = ('error invalid_message: max_lag bounds the lag of backpressure "drop"; give it with backpressure '
+               '"drop" or leave it out\n')
+    r = run("sub", "sine", "--url", url, "--count", "2", "-q", "--max-lag", "0.5")
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", refusal)
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"base": {"kind": "sine"}}))
+    r = run("sub", "--spec", str(spec), "--url", url, "--count", "2", "-q", "--max-lag", "0.5")
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", refusal)
+    r = run("sub", "sine", "--url", url, "--count", "2", "-q", "--seed", "1", "--defaults",
+            "--backpressure", "drop", "--max-lag", "0.5")
+    assert r.returncode == 0 and r.stderr == ""
+    assert r.stdout.splitlines() == [repr(v) for v in wsgen.create("sine", {}, seed=1).take(2).values.tolist()]
+    # a named stream's subscription carries no max_lag: refused before connecting, not silently dropped
+    r = run("sub", "--stream", "plant", "--url", "ws://127.0.0.1:1", "--max-lag", "0.5")
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr == ("wsgen sub: --stream subscribes to a named stream: give no generator name, --spec, "
+                        "parameters, --seed, --speed or --max-lag (the stream has its own, at the wall clock)\n")

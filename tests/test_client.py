@@ -400,6 +400,21 @@ async def test_sync_client(server):
     np.testing.assert_array_equal(block.values, expected)
 
 
+
+async def test_sync_call_given_up_is_cancelled_in_the_clients_thread(server):
+    # what Ctrl-C does to a waiting call: the call is cancelled where it runs; the client goes on
+    def work():
+        with SyncClient(server.ws_url) as c:
+            sub = c.subscribe("sine", {"interval": 0.5}, seed=1)
+            with pytest.raises(TimeoutError):
+                c._call(sub.subscription.take, 1000, timeout=0.3)     # 1000 samples at 2 a second: not in 0.3 s
+            names = [g["name"] for g in c.list()]
+            end = sub.unsubscribe()
+            return names, end, c.client.connected
+    names, end, connected = await asyncio.to_thread(work)
+    assert "sine" in names and end >= 1 and connected
+
+
 # -- compositions ------------------------------------------------------------------
 
 COMPOSITION = {
@@ -470,9 +485,51 @@ async def test_composition_dedup_by_slot_unit():
                      explicit_timestamps=seqs.astype(float), events=[{"id": slot, "kind": "x", "first": slot, "last": slot}])
     sub._deliver(blk(0, [0, 1, 1, 2]))       # duplicate 1 kept
     sub._deliver(blk(4, [4, 3]))             # out of order kept
-    assert sub._subscribe_message()["start_seq"] == 4 and "params" not in sub._subscribe_message()
+    assert sub.subscribe_message()["start_seq"] == 4 and "params" not in sub.subscribe_message()
     sub._deliver(blk(4, [4]))                # resumed at slot 4: already have 2 samples from there
     sub._deliver(blk(5, [3, 5, 6]))          # slot 5: 1 more to skip ("3"), then new
     block = await sub.take(7)
     np.testing.assert_array_equal(block.seqs, [0, 1, 1, 2, 4, 3, 5])
     assert [e["id"] for e in block.events] == [0, 4, 5]
+
+
+@pytest.mark.parametrize("status, attempts, message", [
+    (403, 1, "server refused the reconnection: HTTP 403"),          # 4xx: final at once
+    (503, 3, "after 3 attempts"),                                   # 5xx: retried until the attempts run out
+    (None, 3, "after 3 attempts")])                                 # nothing listening: likewise
+async def test_reconnection_stops_on_a_4xx_or_after_max_attempts(status, attempts, message):
+    from http import HTTPStatus
+
+    from websockets.asyncio.server import serve
+    state = {"refuse": False, "handshakes": 0}
+
+    def process_request(connection, request):
+        state["handshakes"] += 1
+        if state["refuse"]:
+            return connection.respond(HTTPStatus(status), "no\n")
+        return None
+
+    async def handler(ws):
+        await ws.recv()          # never answers; the test drops it
+    server = await serve(handler, "127.0.0.1", 0, process_request=process_request)
+    port = server.sockets[0].getsockname()[1]
+    c = Client(f"ws://127.0.0.1:{port}", backoff_base=0.01, backoff_cap=0.02, max_reconnect_attempts=3)
+    await c.connect()
+    try:
+        state["refuse"] = True
+        if status is None:
+            server.close()
+            await server.wait_closed()
+        else:
+            for ws in list(server.connections):
+                ws.transport.abort()
+        with pytest.raises(ConnectionLost, match=message):
+            await asyncio.wait_for(c.list(), 10)
+        with pytest.raises(ConnectionLost, match=message):
+            await c.list()                                      # and it stays lost
+        assert c.reconnects == 0 and not c.connected
+        if status is not None:
+            assert state["handshakes"] == 1 + attempts
+    finally:
+        await c.close()
+        server.close()

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import numpy as np
 import pytest
+from websockets.asyncio.client import connect
 
 import wsgen
 from wsgen.client import Client, WsgenError
@@ -18,6 +20,12 @@ async def test_detect_and_score_with_the_client(server):
                                                   "min_anomaly_duration": 4, "max_anomaly_duration": 8},
                                 seed=5, speed="max", score={"window": 30, "probation": 0})
         assert sub.score_options == {"window": 30, "probation": 0}
+        # another connection follows the alarms with the watch token the client kept
+        assert isinstance(sub.watch_token, str) and len(sub.watch_token) >= 20
+        async with connect(server.ws_url) as other:
+            await other.send(json.dumps({"type": "watch", "id": "w", "token": sub.watch_token}))
+            watching = json.loads(await asyncio.wait_for(other.recv(), 10))
+        assert watching["type"] == "watching" and watching["of"]["seed"] == 5
         block = await sub.take(600)
         truth = wsgen.scoring.figures.events_from_labels(block.labels)
         assert len(truth) >= 8

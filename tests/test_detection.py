@@ -1,7 +1,7 @@
 """Live scoring on a session, with no socket: detect, score, unsubscribe, and their errors.
 
 The session is fed messages and a fake clock; samples are taken as the
-WebSocket pump takes them (``Subscription.take``), and the figures are
+WebSocket pump takes them (``SessionStream.take``), and the figures are
 compared with ``wsgen.score`` on the truth those samples carried.
 """
 from __future__ import annotations
@@ -295,7 +295,7 @@ def test_a_watcher_sees_the_owners_alarms_and_figures_read_only():
     w = send(watcher, type="watch", id="w", token=token)
     assert w == {"type": "watching", "id": "w", "of": {"generator": "periodic-spike", "params": {
         "base_value": 0.0, "spike_interval": 10.0, "min_spike_range": 5.0, "max_spike_range": 10.0, "interval": 0.1},
-        "seed": 1, "first": 0, "interval": 0.1}, "options": {"window": 10, "probation": 0.0, "threshold": 0.5},
+        "seed": 1, "first": 0, "interval": 0.1, "speed": "max"}, "options": {"window": 10, "probation": 0.0, "threshold": 0.5},
         "last": 299, "alarms": [101, 150]}
     send(owner, type="detect", id="d", seqs=[150, 202])      # 150 again: only 202 is new
     assert pushed == [{"type": "detections", "id": "w", "seqs": [202]}]
@@ -326,7 +326,11 @@ def test_watch_errors_and_the_owner_leaving():
         assert r["code"] == code and text in r["message"], r
     assert send(watcher, type="watch", id="w", token=token)["type"] == "watching"
     assert send(watcher, type="watch", id="w", token=token)["code"] == "duplicate_id"
-    assert send(watcher, type="watch", id="w2", token=token)["type"] == "watching"
+    # the owner's speed as it is now: "max" at first, then what an update set
+    assert send(watcher, type="watch", id="w2", token=token)["of"]["speed"] == "max"
+    assert send(owner, type="update", id="d", speed=4)["type"] == "updated"
+    assert send(watcher, type="watch", id="w3", token=token)["of"]["speed"] == 4
+    assert send(watcher, type="unwatch", id="w3")["type"] == "unwatched"
     assert send(watcher, type="unwatch", id="w2") == {"type": "unwatched", "id": "w2", "reason": "unwatched"}
     owner.close()                                        # the owner's connection went away
     assert pushed == [{"type": "unwatched", "id": "w", "reason": "closed"}]

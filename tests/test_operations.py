@@ -226,7 +226,7 @@ async def test_http_error_answers_count_in_wsgen_errors_by_code_exactly(monkeypa
                 async for _ in stream.aiter_lines():
                     break
                 await bad(503, "GET", "/cosine", params={"count": 1})
-            monkeypatch.setattr("wsgen.server.http.app.catalogue", lambda: 1 / 0)              # a bug: Starlette's 500
+            monkeypatch.setattr("wsgen.server.http.meta.catalogue", lambda: 1 / 0)              # a bug: Starlette's 500
             r = await http.get("/generators")
             assert r.status_code == 500
             monkeypatch.undo()

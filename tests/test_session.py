@@ -1,7 +1,7 @@
 """The protocol's rules, pure: messages fed to Session with fake clocks.
 
 No sockets and no asyncio: ``Session.handle(text)`` returns the replies and
-``Subscription.take(now, limit, wall)`` the samples due at ``now``.
+``SessionStream.take(now, limit, wall)`` the samples due at ``now``.
 """
 from __future__ import annotations
 
@@ -532,7 +532,7 @@ def test_every_error_code_is_reachable_and_counted():
     assert session.errors == client_codes
 
 
-# -- pacing through Subscription.take ---------------------------------------
+# -- pacing through SessionStream.take ---------------------------------------
 
 def test_take_delivers_exactly_the_due_samples_with_stream_time():
     session, clock = make()

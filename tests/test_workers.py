@@ -10,6 +10,8 @@ import os
 import re
 import signal
 import socket
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -191,3 +193,26 @@ async def test_sigterm_to_the_supervisor_drains_every_worker():
             seqs = [r["seq"] for r in rows if "seq" in r]
             assert seqs == list(range(len(seqs)))
         assert proc.wait(30) == 0
+
+
+async def test_workers_start_from_a_folder_holding_a_wsgen_checkout(tmp_path):
+    # the folder that holds a clone has a ``wsgen/`` directory: a worker
+    # started with ``python -m`` put it first on its path and imported it
+    # instead of the installed package (both workers died at start)
+    shadow = tmp_path / "wsgen"
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text('raise ImportError("the shadow package in the working directory")\n')
+    script = Path(sys.executable).with_name("wsgen")      # the console script, as a user runs it
+    assert script.exists(), script
+    http_port = free_port()
+    proc = subprocess.Popen([str(script), "serve", "--workers", "2", "--port", "0", "--http-port", str(http_port)],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            text=True)
+    try:
+        line = proc.stdout.readline()
+        assert ServeProcess.LISTENING.search(line) and "(2 workers)" in line, (line, proc.stderr.read())
+        assert len(await pids_seen(f"http://127.0.0.1:{http_port}", 2)) == 2
+    finally:
+        proc.terminate()
+        assert proc.wait(60) == 0
+    assert "shadow package" not in proc.stderr.read()

@@ -15,7 +15,7 @@ async def test_failing_pump_closes_with_1011_and_is_logged(server, monkeypatch, 
     def broken_take(self, *args, **kwargs):
         raise RuntimeError("simulated bug in sample production")
 
-    monkeypatch.setattr(wsgen.protocol.session.Subscription, "take", broken_take)
+    monkeypatch.setattr(wsgen.protocol.session.SessionStream, "take", broken_take)
     caplog.set_level(logging.ERROR, logger="wsgen.server.ws")
     async with connect(server.ws_url) as ws:
         await ws.send(json.dumps({"type": "subscribe", "id": "s", "generator": "sine"}))

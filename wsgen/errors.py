@@ -14,7 +14,7 @@ holds the root)::
     ├── DefinitionError (ValueError)      wsgen.scoring.offline: a stream definition that cannot be regenerated
     ├── NamedError                        wsgen.streams.named: a named stream's change refused; .code
     ├── ScenarioError (ValueError)        wsgen.streams.scenario: a scenario file refused (file, stream, field)
-    └── client errors                     wsgen.client
+    └── client errors                     wsgen.client (wsgen.client.errors)
         ├── ServerError                   an ``error`` reply from the server; .code, .message, .details, .id
         ├── ConnectionLost (ConnectionError)  the connection dropped and will not be restored
         ├── ClientClosed (ConnectionError)    the client was closed

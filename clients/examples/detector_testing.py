@@ -68,7 +68,9 @@ async def main() -> None:
         await sub.unsubscribe()
     e, p, d = f["events"], f["points"], f["delay"]["samples"]
     print(f"{f['samples']} samples, {e['anomalies']} anomalies, {f['alarms']} alarms")
-    print(f"events: detected {e['detected']}, missed {e['missed']}, false positives {e['false_positives']}; "
+    # events are scored over anomaly windows (overlapping windows merge: there can be fewer than anomalies)
+    print(f"events over {e['windows']} windows: detected {e['detected']}, missed {e['missed']}, "
+          f"false positives {e['false_positives']}; "
           f"precision {e['precision']:.3f} recall {e['recall']:.3f} F1 {e['f1']:.3f}")
     print(f"points: precision {p['precision']:.3f} recall {p['recall']:.3f} F1 {p['f1']:.3f}")
     print(f"delay: median {d['median']} samples, max {d['max']}")

@@ -28,6 +28,7 @@ import numpy as np
 import orjson
 from websockets.asyncio.client import connect
 
+from wsgen.bench.reader import LeanConnection
 from wsgen.protocol.encoding import decode_binary
 
 
@@ -200,30 +201,47 @@ async def fanout(url: str, subscriptions: int, connections: int, interval: float
     acked = 0
 
     async def one(ci: int, n: int):
-        nonlocal acked
-        async with connect(url, max_size=None, compression=None, open_timeout=120) as ws:
+        # websockets' sans-I/O protocol under a plain asyncio.Protocol
+        # (wsgen.bench.reader): the asyncio connection's recv() costs 4 times
+        # more per message, and 100,000 separate messages a second are the point
+        failed: list[BaseException] = []
+
+        def on_text(payload: bytes, now: float) -> None:
+            nonlocal acked
+            frame = orjson.loads(payload)
+            for m in frame["messages"] if frame.get("type") == "batch" else (frame,):
+                kind = m.get("type")
+                if kind == "data":
+                    measure(ci, m, now)
+                elif kind == "subscribed":
+                    acked += 1
+                    if acked == subscriptions:
+                        ready.set()
+                elif kind == "error" and not failed:
+                    failed.append(RuntimeError(f"server refused a subscription: {m['code']}: {m['message']}"))
+                    conn.abort()
+
+        conn = await LeanConnection.open(url, on_text)
+        try:
             for k in range(n):
-                await ws.send(json.dumps({"type": "subscribe", "id": f"s{k}", "generator": "sine",
-                                          "params": {"interval": interval}, "batch": batch}))
-            while True:
+                conn.send_text(json.dumps({"type": "subscribe", "id": f"s{k}", "generator": "sine",
+                                           "params": {"interval": interval}, "batch": batch}))
+            while not conn.closed.done():
                 timeout = window["end"] + 0.1 - time.time()
                 if timeout <= 0:
                     break
-                try:
-                    raw = await asyncio.wait_for(ws.recv(), min(timeout, 3600))
-                except asyncio.TimeoutError:
+                await asyncio.wait([conn.closed], timeout=min(timeout, 0.5))   # the window's end is set later
+                if failed:
                     break
-                now = time.time()
-                frame = orjson.loads(raw)
-                for m in frame["messages"] if frame.get("type") == "batch" else (frame,):
-                    if m.get("type") == "subscribed":
-                        acked += 1
-                        if acked == subscriptions:
-                            ready.set()
-                    elif m.get("type") == "data":
-                        measure(ci, m, now)
-                    elif m.get("type") == "error":
-                        raise RuntimeError(f"server refused a subscription: {m['code']}: {m['message']}")
+            else:
+                raise ConnectionError(f"connection {ci} closed by the server before the end of the run")
+        finally:
+            conn.close()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(conn.closed), 5)
+            conn.abort()
+        if failed:
+            raise failed[0]
 
     def measure(ci: int, m: dict, now: float) -> None:
         # runs 100,000 times a second under the default fan-out: plain floats
@@ -242,7 +260,15 @@ async def fanout(url: str, subscriptions: int, connections: int, interval: float
             lateness.append(now - due_last)
 
     tasks = [asyncio.create_task(one(i, n)) for i, n in enumerate(per_conn) if n]
-    await asyncio.wait_for(ready.wait(), 120)
+    waiting = asyncio.ensure_future(ready.wait())
+    done, _ = await asyncio.wait([waiting, *tasks], timeout=120, return_when=asyncio.FIRST_COMPLETED)
+    if waiting not in done:
+        waiting.cancel()
+        for task in tasks:
+            task.cancel()
+        for task in done:
+            task.result()          # a refused subscription or a lost connection: its error
+        raise TimeoutError("the subscriptions were not all acknowledged within 120 s")
     await asyncio.sleep(1.0)
     cpu0 = server.cpu_seconds() if server else None
     rss0 = server.rss_bytes() if server else None

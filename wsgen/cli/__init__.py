@@ -52,7 +52,11 @@ def add_settings_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from wsgen import __version__
+
     parser = argparse.ArgumentParser(prog="wsgen", description="Synthetic time-series streams over WebSocket and HTTP.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                        help="print wsgen's version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the WebSocket and HTTP servers",

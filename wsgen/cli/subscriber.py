@@ -6,7 +6,8 @@
     arrive, flushed after every received block:
 
     * ``text``   one value per line, ``repr`` of the float (the shortest text
-      that reads back to the same float64: full precision).
+      that reads back to the same float64: full precision); a composition
+      with channels: one JSON array per sample, a value per channel.
     * ``csv``    header ``seq,t,value`` plus ``,label`` (true/false, as the
       HTTP csv) for the anomaly
       kinds; ``t`` is the stream time in Unix seconds.
@@ -272,7 +273,7 @@ class Output:
         self._started = False
         self._composite = None
         self.channels = channels
-        if channels:        # a composition with channels: the HTTP rows (wsgen.protocol.channel_lines), text too
+        if channels and fmt != "text":    # a composition with channels: the HTTP rows (wsgen.protocol.channel_lines)
             from wsgen.protocol.channel_lines import ChannelFormatter
             self._composite = ChannelFormatter(fmt, channels)
         elif composition and fmt in ("csv", "ndjson"):
@@ -303,7 +304,11 @@ class Output:
             self.stream.flush()
             return
         if self.fmt == "text":      # full precision (the HTTP text has three decimals)
-            text = "".join("null\n" if v != v else f"{v!r}\n" for v in block.values.tolist())
+            if block.values.ndim == 2:      # channels: one JSON array per sample, a value per channel
+                text = "".join("[" + ",".join(["null" if v != v else repr(v) for v in row]) + "]\n"
+                               for row in block.values.tolist())
+            else:
+                text = "".join("null\n" if v != v else f"{v!r}\n" for v in block.values.tolist())
         else:                       # the HTTP rows (wsgen.protocol.lines)
             from wsgen.protocol import lines
             if not self.labels and block.labels is not None:
@@ -622,9 +627,9 @@ def run_sub(args) -> int:
     args.composition = None
     if getattr(args, "stream", None) is not None:
         if args.generator is not None or args.spec is not None or params or args.seed is not None or \
-                args.speed != 1.0:
+                args.speed != 1.0 or getattr(args, "max_lag", None) is not None:
             _eprint("wsgen sub: --stream subscribes to a named stream: give no generator name, --spec, "
-                    "parameters, --seed or --speed (the stream has its own, at the wall clock)")
+                    "parameters, --seed, --speed or --max-lag (the stream has its own, at the wall clock)")
             return 2
     elif args.spec is not None:
         if args.generator is not None or params or args.binary:

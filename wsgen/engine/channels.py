@@ -108,7 +108,7 @@ from wsgen.engine.composite import (composition_seed, NOISE_KEY, SEEK_BUDGET_S, 
 from wsgen.engine.faults import Faults
 from wsgen.engine.fields import MAX_LEVEL, interval
 from wsgen.engine.injectors import InjectorPart, Model, Stream, StreamKey, default_key, tagged
-from wsgen.engine.params import GeneratorParams, InvalidParams, _jsonable
+from wsgen.engine.params import GeneratorParams, InvalidParams, _jsonable, summary
 from wsgen.engine.registry import get_spec
 
 #: Most channels of one composition: a take costs about 0.3 ms per channel with 16 injectors
@@ -197,9 +197,8 @@ class ChannelSpec(GeneratorParams):
     def _cross_fields(self) -> "ChannelSpec":
         problems = self.problems()
         if problems:
-            raise PydanticCustomError("composition", "{message}", {
-                "message": "; ".join(f"{f}: {m}" for f, _, m in problems),
-                "problems": [{"field": f, "value": v, "message": m} for f, v, m in problems]})
+            details = [{"field": f, "value": v, "message": m} for f, v, m in problems]
+            raise PydanticCustomError("composition", "{message}", {"message": summary(details), "problems": details})
         k = len(self.channels)
         object.__setattr__(self, "gain", self._per_channel(self.gain, 1.0))
         object.__setattr__(self, "offset", self._per_channel(self.offset, 0.0))

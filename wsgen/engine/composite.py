@@ -88,7 +88,7 @@ from wsgen.engine.faults import FAULTS, Faults, FaultSet
 from wsgen.engine.fields import MAX_LEVEL, interval, level
 from wsgen.engine.injectors import (CHUNK, INJECTORS, Blockers, MAX_BLOCKED_LENGTH, MAX_INJECTORS, PLACEMENT_MODES, STATEFUL_KINDS, AnyInjector, BlockContext,
                         InjectorPart, Intervals, Model, Stream, StreamKey, UniformHeight, default_key, tagged)
-from wsgen.engine.params import GeneratorParams, InvalidParams, _jsonable, error_details, validate_params
+from wsgen.engine.params import GeneratorParams, InvalidParams, _jsonable, error_details, summary, validate_params
 from wsgen.engine.registry import GENERATORS, get_spec
 
 WAVEFORM_KINDS = tuple(n for n, s in GENERATORS.items() if s.family == "waveform")
@@ -190,9 +190,8 @@ class CompositionSpec(GeneratorParams):
     def _cross_fields(self) -> "CompositionSpec":
         problems = self.check()
         if problems:
-            raise PydanticCustomError("composition", "{message}", {
-                "message": "; ".join(f"{f}: {m}" for f, m in problems),
-                "problems": [{"field": f, "value": _jsonable(self._value_at(f)), "message": m} for f, m in problems]})
+            details = [{"field": f, "value": _jsonable(self._value_at(f)), "message": m} for f, m in problems]
+            raise PydanticCustomError("composition", "{message}", {"message": summary(details), "problems": details})
         return self
 
     def _value_at(self, path: str) -> Any:

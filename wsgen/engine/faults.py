@@ -110,8 +110,12 @@ FAULTS: dict[str, tuple[str, int]] = {"gaps": ("gap", 16), "nulls": ("null", 17)
                                       "jitter": ("jitter", 19), "out_of_order": ("out-of-order", 20)}
 
 
-class Delivery:
-    """Delivered samples (or samples waiting for their slot): parallel arrays."""
+class FaultedSamples:
+    """Samples after the faults, as delivered (or waiting for their slot):
+    parallel arrays of equal length ``m`` -- ``seqs`` (int64, the sample's
+    seq), ``slots`` (int64, the slot it is delivered in), ``values``
+    (float64, NaN where a null hit), ``labels`` (bool), ``offsets`` (float64,
+    seconds: its time stamp) and ``copies`` (int64, times it is sent)."""
 
     FIELDS = ("seqs", "slots", "values", "labels", "offsets", "copies")
 
@@ -120,19 +124,19 @@ class Delivery:
             seqs, slots, values, labels, offsets, copies)
 
     @classmethod
-    def empty(cls) -> "Delivery":
+    def empty(cls) -> "FaultedSamples":
         return cls(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0), np.empty(0, bool), np.empty(0),
                    np.empty(0, np.int64))
 
     def __len__(self) -> int:
         return len(self.seqs)
 
-    def select(self, which) -> "Delivery":
-        return Delivery(*(getattr(self, f)[which] for f in self.FIELDS))
+    def select(self, which) -> "FaultedSamples":
+        return FaultedSamples(*(getattr(self, f)[which] for f in self.FIELDS))
 
     @staticmethod
-    def concat(a: "Delivery", b: "Delivery") -> "Delivery":
-        return Delivery(*(np.concatenate([getattr(a, f), getattr(b, f)]) for f in Delivery.FIELDS))
+    def concat(a: "FaultedSamples", b: "FaultedSamples") -> "FaultedSamples":
+        return FaultedSamples(*(np.concatenate([getattr(a, f), getattr(b, f)]) for f in FaultedSamples.FIELDS))
 
 
 class FaultSet:
@@ -142,7 +146,7 @@ class FaultSet:
         self.seed = seed
         self.parts: dict[str, Part] = {}
         self.retired: list[Part] = []
-        self.pending = Delivery.empty()  # held-back samples, due in a later slot
+        self.pending = FaultedSamples.empty()  # held-back samples, due in a later slot
         self.update(spec, clock, at)
 
     def update(self, spec: Faults, clock, at: int) -> None:
@@ -191,14 +195,14 @@ class FaultSet:
         return max([late, *delays])
 
     def render(self, n: int, m: int, values: np.ndarray, labels: np.ndarray,
-               times: np.ndarray) -> tuple[Delivery, list[dict[str, Any]]]:
+               times: np.ndarray) -> tuple[FaultedSamples, list[dict[str, Any]]]:
         """Apply the faults to samples ``[n, n+m)`` (values and labels are
         modified in place) and return what slots ``n .. n+m-1`` deliver, with
         the fault events overlapping the samples."""
         events: list[dict[str, Any]] = []
         if not self.parts and not self.retired and not len(self.pending):
             seqs = np.arange(n, n + m, dtype=np.int64)
-            return Delivery(seqs, seqs, values, labels, times, np.ones(m, np.int64)), events
+            return FaultedSamples(seqs, seqs, values, labels, times, np.ones(m, np.int64)), events
         gap = np.zeros(m, bool)
         delay = np.zeros(m, np.int64)
         copies = np.ones(m, np.int64)
@@ -226,10 +230,10 @@ class FaultSet:
                 delay[pos] = np.maximum(delay[pos], np.minimum(d, part.spec.max_delay))
         seqs = np.arange(n, n + m, dtype=np.int64)
         keep = ~gap
-        fresh = Delivery(seqs, seqs + delay, values, labels, offsets, copies).select(keep)
+        fresh = FaultedSamples(seqs, seqs + delay, values, labels, offsets, copies).select(keep)
         if not len(self.pending) and not delay.any():
             return self._expand(fresh), events
-        both = Delivery.concat(self.pending, fresh)
+        both = FaultedSamples.concat(self.pending, fresh)
         due = both.slots < n + m
         self.pending = both.select(~due)
         out = both.select(due)
@@ -237,7 +241,7 @@ class FaultSet:
         return self._expand(out.select(order)), events
 
     @staticmethod
-    def _expand(d: Delivery) -> Delivery:
+    def _expand(d: FaultedSamples) -> FaultedSamples:
         if len(d) and (d.copies > 1).any():
             return d.select(np.repeat(np.arange(len(d)), d.copies))
         return d

@@ -33,6 +33,8 @@ import math
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
 #: The speed "max" (as fast as the client reads), as the pacer holds it.
 SPEED_AS_FAST_AS_READ = math.inf
 _GOLDEN = (math.sqrt(5) - 1) / 2
@@ -151,6 +153,14 @@ class Pacer:
         if self.interval == 0:
             return time.time() if now_wall is None else now_wall
         return self.wall0 + (n - self.tseq0) * self.interval
+
+    def stream_times(self, n: int, m: int, now_wall: float | None = None) -> np.ndarray:
+        """Unix times stamped on samples ``n .. n+m-1``: :meth:`stream_time`
+        of each, the same floats (float64 array of ``m``)."""
+        if self.interval == 0:
+            return np.full(m, time.time() if now_wall is None else now_wall)
+        k = np.arange(n - self.tseq0, n - self.tseq0 + m, dtype=np.float64)
+        return self.wall0 + k * self.interval
 
     def retime(self, seq: int, interval: float | None = None, speed: float | None = None,
                now: float | None = None, wall: float | None = None) -> None:

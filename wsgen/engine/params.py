@@ -29,8 +29,7 @@ class InvalidParams(WsgenError, ValueError):
 
     def __init__(self, details: list[dict[str, Any]]) -> None:
         self.details = details
-        super().__init__("; ".join(f"{d['field']}: {d['message']} (got {d['value']!r})"
-                                   for d in details))
+        super().__init__(summary(details, values=True))
 
 
 class GeneratorParams(BaseModel):
@@ -106,9 +105,13 @@ def error_details(exc: ValidationError, root: str, *,
     return out
 
 
-def summary(details: list[dict[str, Any]]) -> str:
-    """Error details in one line: ``field: message; field: message``."""
-    return "; ".join(f"{d['field']}: {d.get('message')}" for d in details)
+def summary(details: list[dict[str, Any]], values: bool = False) -> str:
+    """Error details in one line: ``field: message; field: message``; with
+    ``values``, each message is followed by `` (got <value>)`` (the value's
+    ``repr``) where the detail has a value (not ``None``)."""
+    return "; ".join(f"{d['field']}: {d.get('message')}"
+                     + (f" (got {d['value']!r})" if values and d.get("value") is not None else "")
+                     for d in details)
 
 
 def resolve_aliases(model: type[GeneratorParams], data: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError,
                       model_validator)
-from wsgen.engine.base import SEED_LIMIT, SEED_RULE
+from wsgen.protocol.controls import MAX_SEQ, Seq, Speed, StreamControls
+# the text rules of seed and speed, also read from here (wsgen.cli.subscriber)
+from wsgen.protocol.controls import Seed, seed_from_text, speed_from_text  # noqa: F401
 from wsgen.engine.params import brief_value, error_details, summary
 from wsgen.errors import WsgenError
 
@@ -37,47 +38,6 @@ NAMED_ERROR_CODES = ("unknown_stream", "forbidden", "too_late", "not_supported",
 
 SubscriptionId = Annotated[str, Field(min_length=1, max_length=128, description="The client's name for the subscription")]
 StreamName = Annotated[str, Field(min_length=1, max_length=128, description="A named stream, e.g. plant/boiler-3/temperature")]
-Seed = Annotated[int, Field(ge=0, lt=SEED_LIMIT, description="Seed of the random streams, in [0, 2**64)")]
-
-
-#: The largest numeric delivery speed-up (``speed``; ``"max"`` is beyond it), on every transport.
-MAX_SPEED_FACTOR = 1e6
-SPEED_RULE = 'must be a number in (0, 1e6] or "max"'
-_SEED_TEXT = re.compile(r"\+?[0-9]{1,20}")
-
-
-def _speed(value: Any) -> float:
-    if value == "max":
-        return math.inf
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value <= MAX_SPEED_FACTOR):
-        raise ValueError(f"speed {SPEED_RULE}")
-    return float(value)
-
-
-def speed_from_text(text: str) -> float:
-    """The speed-up written as text (an HTTP query, a command line):
-    ``max`` (any case) is ``inf``, else a number in (0, 1e6].
-
-    Raises ValueError (``speed must be ...``) otherwise; the same rule as
-    the ``speed`` field of ``subscribe``.
-    """
-    text = text.strip()
-    if text.lower() == "max":
-        return math.inf
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"speed {SPEED_RULE}") from None
-    return _speed(value)
-
-
-def seed_from_text(text: str) -> int:
-    """A seed written as text (decimal digits, an optional ``+``): an
-    integer in [0, 2**64). Raises ValueError (``seed must be ...``)
-    otherwise; the same rule as ``Seed`` (:func:`wsgen.engine.base.check_seed`)."""
-    if not _SEED_TEXT.fullmatch(text.strip()) or int(text) >= SEED_LIMIT:
-        raise ValueError(f"seed {SEED_RULE}")
-    return int(text)
 
 
 def _generator(value: Any) -> str | dict:
@@ -87,10 +47,6 @@ def _generator(value: Any) -> str | dict:
         return value
     raise ValueError("generator must be a registry name (a string of at most 64 characters) "
                      "or a composition object")
-
-
-#: Delivery speed-up factor: a number in (0, 1e6], or "max" (held as inf).
-Speed = Annotated[float, BeforeValidator(_speed)]
 
 
 class _Message(BaseModel):
@@ -103,7 +59,7 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 def _window(value: Any) -> str | int:
     if isinstance(value, str) and value in ("nab", "events"):
         return value
-    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 2**53:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_SEQ:
         return value
     raise ValueError("window must be \"nab\", \"events\" or a length in samples (an integer in [1, 2**53])")
 
@@ -111,9 +67,6 @@ def _window(value: Any) -> str | int:
 def _score_option(value: Any) -> Any:
     """``score``: ``true`` means the default options, ``false`` none."""
     return {} if value is True else None if value is False else value
-
-
-Seq = Annotated[int, Field(ge=0, le=2**53)]
 
 
 class ScoreOptions(_Message):
@@ -126,8 +79,9 @@ class ScoreOptions(_Message):
     threshold: FiniteFloat = Field(0.5, description="a detect with a score is an alarm when score >= threshold")
 
 
-class Subscribe(_Message):
-    """Start a subscription."""
+class Subscribe(_Message, StreamControls):
+    """Start a subscription: the stream controls (:class:`~wsgen.protocol.controls.StreamControls`:
+    seed, start_seq, speed, count, duration) and the WebSocket's own fields."""
 
     type: Literal["subscribe"]
     id: SubscriptionId | None = None
@@ -137,9 +91,6 @@ class Subscribe(_Message):
     stream: StreamName | None = Field(None, description="A named stream, shared by every subscriber "
                                                         "(wsgen.streams.session); instead of generator")
     params: dict[str, Any] = Field(default_factory=dict)
-    seed: Seed | None = None
-    start_seq: Annotated[int, Field(ge=0, le=2**53)] = 0
-    speed: Speed = 1.0
     backpressure: Literal["block", "drop"] = "block"
     max_lag: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] | None = Field(
         None, description="backpressure drop only: seconds; samples that would arrive later than this behind "
@@ -150,11 +101,6 @@ class Subscribe(_Message):
     score: Annotated[ScoreOptions | None, BeforeValidator(_score_option)] = Field(
         None, description="score the client's detections against the stream's truth: true, or options "
                           "(labelled streams; docs/protocol.md)")
-    count: Annotated[int, Field(ge=1, le=2**53)] | None = Field(
-        None, description="end after this many samples (slots for a composition), with an `ended` message")
-    duration: Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False)] | None = Field(
-        None, description="end after the samples whose stream time is within this many seconds of the "
-                          "first one's, with an `ended` message")
 
 
 class Update(_Message):
@@ -166,7 +112,7 @@ class Update(_Message):
     speed: Speed | None = None
     stream: StreamName | None = Field(None, description="A named stream to change (operator; with admin_token)")
     admin_token: str | None = Field(None, max_length=1024, description="The operator token (named streams)")
-    seq: Annotated[int, Field(ge=0, le=2**53)] | None = Field(
+    seq: Annotated[int, Field(ge=0, le=MAX_SEQ)] | None = Field(
         None, description="Named streams: the seq to apply from (default: one safety margin from now)")
 
 
@@ -180,7 +126,7 @@ class Inject(_Message):
                                                 "and lengths, e.g. {\"kind\": \"level-shift\", \"height\": 5}")
     duration: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = Field(
         None, description="Seconds of stream time the anomaly lasts (default: one sample)")
-    seq: Annotated[int, Field(ge=0, le=2**53)] | None = None
+    seq: Annotated[int, Field(ge=0, le=MAX_SEQ)] | None = None
     admin_token: str | None = Field(None, max_length=1024)
 
 

@@ -59,7 +59,7 @@ def stream_end(count: int | None, duration: float | None, interval: float, seq: 
 class Chunk:
     """Samples ready to send for one subscription (one ``data`` message)."""
 
-    sub: "Subscription"
+    sub: "SessionStream"
     block: Block
     t: float          # Unix time of the first sample (stream time)
     dt: float         # seconds of stream time between samples
@@ -92,7 +92,7 @@ class Chunk:
 
 
 @dataclass
-class Subscription:
+class SessionStream:
     """A generator, its pacer, and its delivery options."""
 
     id: str
@@ -241,7 +241,7 @@ class Session:
         self.settings = settings or Settings()
         self.clock = clock or time.monotonic
         self.wall = wall or time.time
-        self.subscriptions: dict[str, Subscription] = {}
+        self.subscriptions: dict[str, SessionStream] = {}
         #: origin of this connection's pacing grid (monotonic seconds): fast
         #: streams start on it so that they fall due together; each
         #: connection's lies a different fraction of ``align_s`` in the past,
@@ -249,7 +249,7 @@ class Session:
         self.grid = self.clock() - grid_phase(next(_sessions), self.settings.align_s)
         self._auto_ids = itertools.count(1)
         self.errors: list[str] = _Recent()   # codes of the latest errors replied
-        self._order: list[Subscription] | None = None   # cache of send_order()
+        self._order: list[SessionStream] | None = None   # cache of send_order()
         #: ``offload(fn, *args)``: an awaitable running ``fn(*args)`` off the
         #: event loop (:func:`wsgen.server.offload.run`), or None. When set, a
         #: subscribe whose generator may be costly to build (a composition, a
@@ -334,12 +334,27 @@ class Session:
                 exc.message += "; the URL also takes the options " + ", ".join(URL_OPTIONS)
             return [exc.to_message()]
 
+    # -- one stream opened by another transport (HTTP) --------------------
+    def check_params(self, params: GeneratorParams, given: Mapping[str, Any] = {}) -> None:
+        """This server's rules on a generator's validated ``params`` (its
+        smallest interval), as a subscribe applies them; raises
+        ProtocolError ``invalid_params`` naming the key of ``given``."""
+        self._check_interval(params, None, given)
+
+    def open(self, msg: P.Subscribe, gen: Generator) -> SessionStream:
+        """Register the subscription ``msg`` asks for, of the generator
+        ``gen`` built for it (by the caller), with the rules of a subscribe
+        (interval, count / duration / end of data, pacer); raises
+        ProtocolError. The HTTP streams' way in (wsgen.server.http.delivery)."""
+        reply = self._subscribed(msg, gen)[0]
+        return self.subscriptions[reply["id"]]
+
     # -- scheduling helpers for the I/O layer ---------------------------
     def next_due(self) -> float:
         """Earliest monotonic time any subscription has a sample due."""
         return min((s.next_due() for s in self.subscriptions.values()), default=math.inf)
 
-    def send_order(self) -> list[Subscription]:
+    def send_order(self) -> list[SessionStream]:
         """The subscriptions, those sending their own frames first and the
         batched ones last (cached until one is added or removed)."""
         if self._order is None:
@@ -353,7 +368,7 @@ class Session:
         self._order = None
 
     # -- message handlers -----------------------------------------------
-    def _sub(self, id: str) -> Subscription:
+    def _sub(self, id: str) -> SessionStream:
         sub = self.subscriptions.get(id)
         if sub is None:
             known = ", ".join(sorted(self.subscriptions)) or "none"
@@ -452,7 +467,7 @@ class Session:
             sub_id = f"{gen.name}-{next(self._auto_ids)}"
         pacer = Pacer.start(gen.sample_interval, msg.speed, gen.seq, self.clock(), self.wall(),
                             self.grid, self.settings.align_s)
-        sub = Subscription(sub_id, gen, pacer, msg.backpressure, msg.encoding, msg.batch)
+        sub = SessionStream(sub_id, gen, pacer, msg.backpressure, msg.encoding, msg.batch)
         if msg.max_lag is not None:
             if msg.backpressure != "drop":
                 raise P.ProtocolError(P.INVALID_MESSAGE, "max_lag bounds the lag of backpressure \"drop\"; "
@@ -515,7 +530,7 @@ class Session:
             raise
         return new
 
-    async def _update_when_applied(self, sub: "Subscription", msg: P.Update) -> dict[str, Any]:
+    async def _update_when_applied(self, sub: "SessionStream", msg: P.Update) -> dict[str, Any]:
         """The reply to an update applied off the event loop (``self.offload``);
         the pump takes nothing from the stream meanwhile (``sub.held``)."""
         old, sub.held = sub.generator.params, True
@@ -533,7 +548,7 @@ class Session:
         finally:
             sub.held = False
 
-    def _updated(self, sub: "Subscription", msg: P.Update, old: GeneratorParams,
+    def _updated(self, sub: "SessionStream", msg: P.Update, old: GeneratorParams,
                  new: GeneratorParams) -> list[dict[str, Any]]:
         gen = sub.generator
         if new.sample_interval != old.sample_interval or msg.speed is not None:
@@ -561,7 +576,7 @@ class Session:
 
     def end(self, id: str) -> list[dict[str, Any]]:
         """End subscription ``id``, which reached its ``count`` or
-        ``duration`` (:meth:`Subscription.finished`): the ``ended`` message."""
+        ``duration`` (:meth:`SessionStream.finished`): the ``ended`` message."""
         sub = self.subscriptions.pop(id)
         self._order = None
         figures = detection.final(sub)   # a scored stream: its figures, then ended

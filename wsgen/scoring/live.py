@@ -42,7 +42,7 @@ import secrets
 import weakref
 from array import array
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -99,6 +99,8 @@ class LiveScore:
         self._alarms: dict[int, tuple[float | None, int]] = {}   # seq -> (latency s, samples behind)
         self.token: str | None = None     # watch token (register)
         self.watchers: list[tuple[weakref.ref, str]] = []   # (watcher session, its watch id)
+        #: the owner's delivery speed now, as the wire writes it (set by announce)
+        self.speed: Callable[[], float | str | None] = lambda: None
 
     # -- the truth, as samples are sent -------------------------------------
     def record(self, block, now: float) -> None:
@@ -248,6 +250,11 @@ def announce(sub, reply: dict[str, Any]) -> dict[str, Any]:
     """The ``subscribed`` reply, with the scoring options of a scored subscription."""
     if sub.score is not None:
         reply["score"] = {**sub.score.options.to_wire(), "watch": sub.score.token}
+        # the owner's delivery speed, as it is now (an update may change it), for
+        # ``watching.of``; a weak reference: no cycle from the token to the subscription
+        from wsgen.protocol.messages import speed_to_wire
+        pacer = weakref.ref(sub.pacer)
+        sub.score.speed = lambda: None if pacer() is None else speed_to_wire(pacer().speed)
     return reply
 
 
@@ -385,7 +392,8 @@ def on_watch(session, msg) -> list[dict[str, Any]]:
                               msg.id)
     mine[msg.id] = live
     live.watchers.append((weakref.ref(session), msg.id))
-    return [{"type": "watching", "id": msg.id, "of": live.describe(), "options": live.options.to_wire(),
+    of = {**live.describe(), "speed": live.speed()}
+    return [{"type": "watching", "id": msg.id, "of": of, "options": live.options.to_wire(),
              "last": live.last, "alarms": sorted(live._alarms)}]
 
 

@@ -13,7 +13,7 @@ Gauges and the error counter are ``prometheus_client`` objects (they move a
 few times per connection). What moves once per data message (samples and
 messages sent, samples dropped, the schedule-lateness histogram; up to
 100,000 times a second under fan-out) is tallied in plain Python numbers by
-:class:`Delivery` and handed to the registry as metric families at scrape
+:class:`DeliveryTally` and handed to the registry as metric families at scrape
 time: the library's documented custom-collector mechanism, without its
 per-update locks and label lookups on the hot path.
 """
@@ -32,7 +32,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENESS_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5)
 
 
-class Delivery:
+class DeliveryTally:
     """Tallies of data sent, exposed as ``wsgen_samples_sent``,
     ``wsgen_messages_sent``, ``wsgen_samples_dropped`` (counters) and
     ``wsgen_schedule_lateness_seconds`` (histogram, one observation per
@@ -88,7 +88,7 @@ class Metrics:
                               "handshakes, http: 4xx/5xx answers)", ["code", "path"], registry=r)
         self.write_timeouts = Counter("wsgen_write_timeouts", "Connections dropped because the client took no "
                                       "bytes for --write-timeout seconds (wsgen.server.liveness)", ["path"], registry=r)
-        self.delivery = Delivery()
+        self.delivery = DeliveryTally()
         r.register(self.delivery)
         #: with --workers: publishes ``delivery`` to the files all workers share
         self.publisher = metrics_mp.Publisher(self.delivery) if metrics_mp.enabled() else None

@@ -13,7 +13,7 @@ values to memory-mapped files in that folder, and
   ``wsgen_http_streams``) use mode ``livesum``: the sum over live workers;
   the supervisor removes a dead worker's gauge files
   (``prometheus_client.multiprocess.mark_process_dead``).
-* The per-message tallies of :class:`wsgen.server.metrics.Delivery` (plain Python
+* The per-message tallies of :class:`wsgen.server.metrics.DeliveryTally` (plain Python
   numbers, kept off the library's hot path) are copied by
   :class:`Publisher` into gauges of mode ``sum`` once a second and before
   each scrape, as running totals. :func:`render` turns them back into the
@@ -44,7 +44,7 @@ def enabled() -> bool:
 
 
 class Publisher:
-    """Copies one process's :class:`wsgen.server.metrics.Delivery` totals into
+    """Copies one process's :class:`wsgen.server.metrics.DeliveryTally` totals into
     multiprocess gauges (mode ``sum``), every ``PUBLISH_PERIOD_S`` seconds
     while the event loop runs, and on :meth:`publish`."""
 

@@ -5,7 +5,7 @@ The supervisor (the process ``wsgen serve`` started) serves nothing itself:
 1. It binds both ports with ``SO_REUSEPORT`` and keeps those sockets bound
    but not listening, which reserves the ports (``--port 0`` picks one) and
    takes no connections.
-2. It starts N workers (``python -m wsgen.server.workers``), each a complete
+2. It starts N workers (this module run as ``__main__``), each a complete
    ``wsgen serve`` (:func:`wsgen.server.serve.serve_forever`) with the same
    settings and ``reuse_port``: each binds and listens on both ports, and
    the kernel spreads new connections over the workers' listening sockets.
@@ -47,6 +47,7 @@ import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 from wsgen.server.config import Settings
 
@@ -91,6 +92,16 @@ def _reserve(host: str, port: int) -> socket.socket:
     return sock
 
 
+#: A worker's command (``python -c``): this module as ``__main__``, imported
+#: from the folder the supervisor's own ``wsgen`` package came from. ``python
+#: -m`` would put the working directory first on the path, and a folder there
+#: holding a ``wsgen`` checkout (the repository's parent) shadowed the
+#: installed package: the workers failed to start.
+_WORKER_MAIN = ("import runpy, sys; sys.path[0] = {root!r}; "
+                "runpy.run_module('wsgen.server.workers', run_name='__main__', alter_sys=True)"
+                ).format(root=str(Path(__file__).resolve().parents[2]))
+
+
 class _Worker:
     """One worker process and the thread that reads its standard output
     (its first line says it listens; the rest is drained)."""
@@ -99,7 +110,7 @@ class _Worker:
         self.index = index
         self.started = time.monotonic()
         self.listening = threading.Event()
-        self.proc = subprocess.Popen([sys.executable, "-m", "wsgen.server.workers"], env=env, stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([sys.executable, "-c", _WORKER_MAIN], env=env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, text=True, start_new_session=True)
         self.pid = self.proc.pid
         threading.Thread(target=self._read, name=f"wsgen-worker-{index}-stdout", daemon=True).start()

@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping
 from wsgen.protocol import messages as P
 from wsgen.streams.named import (FORBIDDEN, INVALID_PARAMS, Change, NamedError, NamedStreams, SharedStream, UNKNOWN_STREAM,
                     _Cursor)
-from wsgen.protocol.session import Chunk, Session, Subscription
+from wsgen.protocol.session import Chunk, Session, SessionStream
 
 
 def registry(settings) -> NamedStreams | None:
@@ -49,7 +49,7 @@ class NamedChunk(Chunk):
         return msg
 
 
-class NamedSubscription(Subscription):
+class NamedSubscription(SessionStream):
     """A subscription to a shared stream: the pump reads it like any other,
     but ``take`` slices the stream's samples (generated once per wake-up
     for all its subscribers) instead of generating its own."""

@@ -29,18 +29,22 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from wsgen.protocol import lines
+from wsgen.protocol.controls import controls_from_text
 from wsgen.server.access import token_ok
+from wsgen.server.http.query import resume_seq
+from wsgen.server.http.responses import STREAM_HEADERS, SampleStream, invalid_params
 from wsgen.streams.named import FORBIDDEN, INVALID_PARAMS, NamedError, NamedStreams
 
 ADMIN_HEADER = "x-wsgen-admin-token"
-_STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Content-Type-Options": "nosniff"}
+#: The stream controls a named stream takes (its seed, speed and end are the stream's own).
+_CONTROLS = ("format", "start_seq", "count")
 
 
 def _error(exc: NamedError) -> JSONResponse:
@@ -87,6 +91,15 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
+async def _as_operator(request: Request, work: Callable[[NamedStreams], Awaitable[Response]]) -> Response:
+    """``work(named)`` for the operator (:func:`_check_admin`); a NamedError becomes its JSON answer."""
+    try:
+        _check_admin(request)
+        return await work(_named(request))
+    except NamedError as exc:
+        return _error(exc)
+
+
 def router() -> APIRouter:
     """The ``/streams`` routes (the app's ``state.settings.named`` holds the streams)."""
     r = APIRouter(tags=["named streams"])
@@ -106,51 +119,30 @@ def router() -> APIRouter:
             shared = named.get(name)
         except NamedError as exc:
             return _error(exc)
-        problems: list[dict[str, Any]] = []
-        fmt, start, count = "text", None, None
-        for key, value in request.query_params.items():
-            if key == "format":
-                if value not in lines.FORMATS:
-                    problems.append({"field": key, "value": value, "message": "must be one of: " + ", ".join(lines.FORMATS)})
-                fmt = value
-            elif key in ("start_seq", "count"):
-                if not value.isdigit() or not (key == "start_seq" or int(value) >= 1) or int(value) > 2**53:
-                    problems.append({"field": key, "value": value, "message": "must be an integer in "
-                                     + ("[0, 2**53]" if key == "start_seq" else "[1, 2**53]")})
-                elif key == "start_seq":
-                    start = int(value)
-                else:
-                    count = int(value)
-            elif key not in ("token", "admin_token"):
-                problems.append({"field": key, "value": value, "message": "unknown parameter; allowed: format, "
-                                 "start_seq, count, token"})
-        last_id = request.headers.get("last-event-id")
-        if fmt == "sse" and start is None and last_id is not None:      # an EventSource reconnecting
-            if last_id.isdigit():
-                start = int(last_id) + 1
-            else:
-                problems.append({"field": "Last-Event-ID", "value": last_id,
-                                 "message": "must be the id of an event of this stream (an integer)"})
+        given = {k: v for k, v in request.query_params.items() if k not in ("token", "admin_token")}
+        opts, problems = controls_from_text({k: v for k, v in given.items() if k in _CONTROLS})
+        problems += [{"field": k, "value": v, "message": "unknown parameter; allowed: " + ", ".join(_CONTROLS)
+                      + ", token"} for k, v in given.items() if k not in _CONTROLS]
+        fmt, count = opts.format, opts.count
+        start = opts.start_seq if "start_seq" in given else None
+        if fmt == "sse" and start is None:      # an EventSource reconnecting
+            start, problem = resume_seq(request)
+            problems += [problem] if problem else []
         live = shared.live_seq()
         oldest = max(shared.origin, live - shared.cap)
         if start is not None and start < oldest:
             problems.append({"field": "start_seq", "value": start, "message": f"must be >= {oldest}, the oldest "
                              f"sample kept (history {shared.cap}); the live sample is {live}"})
         if problems:
-            return JSONResponse({"error": "invalid_params", "message": f"invalid parameters for /streams/{name}: "
-                                 + "; ".join(f"{p['field']}: {p['message']}" for p in problems),
-                                 "details": problems}, status_code=422)
+            return invalid_params(f"/streams/{name}", problems)
         seq = live if start is None else start
-        headers = dict(_STREAM_HEADERS, **{"X-Wsgen-Start-Seq": str(seq), "X-Wsgen-Stream": name})
-        from wsgen.server.http.app import SampleStream
+        headers = dict(STREAM_HEADERS, **{"X-Wsgen-Start-Seq": str(seq), "X-Wsgen-Stream": name})
         return SampleStream(_body(request.app, named, shared, seq, count, fmt), media_type=lines.FORMATS[fmt],
                             headers=headers)
 
     @r.put("/streams/{name:path}", summary="Create a named stream (operator)", status_code=201)
     async def create(request: Request, name: str) -> Response:
-        try:
-            _check_admin(request)
-            named = _named(request)
+        async def work(named: NamedStreams) -> Response:
             body = await _json_body(request)
             if body.setdefault("name", name) != name:
                 raise NamedError(INVALID_PARAMS, f"the body's name {body['name']!r} is not the path's {name!r}",
@@ -159,24 +151,18 @@ def router() -> APIRouter:
             stream = named.streams.get(name)
             return JSONResponse({"created": name, "origin": result.get("origin"),
                                  "stream": stream.describe() if stream else None}, status_code=201)
-        except NamedError as exc:
-            return _error(exc)
+        return await _as_operator(request, work)
 
     @r.delete("/streams/{name:path}", summary="Delete a named stream (operator)")
     async def delete(request: Request, name: str) -> Response:
-        try:
-            _check_admin(request)
-            named = _named(request)
+        async def work(named: NamedStreams) -> Response:
             await _submit(named, named.request_delete(name))
             return JSONResponse({"deleted": name})
-        except NamedError as exc:
-            return _error(exc)
+        return await _as_operator(request, work)
 
     @r.post("/streams/{name:path}", summary="Update or inject into a named stream (operator)")
     async def change(request: Request, name: str) -> Response:
-        try:
-            _check_admin(request)
-            named = _named(request)
+        async def work(named: NamedStreams) -> Response:
             body = await _json_body(request)
             op, seq = body.get("op"), body.get("seq")
             if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool) or seq < 0):
@@ -200,8 +186,7 @@ def router() -> APIRouter:
                 raise NamedError(INVALID_PARAMS, f"the change was not applied: {result['skipped']}")
             return JSONResponse({"op": op, "stream": name, "seq": result["seq"], "late": result.get("late", False),
                                  "params": result.get("params")})
-        except NamedError as exc:
-            return _error(exc)
+        return await _as_operator(request, work)
 
     return r
 
