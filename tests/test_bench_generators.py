@@ -48,3 +48,18 @@ def test_scenarios_are_a_subparsers_group():
     cell = bench.measure("normal", 64, 0.01)
     assert cell.kind == "normal" and cell.block == 64 and cell.samples == 64 * cell.calls
     assert len(GENERATORS) == 20    # 13 of the original service, 7 of issue 15
+
+
+def test_params_are_given_to_every_measured_kind(tmp_path, capsys):
+    out = tmp_path / "gen.json"
+    rc = main(["bench", "generators", "--seconds", "0.01", "--kinds", "random-walk", "--blocks", "64",
+               "--params", '{"min": -1, "max": 1}', "--json", str(out)])
+    assert rc == 0
+    data = json.loads(out.read_text())
+    assert data["settings"]["params"] == {"min": -1, "max": 1}
+    assert data["cells"][0]["kind"] == "random-walk" and data["cells"][0]["block"] == 64
+    capsys.readouterr()
+    # parameters the kind refuses: exit 2 naming the field
+    assert main(["bench", "generators", "--kinds", "random-walk", "--params", '{"min": 2, "max": 1}',
+                 "--json", ""]) == 2
+    assert "min" in capsys.readouterr().err

@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+from scipy import stats
 import requests
 from websockets.asyncio.client import connect
 
@@ -216,13 +217,128 @@ def test_live_update_from_seq_any_split_and_as_if_given_from_the_start():
     ({"channels": ["x", "y"], "bases": {"y": {"kind": "sine", "params": {"frequency": -1}}}}, "bases.y.params.frequency"),
     ({"channels": ["x"], "anomalies": [{"kind": "spike", "channels": ["q"]}]}, "anomalies.0.channels"),
     ({"channels": ["x"], "anomalies": [{"kind": "spike", "height": {"low": 3, "high": 1}}]}, "anomalies.0.height.low"),
-    ({"channels": ["x"], "anomalies": [{"kind": "frequency-change"}]}, "anomalies.0.kind"),
-    ({"channels": ["x"], "noise": {"kind": "uniform"}}, "noise.kind"),
+    ({"channels": ["x"], "anomalies": [{"kind": "frequency-change"}]}, "anomalies.0.kind"),   # constant base
+    ({"channels": ["x", "y"], "bases": {"y": {"kind": "normal"}}, "base": {"kind": "sine"},
+      "anomalies": [{"kind": "frequency-change", "channels": ["y"]}]}, "anomalies.0.kind"),
+    ({"channels": ["x", "y"], "noise": {"kind": "uniform", "low": [0, 2], "high": 1}}, "noise.low.1"),
+    ({"channels": ["x", "y"], "noise": {"kind": "uniform", "low": 2}}, "noise.low"),
+    ({"channels": ["x", "y"], "noise": {"kind": "uniform", "high": [1, 2, 3]}}, "noise.high"),
+    ({"channels": ["x", "y"], "noise": {"kind": "uniform", "correlation": [[1, 0], [0, 1]]}}, "noise.correlation"),
+    ({"channels": ["x"], "noise": {"kind": "pink"}}, "noise.kind"),
 ])
 def test_invalid_specs_are_refused_naming_the_field(spec, field):
     with pytest.raises(InvalidParams) as exc:
         validate_spec(spec)
     assert field in [d["field"] for d in exc.value.details], exc.value.details
+
+
+FREQ = {
+    "interval": 0.01,
+    "channels": ["x", "y", "z"],
+    "base": {"kind": "sine", "params": {"amplitude": 2.0, "frequency": 1.5, "sample_rate": 100}},
+    "bases": {"z": {"kind": "random-walk"}},
+    "gain": [1, 2.5, 1],
+    "offset": {"y": 4},
+    "noise": {"kind": "normal", "std_dev": 0.1},
+    "anomalies": [{"kind": "frequency-change", "channels": ["y"], "factor": 3.0,
+                   "placement": {"mode": "indices", "indices": [40, 150]}, "min_length": 30, "max_length": 30},
+                  {"kind": "spike", "channels": ["z"], "height": 9.0, "placement": {"mode": "indices", "indices": [100]}}],
+}
+
+
+def test_frequency_change_on_one_channel_exactly():
+    # y = 2.5 * sine + 4 + noise; over its events the sine runs 3 times faster
+    # (phase-continuous at the event start): + 2.5 * (warped - sine), nothing else changes
+    from wsgen.engine import create
+    from wsgen.engine.injectors import warped_waveform
+    n = 300
+    block = create_composite(FREQ, seed=5).take(n)
+    clean = create_composite({**FREQ, "anomalies": FREQ["anomalies"][1:]}, seed=5).take(n)
+    expected_labels = np.zeros((n, 3), bool)
+    expected_labels[40:70, 1] = expected_labels[150:180, 1] = expected_labels[100, 2] = True
+    np.testing.assert_array_equal(block.labels, expected_labels)
+    assert [(e["kind"], e["first"], e["last"], e["channels"]) for e in block.events] == [
+        ("frequency-change", 40, 69, ["y"]), ("spike", 100, 100, ["z"]), ("frequency-change", 150, 179, ["y"])]
+    np.testing.assert_array_equal(block.values[:, [0, 2]], clean.values[:, [0, 2]])   # x, z untouched
+    sine = create("sine", FREQ["base"]["params"], seed=5)
+    base = sine.take(n).values
+    expected = clean.values[:, 1].copy()
+    for s in (40, 150):
+        expected[s:s + 30] += 2.5 * (warped_waveform(sine, s, 3.0, s, 30) - base[s:s + 30])
+    np.testing.assert_array_equal(block.values[:, 1], expected)
+    # during an event y follows 2.5 * 2 sin(2 pi (1.5 s + 4.5 (k - s)) / 100) + 4, noise aside
+    k = np.arange(40, 70)
+    cycles = (1.5 * 40 + 4.5 * (k - 40)) / 100
+    np.testing.assert_allclose(block.values[40:70, 1] - 4 - (clean.values[40:70, 1] - 4 - 2.5 * base[40:70]),
+                               2.5 * 2.0 * np.sin(2 * np.pi * cycles), atol=1e-9)
+    # any block split gives the same bits
+    g = create_composite(FREQ, seed=5)
+    parts = [g.take(m) for m in (1, 44, 3, 100, 152)]
+    np.testing.assert_array_equal(np.concatenate([b.values for b in parts]), block.values)
+    np.testing.assert_array_equal(np.concatenate([b.labels for b in parts]), block.labels)
+
+
+def test_frequency_change_on_a_single_channel_equals_the_composition_without_channels():
+    single = {"interval": 0.01, "base": FREQ["base"], "anomalies": [
+        {k: v for k, v in FREQ["anomalies"][0].items() if k != "channels"}]}
+    a = create_composite({**single, "channels": ["x"]}, seed=2).take(200)
+    b = create_composite(single, seed=2).take(200)
+    assert a.values[:, 0].tobytes() == b.values.tobytes()
+    np.testing.assert_array_equal(a.labels[:, 0], b.labels)
+
+
+def test_frequency_change_may_target_only_the_waveform_channels():
+    # z has a random-walk base: fine while the injector does not target it
+    create_composite(FREQ, seed=1)
+    with pytest.raises(InvalidParams) as exc:
+        create_composite({**FREQ, "anomalies": [{**FREQ["anomalies"][0], "channels": ["y", "z"]}]}, seed=1)
+    details = exc.value.details
+    assert [d["field"] for d in details] == ["anomalies.0.kind"] and "random-walk" in details[0]["message"]
+
+
+UNIFORM = {"interval": 0.01, "channels": ["a", "b", "c"], "base": {"kind": "constant", "params": {"value": 1.0}},
+           "gain": [1, 1, 3], "noise": {"kind": "uniform", "low": [-1, 0, 10], "high": [1, 0.5, 10]},
+           "anomalies": [{"kind": "level-shift", "channels": ["b"], "height": 5.0,
+                          "placement": {"mode": "indices", "indices": [100]}, "min_length": 10, "max_length": 10}]}
+
+
+def test_uniform_noise_per_channel_exactly_and_statistically():
+    from wsgen.engine.injectors import Stream
+    n = 100_000
+    block = create_composite(UNIFORM, seed=8).take(n)
+    lows, highs, gains = [-1.0, 0.0, 10.0], [1.0, 0.5, 10.0], [1.0, 1.0, 3.0]
+    for c in range(3):
+        u = Stream(8, (2, 1 + c), draws=2).uniforms(0, n)[:, 0]    # the channel's noise stream, first uniform
+        expected = gains[c] * 1.0 + (lows[c] + (highs[c] - lows[c]) * u)
+        if c == 1:
+            expected[100:110] += 5.0
+        assert block.values[:, c].tobytes() == expected.tobytes()
+    noise = block.values.copy()
+    noise[100:110, 1] -= 5.0
+    noise -= np.array(gains)
+    assert np.all(noise[:, 2] == 10.0)                                   # low = high: no spread
+    for c in (0, 1):
+        x = (noise[:, c] - lows[c]) / (highs[c] - lows[c])
+        assert x.min() >= 0 and x.max() < 1
+        assert stats.kstest(x, "uniform").pvalue > 1e-4
+    assert abs(np.corrcoef(noise[:, 0], noise[:, 1])[0, 1]) < 5 / np.sqrt(n)   # independent channels
+    expected_labels = np.zeros((n, 3), bool)
+    expected_labels[100:110, 1] = True
+    np.testing.assert_array_equal(block.labels, expected_labels)
+    g = create_composite(UNIFORM, seed=8)
+    parts = np.concatenate([g.take(m).values for m in (1, 999, 7, 98_993)])
+    assert parts.tobytes() == block.values.tobytes()
+
+
+def test_noise_kind_changes_live_on_the_same_draws():
+    spec = {"interval": 0.01, "channels": ["a", "b"], "noise": {"kind": "normal", "std_dev": 1.0}}
+    g = create_composite(spec, seed=4)
+    first = g.take(50).values
+    g.update({"noise": {"kind": "uniform", "low": 0.0, "high": [1.0, 2.0]}})
+    second = g.take(50).values
+    np.testing.assert_array_equal(first, create_composite(spec, seed=4).take(50).values)
+    uniform = create_composite({**spec, "noise": {"kind": "uniform", "low": 0.0, "high": [1.0, 2.0]}}, seed=4)
+    np.testing.assert_array_equal(second, uniform.take(100).values[50:])
 
 
 def test_channel_range_and_round_trip():
@@ -451,3 +567,21 @@ def test_channels_times_injectors_is_bounded():
     with pytest.raises(InvalidParams) as exc:
         validate_spec({"channels": "c1..c33"})
     assert exc.value.details[0]["field"] == "channels"
+
+
+def test_http_frequency_change_and_uniform_noise_on_channels(srv):
+    spec = {**FREQ, "interval": 0.0, "noise": {"kind": "uniform", "low": [-0.5, 0, 0.25], "high": 0.5},
+            "bases": {"z": {"kind": "sine", "params": {"frequency": 3, "sample_rate": 100}}},
+            "anomalies": [{**FREQ["anomalies"][0], "channels": ["y", "z"]}, FREQ["anomalies"][1]]}
+    r = requests.post(srv.http_url + "/composite", params={"seed": 6, "speed": "max", "count": N, "format": "ndjson"},
+                      json=spec, timeout=20)
+    assert r.status_code == 200, r.text
+    rows = [json.loads(line) for line in r.text.splitlines()]
+    engine = create_composite(spec, seed=6).take(N)
+    np.testing.assert_array_equal(np.array([[row[c] for c in "xyz"] for row in rows]), engine.values)
+    labels = np.array([[row[f"label_{c}"] for c in "xyz"] for row in rows])
+    np.testing.assert_array_equal(labels, engine.labels)
+    assert labels[:, 0].sum() == 0 and labels[40:70, 1].all() and labels[40:70, 2].all() and labels[100, 2]
+    changes = {e["id"]: e for row in rows for e in row["events"] if e["kind"] == "frequency-change"}
+    assert sorted((e["first"], e["last"], e["channels"]) for e in changes.values()) == [
+        (40, 69, ["y", "z"]), (150, 179, ["y", "z"])]

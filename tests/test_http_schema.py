@@ -64,7 +64,13 @@ def check_error(r: requests.Response) -> dict:
     if r.status_code == 422:
         assert body["error"] == "invalid_params" and body["details"]
         for d in body["details"]:
-            assert set(d) == {"field", "value", "message"} and isinstance(d["field"], str) and d["message"], d
+            assert set(d) - {"row", "column"} == {"field", "value", "message"}, d
+            assert isinstance(d["field"], str) and d["message"], d
+            if "row" in d:      # a file that cannot be replayed: where (docs/generators.md)
+                assert set(d) >= {"row", "column"} and d["field"] in ("file", "value_column", "time_column",
+                                                                       "label_column"), d
+                assert d["row"] is None or isinstance(d["row"], int), d
+                assert d["column"] is None or isinstance(d["column"], str), d
     return body
 
 

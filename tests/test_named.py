@@ -21,7 +21,8 @@ from websockets.asyncio.client import connect
 from wsgen import create
 from wsgen.server.config import Settings
 from wsgen.engine.composite import create_composite
-from wsgen.streams.named import NamedError, NamedStreams, StreamDef
+from wsgen.engine.params import InvalidParams
+from wsgen.streams.named import NamedError, NamedStreams, StreamDef, validate_def
 from wsgen.streams.scenario import ScenarioError, parse_scenario
 from wsgen.server.serve import start
 
@@ -68,6 +69,10 @@ def test_scenario_loads_every_stream_with_its_definition():
     ("streams:\n - {name: a, generator: sine, interval: 1}\n - {name: b, generator: sine, params: {interval: 2}, "
      "interval: 1}", "plant.yaml: streams[1] (b): params.interval: a named stream's interval is its top-level"),
     ("streams:\n - {name: a, generator: sine, interval: 0}", "plant.yaml: streams[0] (a): interval:"),
+    # a missing field: what it takes, not the whole definition as the value
+    ("streams:\n - {name: a, generator: sine}", "plant.yaml: streams[0] (a): interval: missing: give the seconds "
+                                                "between samples, a number in (0, 86400]"),
+    ("streams:\n - {name: a, interval: 1}", "plant.yaml: streams[0] (a): generator: missing: give a registry kind"),
     ("streams:\n - {name: a, generator: nope, interval: 1}", "plant.yaml: streams[0] (a): generator: unknown "
                                                               "generator 'nope'"),
     ("streams:\n - {name: a, generator: {base: {kind: sine}, faults: {nulls: {}}}, interval: 1}",
@@ -84,6 +89,17 @@ def test_scenario_errors_name_file_stream_and_field(text, expected):
     with pytest.raises(ScenarioError) as info:
         parse_scenario(text, "plant.yaml")
     assert expected in str(info.value), str(info.value)
+
+
+def test_a_missing_interval_is_named_with_what_it_takes():
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario("streams:\n - {name: a, generator: sine}", "plant.yaml")
+    assert str(info.value) == ("plant.yaml: streams[0] (a): interval: missing: give the seconds between samples, "
+                               "a number in (0, 86400]")
+    with pytest.raises(InvalidParams) as exc:
+        validate_def({"name": "plant/a", "generator": "sine"})
+    assert exc.value.details == [{"field": "interval", "value": None, "message": "missing: give the seconds between "
+                                  "samples, a number in (0, 86400]"}]
 
 
 # -- the log: deterministic, whatever the process's history ---------------------------

@@ -102,6 +102,33 @@ def test_random_walk_with_bounds_equals_the_sample_by_sample_reference(lo, hi):
         assert x.max() > hi - 0.2
 
 
+@pytest.mark.parametrize("params", [
+    {"drift": 0.0, "volatility": 1.0, "min": -40.0, "max": 25.0, "start": 20.0},   # long excursions, clusters
+    {"drift": 0.3, "volatility": 1.0, "min": -30.0, "max": 3.0},                  # pinned at max by the drift
+    {"drift": -0.75, "volatility": 0.0, "min": -9.5, "max": 9.5},                 # no noise: the drift alone
+    {"drift": 0.0, "volatility": 2.0, "min": -0.4, "max": 0.3},                   # overshoots fold
+    {"drift": 0.01, "volatility": 0.5, "max": 4.0},
+])
+def test_random_walk_vectorised_and_scalar_parts_give_the_reference_bits(params):
+    # far from a bound windows are accumulated vectorised, near one a scalar
+    # loop runs: whichever computed a sample, and whatever the block sizes,
+    # the bits are the sample-by-sample reference's
+    n = 40_000
+    ref = walk_reference(params.get("start", 0.0), params["drift"], params["volatility"], params.get("min"),
+                         params.get("max"), n, SEED)
+    assert values("random-walk", params, n=n).tobytes() == ref.tobytes()
+    g = create("random-walk", params, seed=SEED)
+    sizes = [1, 7, 4096, 63, 1000, 3, 20_000]
+    parts = [g.take(k).values for k in sizes]
+    parts.append(g.take(n - sum(sizes)).values)
+    assert np.concatenate(parts).tobytes() == ref.tobytes()
+
+
+def test_random_walk_between_equal_bounds_stays_there():
+    x = values("random-walk", {"min": 0.5, "max": 0.5, "start": 0.5, "volatility": 3.0}, n=5000)
+    assert x.tolist() == [0.5] * 5000
+
+
 def test_random_walk_update_continues_from_the_current_value():
     g = create("random-walk", {"drift": 1.0, "volatility": 0.0}, seed=1)
     assert g.take(4).values.tolist() == [0.0, 1.0, 2.0, 3.0]

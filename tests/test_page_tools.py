@@ -155,6 +155,67 @@ def test_composition_builder_from_the_schema(server, driver):
     wait_for(driver, "window.wsgen.streams().length === 0", what="stopped")
 
 
+def test_composition_builder_channels(server, driver):
+    # several channels: names, gain, offset, an own base, the noise's correlation, each injector's
+    # target channels, typed in the builder's boxes as a user does; the page's channels are the engine's
+    open_page(driver, server)
+    click(driver, "compose-details")
+    assert js(driver, "return document.getElementById('compose-channel-fields').hidden")
+    assert not js(driver, "return !!document.getElementById('c-anomalies-0-channels')")
+    set_knob(driver, "compose-channels", "x, y, z")
+    assert not js(driver, "return document.getElementById('compose-channel-fields').hidden")
+    set_knob(driver, "compose-gain", "1, 2, 0.5")
+    set_knob(driver, "compose-offset", "0, 3 6")
+    bases = {"z": {"kind": "cosine", "params": {"amplitude": 1, "frequency": 1, "sample_rate": 20}}}
+    set_knob(driver, "compose-bases", json.dumps(bases))
+    set_knob(driver, "compose-correlation", "1, 0.8, 0; 0.8, 1, 0; 0, 0, 1")
+    set_knob(driver, "c-anomalies-0-channels", "x, z")            # the spikes on x and z
+    set_knob(driver, "c-anomalies-1-channels", "y")               # the level shift on y
+    spec = js(driver, "return window.wsgen.composition.spec()")
+    assert spec["channels"] == ["x", "y", "z"] and spec["gain"] == [1, 2, 0.5] and spec["offset"] == [0, 3, 6]
+    assert spec["bases"] == bases
+    assert spec["noise"] == {"kind": "normal", "std_dev": 0.1, "correlation": [[1, 0.8, 0], [0.8, 1, 0], [0, 0, 1]]}
+    assert [a["channels"] for a in spec["anomalies"]] == [["x", "z"], ["y"]]
+    assert json.loads(js(driver, "return document.getElementById('compose-json').value")) == spec
+    # a bad box is marked and refuses Start, naming the box
+    set_knob(driver, "compose-gain", "1, two")
+    assert js(driver, "return document.getElementById('compose-gain').classList.contains('invalid')")
+    assert "gain per channel" in js(driver, "return document.getElementById('compose-channels-error').textContent")
+    set_knob(driver, "compose-gain", "1, 2, 0.5")
+    assert js(driver, "return window.wsgen.composition.spec()") == spec
+    js(driver, "document.getElementById('compose-channels-box').scrollIntoView()")
+    shot(driver, "composition-channels")
+    set_knob(driver, "compose-seed", 3)
+    click(driver, "compose-start")
+    sub = wait_for(driver, "window.wsgen.streams().find(s => s.generator === 'composite')?.id",
+                   what="the composition stream")
+    wait_for(driver, "window.wsgen.channels(arguments[0]).length === 3 && "
+                     "window.wsgen.channels(arguments[0]).every(c => c.points.length >= 70)", sub,
+             timeout=30, what="70 samples of each channel")
+    channels = js(driver, "return window.wsgen.channels(arguments[0])", sub)
+    assert [c["name"] for c in channels] == ["x", "y", "z"]
+    last = max(p["seq"] for c in channels for p in c["points"])
+    ref = create_composite(spec, seed=3).take(last + 1)
+    for c, ch in enumerate(channels):
+        seqs = [p["seq"] for p in ch["points"]]
+        np.testing.assert_array_equal([p["value"] for p in ch["points"]], ref.values[seqs, c])
+        np.testing.assert_array_equal([p["label"] for p in ch["points"]], ref.labels[seqs, c])
+    # the spike every 3 s (60 samples) is on x and z only, the level shift on y only
+    spikes = [e for e in ref.events if e["kind"] == "spike"]
+    assert spikes and all(e["channels"] == ["x", "z"] for e in spikes)
+    assert all(e["channels"] == ["y"] for e in ref.events if e["kind"] == "level-shift")
+    assert not ref.labels[:, 1][[e["first"] for e in spikes]].any()
+    click(driver, f"stop-{sub}")
+    wait_for(driver, "window.wsgen.streams().length === 0", what="stopped")
+    # no names: one signal again, every field of channels gone
+    set_knob(driver, "compose-channels", "")
+    spec = js(driver, "return window.wsgen.composition.spec()")
+    assert not {"channels", "gain", "offset", "bases"} & set(spec) and "correlation" not in spec["noise"]
+    assert all("channels" not in a for a in spec["anomalies"])
+    assert not js(driver, "return !!document.getElementById('c-anomalies-0-channels')")
+    assert js(driver, "return window.wsgen.errors()") == []
+
+
 # -- copy as -----------------------------------------------------------------------------------------
 
 def run(cmd: list[str], timeout: float = 60) -> str:

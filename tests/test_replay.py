@@ -106,25 +106,30 @@ def test_start_seq_seeks_directly(data_dir):
 
 def test_bad_files_name_row_and_column(data_dir):
     (data_dir / "word.csv").write_text("timestamp,value\n1,2.5\n2,3.5\n3,abc\n")
-    refused({"file": "word.csv"}, "value_column", "row 3, column 'value'", "'abc'")
+    d = refused({"file": "word.csv"}, "value_column", "row 3, column 'value'", "'abc'")
+    assert (d["row"], d["column"]) == (3, "value")        # as fields of the detail too (docs/generators.md)
     (data_dir / "short.csv").write_text("t,value\n1,2\n2\n")
-    refused({"file": "short.csv"}, "file", "row 2", "1 fields", "header 2")
+    d = refused({"file": "short.csv"}, "file", "row 2", "1 fields", "header 2")
+    assert (d["row"], d["column"]) == (2, None)
     (data_dir / "gap.csv").write_text("value\n1\n\n3\n")
     refused({"file": "gap.csv"}, "file", "row 2")
     (data_dir / "nan.csv").write_text("value\n1\nnan\n")
     refused({"file": "nan.csv"}, "value_column", "row 2, column 'value'", "finite")
     (data_dir / "load.csv").write_text("value,label,t\n1,true,5\n2,maybe,6\n3,0,6\n")
-    refused({"file": "load.csv", "label_column": "label"}, "label_column", "row 2, column 'label'", "'maybe'")
-    refused({"file": "load.csv", "time_column": "t"}, "time_column", "row 3, column 't'", "increase")
+    d = refused({"file": "load.csv", "label_column": "label"}, "label_column", "row 2, column 'label'", "'maybe'")
+    assert (d["row"], d["column"]) == (2, "label")
+    d = refused({"file": "load.csv", "time_column": "t"}, "time_column", "row 3, column 't'", "increase")
+    assert (d["row"], d["column"]) == (3, "t")
     refused({"file": "load.csv", "value_column": "cpu"}, "value_column", "no column 'cpu'", "value, label, t")
     (data_dir / "empty.csv").write_text("")
     refused({"file": "empty.csv"}, "file", "empty")
     (data_dir / "header.csv").write_text("value\n")
-    refused({"file": "header.csv"}, "file", "no data rows")
+    assert "row" not in refused({"file": "header.csv"}, "file", "no data rows")   # no cell to point at
     (data_dir / "broken.parquet").write_bytes(b"PAR1 not really")
     refused({"file": "broken.parquet"}, "file", "not a readable Parquet file")
     pq.write_table(pa.table({"value": pa.array([1.0, None, 3.0])}), data_dir / "null.parquet")
-    refused({"file": "null.parquet"}, "value_column", "row 2, column 'value'")
+    d = refused({"file": "null.parquet"}, "value_column", "row 2, column 'value'")
+    assert (d["row"], d["column"]) == (2, "value")
     refused({"file": "../secret.csv"}, "file", "no '..'")
     refused({"file": "/etc/passwd"}, "file")
     refused({"file": "notes.txt"}, "file", ".csv")
@@ -206,6 +211,7 @@ async def test_upload_then_replay_over_http_and_websocket(tmp_path):
                 assert r.status_code == 422 and r.json()["error"] == "invalid_dataset"
                 d = r.json()["details"][0]
                 assert d["field"] == "value_column" and "bad.csv: row 3, column 'value': 'oops'" in d["message"]
+                assert (d["row"], d["column"]) == (3, "value")
                 assert not (tmp_path / "bad.csv").exists() and not list(tmp_path.glob(".upload-*"))
                 # too large: 413, nothing stored
                 r = await http.post("/datasets?name=big.csv", content="value\n" + "1\n" * 3000)

@@ -72,6 +72,17 @@ def _csv_list(text: str) -> list[str]:
     return [t for t in (s.strip() for s in text.split(",")) if t]
 
 
+def _json_object(text: str) -> dict:
+    """argparse type: a JSON object."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object, got {type(value).__name__}")
+    return value
+
+
 def _named_bench():
     from wsgen.bench import named as bench_named
     return bench_named
@@ -112,16 +123,17 @@ class Cell:
                 "median_samples_per_s": self.median_samples_per_s, "median_us_per_call": self.median_us_per_call}
 
 
-def measure(kind: str, block: int, seconds: float, seed: int = 12345) -> Cell:
-    """Call ``take(block)`` on a fresh default ``kind`` generator for about
-    ``seconds`` of wall time; returns the counts and the time taken.
+def measure(kind: str, block: int, seconds: float, seed: int = 12345, params: dict | None = None) -> Cell:
+    """Call ``take(block)`` on a fresh ``kind`` generator (default
+    parameters, or ``params``) for about ``seconds`` of wall time; returns
+    the counts and the time taken.
 
     The clock is read once per batch of calls (the batch grows until it
     lasts about 1/50 of the budget), so timing costs nothing measurable.
     """
     from wsgen.engine import create
 
-    gen = create(kind, seed=seed)
+    gen = create(kind, params or {}, seed=seed)
     take = gen.take
     for _ in range(3):          # warm caches, lazy state, first event batch
         take(block)
@@ -155,6 +167,14 @@ def run_generators(args) -> int:
     if unknown:
         print(f"unknown kind(s): {', '.join(unknown)}; known: {', '.join(GENERATORS)}", file=sys.stderr)
         return 2
+    if args.params:
+        from wsgen.engine import InvalidParams, create
+        for kind in kinds:
+            try:
+                create(kind, args.params, seed=args.seed)
+            except InvalidParams as exc:
+                print(f"--params for {kind}: {exc}", file=sys.stderr)
+                return 2
     blocks = sorted(set(args.blocks))
     if any(b < 1 for b in blocks):
         print("block sizes must be >= 1", file=sys.stderr)
@@ -171,7 +191,7 @@ def run_generators(args) -> int:
     for kind in kinds:
         by_block = {}
         for b in blocks:
-            cell = measure(kind, b, args.seconds, seed=args.seed)
+            cell = measure(kind, b, args.seconds, seed=args.seed, params=args.params)
             cells.append(cell)
             by_block[b] = cell
         per_call = by_block[1].us_per_call if 1 in by_block else None
@@ -201,7 +221,8 @@ def run_generators(args) -> int:
     payload = {
         "scenario": "generators",
         "environment": _environment(),
-        "settings": {"seconds_per_cell": args.seconds, "blocks": blocks, "seed": args.seed, "kinds": kinds},
+        "settings": {"seconds_per_cell": args.seconds, "blocks": blocks, "seed": args.seed, "kinds": kinds,
+                     "params": args.params or {}},
         "targets": {"samples_per_s_at_block_4096": TARGET_SAMPLES_PER_S_4096,
                     "us_per_call_at_block_1": TARGET_US_PER_CALL_1},
         "cells": [c.as_dict() for c in cells],
@@ -226,6 +247,9 @@ def configure_generators(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--blocks", type=lambda s: [int(x) for x in _csv_list(s)], default=list(DEFAULT_BLOCKS),
                         metavar="N[,N...]", help="block sizes (default 1,64,4096)")
     parser.add_argument("--seed", type=int, default=12345, help="seed of every generator (default 12345)")
+    parser.add_argument("--params", type=_json_object, default=None, metavar="JSON",
+                        help="parameters of every measured kind, a JSON object such as "
+                             "'{\"min\": -1, \"max\": 1}' (default: each kind's defaults)")
     parser.add_argument("--json", default="bench-results/generators.json", metavar="PATH",
                         help="where to write the JSON results ('' to skip; default bench-results/generators.json)")
     parser.add_argument("--check", action="store_true",

@@ -33,9 +33,13 @@ Fields besides those of a single-channel composition
   ``std_dev`` a number or k numbers, ``correlation`` a k x k correlation
   matrix (default identity): symmetric, unit diagonal, entries in [-1, 1]
   and positive definite (an invalid matrix is refused naming
-  ``noise.correlation`` or the entry).
+  ``noise.correlation`` or the entry). Or ``{"kind": "uniform", "low",
+  "high", "stream"}``: independent uniform noise, ``low`` / ``high`` a
+  number or k numbers (``low_c <= high_c``).
 * ``anomalies``: the injectors of a composition, each with ``channels``
-  (names it targets; default all). ``frequency-change`` is not available.
+  (names it targets; default all). A ``frequency-change`` needs a waveform
+  base on the channels it targets (it runs that base ``factor`` times
+  faster; the channel's gain applies to the warped base, its noise stays).
   ``channels x (1 + injectors)`` is at most :data:`MAX_CHANNEL_PARTS` (256).
 * ``faults``: as a composition's; a fault hits every channel of a sample
   (a gap drops the whole sample, a null fault nulls every channel).
@@ -46,7 +50,13 @@ sample ``k`` (``t = k * interval``)::
     x_c = gain_c * base_c(k) + (gain_c * b.offset + offset_c) + gain_c * b.trend * t
           + sum_{j <= c} (std_dev_c * L[c, j]) * z_j(k)
 
-then the injectors that target ``c``, then the faults. ``L`` is the
+(uniform noise: ``+ (low_c + (high_c - low_c) * u_c(k))`` instead of the
+sum, ``u_c`` the first of the two uniforms of sample ``k`` of random stream
+``(noise.stream or 2, 1 + c)``: the streams of the normals), then the
+injectors that target ``c``, then the faults. A ``frequency-change`` on
+``c`` adds ``gain_c * (warped_c(k) - base_c(k))`` over its events
+(``warped_c``: the base run ``factor`` times faster, phase-continuous at
+the event start). ``L`` is the
 Cholesky factor of ``correlation`` (``L L^T = correlation``), ``z_j``
 independent standard normals (Box-Muller, random stream spawn key
 ``(noise.stream or 2, 1 + j)``), summed in the fixed order ``j = 0 .. c``
@@ -80,7 +90,7 @@ its events in progress too; every other rule is the composition's, per
 channel. An event's ``channels`` are those of its injector's slot now.
 
 Not supported: binary encoding (as every composition), scoring (per-channel
-truth has no single score), named streams, uniform noise.
+truth has no single score), named streams.
 """
 from __future__ import annotations
 
@@ -90,14 +100,14 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Mapping, Optional, Union
 
 import numpy as np
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from wsgen.engine.composite import (composition_seed, NOISE_KEY, SEEK_BUDGET_S, BaseSpec, Composite, CompositeBlock, Constant,
-                        _details, merge_changes, validate_spec)
+from wsgen.engine.composite import (composition_seed, NOISE_KEY, SEEK_BUDGET_S, BaseSpec, Composite, CompositeBlock,
+                                    CompositionSpec, Constant, _details, merge_changes, validate_spec)
 from wsgen.engine.faults import Faults
 from wsgen.engine.fields import MAX_LEVEL, interval
-from wsgen.engine.injectors import InjectorPart, Model, Stream, StreamKey, default_key
+from wsgen.engine.injectors import InjectorPart, Model, Stream, StreamKey, default_key, tagged
 from wsgen.engine.params import GeneratorParams, InvalidParams, _jsonable, summary
 from wsgen.engine.registry import get_spec
 
@@ -144,6 +154,23 @@ class ChannelNoise(Model):
     stream: StreamKey
 
 
+Bounds = Union[Annotated[float, Field(ge=-MAX_LEVEL, le=MAX_LEVEL)],
+               list[Annotated[float, Field(ge=-MAX_LEVEL, le=MAX_LEVEL)]]]
+
+
+class ChannelUniformNoise(Model):
+    """Independent uniform noise: ``low_c + (high_c - low_c) * u_c``."""
+
+    kind: Literal["uniform"]
+    low: Bounds = Field(-1.0, description="Lower bound: one for every channel, or one per channel")
+    high: Bounds = Field(1.0, description="Upper bound (>= low): one for every channel, or one per channel")
+    stream: StreamKey
+
+
+AnyChannelNoise = Annotated[Union[Annotated[ChannelNoise, Tag("normal")], Annotated[ChannelUniformNoise, Tag("uniform")]],
+                            Discriminator(tagged("kind", "normal"))]
+
+
 class ChannelSpec(GeneratorParams):
     """A composition of several named channels (module doc)."""
 
@@ -155,7 +182,7 @@ class ChannelSpec(GeneratorParams):
     bases: dict[str, BaseSpec] = Field(default_factory=dict, description="Own base per channel name")
     gain: PerChannel = Field(None, description="Per channel: list of k numbers or {name: number}; default 1")
     offset: PerChannel = Field(None, description="Per channel: list of k numbers or {name: number}; default 0")
-    noise: Optional[ChannelNoise] = None
+    noise: Optional[AnyChannelNoise] = None
     anomalies: list[dict[str, Any]] = Field(default_factory=list, description=(
         "Anomaly injectors of a composition (CompositionSpec), each with channels: the names it targets "
         "(default all)"))
@@ -181,8 +208,10 @@ class ChannelSpec(GeneratorParams):
             targets = a.get("channels", names)
             anomalies.append({**a, "channels": [n for n in names if n in targets]})
         object.__setattr__(self, "anomalies", anomalies)
-        if self.noise is not None and not isinstance(self.noise.std_dev, list):
-            object.__setattr__(self.noise, "std_dev", [float(self.noise.std_dev)] * k)
+        fields = () if self.noise is None else ("std_dev",) if isinstance(self.noise, ChannelNoise) else ("low", "high")
+        for fname in fields:
+            if not isinstance(getattr(self.noise, fname), list):
+                object.__setattr__(self.noise, fname, [float(getattr(self.noise, fname))] * k)
         return self
 
     def _per_channel(self, value, default: float) -> list[float]:
@@ -220,9 +249,6 @@ class ChannelSpec(GeneratorParams):
         if self.noise is not None:
             out += _noise_problems(self.noise, k)
         for i, a in enumerate(self.anomalies):
-            if a.get("kind") == "frequency-change":
-                out.append((f"anomalies.{i}.kind", "frequency-change", "not available with channels (a channel's "
-                            "base is scaled and noised before the injectors)"))
             targets = a.get("channels")
             if targets is None:
                 continue
@@ -236,10 +262,20 @@ class ChannelSpec(GeneratorParams):
 
     def _composition_problems(self) -> list[tuple[str, Any, str]]:
         """The rules of a single composition, on each base (errors named in this spec's terms)."""
-        plain = [{key: v for key, v in a.items() if key != "channels"} for a in self.anomalies]
+        names = list(self.channels)
         faults = self.faults.model_dump(exclude_none=True)
+        shared = {n for n in names if n not in self.bases}
         out: list[tuple[str, Any, str]] = []
-        for where, base in [("base", self.base), *((f"bases.{n}", b) for n, b in self.bases.items())]:
+        for where, base, users in [("base", self.base, shared),
+                                   *((f"bases.{n}", b, {n}) for n, b in self.bases.items())]:
+            plain = []
+            for given in self.anomalies:
+                a = {key: v for key, v in given.items() if key != "channels"}
+                if a.get("kind") == "frequency-change" and not users & set(given.get("channels", names)):
+                    # it does not touch the channels of this base, whatever its kind: checked as
+                    # an injector with the same placement and lengths and no effect fields
+                    a = {**{key: v for key, v in a.items() if key != "factor"}, "kind": "flatline"}
+                plain.append(a)
             try:
                 validate_spec({"interval": self.interval, "base": base.model_dump(), "anomalies": plain,
                                "faults": faults})
@@ -264,7 +300,18 @@ class ChannelSpec(GeneratorParams):
                 "faults": self.faults.model_dump(exclude_none=True)}
 
 
-def _noise_problems(noise: ChannelNoise, k: int) -> list[tuple[str, Any, str]]:
+def _noise_problems(noise: ChannelNoise | ChannelUniformNoise, k: int) -> list[tuple[str, Any, str]]:
+    if isinstance(noise, ChannelUniformNoise):
+        out = [(f, len(v), f"give one number, or {k} (one per channel)")
+               for f, v in (("noise.low", noise.low), ("noise.high", noise.high)) if isinstance(v, list) and len(v) != k]
+        if out:
+            return out
+        per_channel = isinstance(noise.low, list)
+        lows = noise.low if per_channel else [noise.low] * k
+        highs = noise.high if isinstance(noise.high, list) else [noise.high] * k
+        out = [(f"noise.low.{c}" if per_channel else "noise.low", lo, f"must be <= high ({hi})")
+               for c, (lo, hi) in enumerate(zip(lows, highs)) if lo > hi]
+        return out if per_channel else out[:1]
     if isinstance(noise.std_dev, list) and len(noise.std_dev) != k:
         return [("noise.std_dev", len(noise.std_dev), f"give one number, or {k} (one per channel)")]
     r = noise.correlation
@@ -309,7 +356,9 @@ def validate_channel_spec(data: Mapping[str, Any] | ChannelSpec) -> ChannelSpec:
 
 class _Normals:
     """The independent normals ``z_j`` of samples ``n .. n+m-1``, shape (m, k),
-    kept for the block last asked (every channel asks for the same block)."""
+    kept for the block last asked (every channel asks for the same block);
+    with uniform noise, channel ``c`` draws the first uniform of the same
+    stream ``j = c`` instead."""
 
     def __init__(self, seed: int, key: int, k: int) -> None:
         self.key = key
@@ -328,6 +377,19 @@ class _Normals:
             self._done += 1
         return self._z
 
+    def uniforms(self, n: int, m: int, c: int) -> np.ndarray:
+        """Uniforms in [0, 1) of channel ``c``, samples ``n .. n+m-1``."""
+        return self._streams[c].uniforms(n, m)[:, 0]
+
+
+@dataclass(frozen=True)
+class _UniformRow:
+    """Channel ``c``'s uniform noise: ``low + width * u_c``."""
+
+    c: int
+    low: float
+    width: float
+
 
 class _ChannelBase:
     """Channel ``c``'s base as a composition sees it: ``gain * base + noise``."""
@@ -342,17 +404,21 @@ class _ChannelBase:
         return self._row
 
     @row.setter
-    def row(self, row: np.ndarray | None) -> None:
+    def row(self, row: np.ndarray | _UniformRow | None) -> None:
         self._row = row
-        self._terms = [] if row is None else [(j, float(row[j])) for j in np.flatnonzero(row).tolist()]
+        self._terms = [] if row is None or isinstance(row, _UniformRow) else [
+            (j, float(row[j])) for j in np.flatnonzero(row).tolist()]
 
     def take(self, m: int):
         n = self.seq
         block = self.gen.take(m)
-        x = block.values
+        x = self.raw = block.values
         if self.gain != 1:
             x = x * self.gain
-        if self.normals is not None:
+        if isinstance(self._row, _UniformRow):
+            u = self._row
+            x = x + (u.low + u.width * self.normals.uniforms(n, m, u.c))
+        elif self.normals is not None:
             terms = self._terms
             z = self.normals.block(n, m, terms[-1][0] + 1)
             j, w = terms[0]
@@ -367,6 +433,11 @@ class _ChannelBase:
     def seek(self, n: int) -> None:
         self.gen.seek(n)
         self.seq = n
+
+    def waveform_part(self) -> tuple[Any, np.ndarray, float]:
+        """For ``frequency-change``: the base generator, its own values of
+        the block last taken (before gain and noise) and the gain."""
+        return self.gen, self.raw, self.gain
 
     def update(self, params) -> None:
         """New params of the same kind from ``seq`` (the kind's own rule)."""
@@ -384,8 +455,30 @@ class _MutedPart(InjectorPart):
         return self.events(idx)
 
 
+class _InnerSpec(CompositionSpec):
+    """A channel's own composition: every injector of the spec, also a
+    ``frequency-change`` that does not target this channel (muted here)
+    whatever this channel's base; :class:`ChannelSpec` checks the bases of
+    the channels each one targets."""
+
+    def check(self) -> list[tuple[str, str]]:
+        changed = {f"anomalies.{i}.kind" for i, a in enumerate(self.anomalies) if a.kind == "frequency-change"}
+        return [(f, m) for f, m in super().check() if f not in changed]
+
+
+def _validate_inner(data: Mapping[str, Any] | CompositionSpec) -> CompositionSpec:
+    if isinstance(data, CompositionSpec):
+        return data
+    try:
+        return _InnerSpec.model_validate(dict(data))
+    except ValidationError as exc:
+        raise InvalidParams(_details(exc)) from None
+
+
 class _Channel(Composite):
     """The single-channel composition of one channel."""
+
+    _validate = staticmethod(_validate_inner)
 
     def __init__(self, spec: ChannelSpec, c: int, seed: int, normals: _Normals | None, row) -> None:
         self._c = c
@@ -515,10 +608,13 @@ class ChannelComposite(Composite):
         k = len(p.channels)
         if p.noise is None:
             return None, [None] * k
-        corr = np.eye(k) if p.noise.correlation is None else np.array(p.noise.correlation, dtype=np.float64)
-        chol = np.linalg.cholesky(corr)
         key = default_key(p.noise.stream, NOISE_KEY)
         old = getattr(self, "_normals", None)
         normals = old if old is not None and old.key == key else _Normals(self.seed, key, k)
         self._normals = normals
+        if isinstance(p.noise, ChannelUniformNoise):
+            return normals, [_UniformRow(c, float(lo), float(hi) - float(lo))
+                             for c, (lo, hi) in enumerate(zip(p.noise.low, p.noise.high))]
+        corr = np.eye(k) if p.noise.correlation is None else np.array(p.noise.correlation, dtype=np.float64)
+        chol = np.linalg.cholesky(corr)
         return normals, [chol[c] * p.noise.std_dev[c] for c in range(k)]

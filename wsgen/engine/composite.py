@@ -467,10 +467,12 @@ class Composite(Generator):
     name = "composite"
     Params = CompositionSpec
     anomalous = True
+    #: spec -> CompositionSpec (a channel's composition checks its own way: :mod:`.channels`)
+    _validate = staticmethod(validate_spec)
 
     def __init__(self, spec: Mapping[str, Any] | CompositionSpec | None = None, seed: int | None = None,
                  start_seq: int = 0) -> None:
-        self.params: CompositionSpec = validate_spec({} if spec is None else spec)
+        self.params: CompositionSpec = self._validate({} if spec is None else spec)
         self.seed: int = composition_seed(seed, start_seq)
         self.seq = 0
         p = self.params
@@ -657,7 +659,7 @@ class Composite(Generator):
         if not isinstance(changes, Mapping):
             raise InvalidParams([{"field": "params", "value": _jsonable(changes),
                                   "message": "must be an object of spec fields to values"}])
-        new = validate_spec(merge_changes(self.params.model_dump(), changes))
+        new = self._validate(merge_changes(self.params.model_dump(), changes))
         old, at, clock = self.params, self.seq, self._clock
         if new.interval != old.interval:
             clock.set_interval(at, new.interval)

@@ -31,6 +31,7 @@ import math
 import os
 import re
 import threading
+from typing import Any
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -68,6 +69,15 @@ class DatasetError(WsgenError, ValueError):
     def __init__(self, message: str, field: str = "file", row: int | None = None, column: str | None = None):
         self.field, self.row, self.column = field, row, column
         super().__init__(message)
+
+    def detail(self, value: Any) -> dict[str, Any]:
+        """The error detail of a refusal (``value``: that of the blamed
+        parameter): ``field``, ``value``, ``message``, and ``row`` / ``column``
+        (null when unknown) when the error locates a row or a column."""
+        out: dict[str, Any] = {"field": self.field, "value": value, "message": str(self)}
+        if self.row is not None or self.column is not None:
+            out.update(row=self.row, column=self.column)
+        return out
 
 
 @dataclass(frozen=True)

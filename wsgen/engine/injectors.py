@@ -37,7 +37,7 @@ of a composition (an anomaly injector or a fault) owns. This module holds:
     stream time), back to the signal after the event;
   - ``frequency-change``: the waveform base runs at ``factor`` times its
     frequency, phase-continuous at the event start (the base resumes its
-    own phase after the event);
+    own phase after the event); on a channel, ``+ gain * (warped - base)``;
   - ``flatline``:         stuck at the value of the sample before the event
     as this injector receives it (the signal after the injectors before it;
     the first sample's own value when the event starts at sample 0);
@@ -946,12 +946,15 @@ def _trend(part, x, ctx, idx, pos, ev):
 
 
 def _frequency(part, x, ctx, idx, pos, ev):
-    n, m, base_gen = ctx.n, ctx.m, ctx.base_gen
+    n, m, base_gen, base, gain = ctx.n, ctx.m, ctx.base_gen, ctx.base, None
+    if hasattr(base_gen, "waveform_part"):  # a channel's base, gain * waveform + noise (wsgen.engine.channels)
+        base_gen, base, gain = base_gen.waveform_part()
     if not isinstance(base_gen, Waveform):  # base changed kind while an event runs out: labels only
         return
     for s, e in zip(part.schedule.starts[idx].tolist(), part.schedule.ends[idx].tolist()):
         lo, hi = max(s, n), min(e, n + m)
-        x[lo - n:hi - n] += warped_waveform(base_gen, s, part.spec.factor, lo, hi - lo) - ctx.base[lo - n:hi - n]
+        delta = warped_waveform(base_gen, s, part.spec.factor, lo, hi - lo) - base[lo - n:hi - n]
+        x[lo - n:hi - n] += delta if gain is None or gain == 1 else gain * delta
 
 
 def _flatline(part, x, ctx, idx, pos, ev):

@@ -40,14 +40,17 @@ Seeking (``start_seq``, dropped samples) computes the samples in between
 vectorised, in slices of :data:`SEEK_SLICE`: its cost grows with the
 distance, so ``start_seq`` is at most :data:`MAX_START_SEQ` (100000;
 :data:`MAX_START_SEQ_BOUNDED` = 25000 for a walk with a bound, whose
-reflections may need a scalar loop). Bounded walks that reflect every few
-samples run at a few million samples a second (a Python loop over those
-samples); without bounds, or with distant ones, the walk is vectorised.
+reflections may need a scalar loop). Within 8 step scales of a bound a
+bounded walk runs a Python loop (about 5-8 M samples/s: the reflection rule
+is sequential, x[n] needs x[n-1], and no vectorised formula gives its bits:
+folding the unbounded running sum into [min, max] is another process, whose
+steps change sign after each reflection, drift included); farther from the
+bounds, or without bounds, the walk is vectorised (20-30 M samples/s).
 """
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Mapping, Optional
+from typing import Annotated, Any, Iterable, Mapping, Optional
 
 import numpy as np
 from pydantic import Field
@@ -70,8 +73,12 @@ SEEK_SLICE = 65_536
 #: Samples computed ahead when fewer are taken (paced streams take a few at a
 #: time; one vectorised render serves many messages). Invalidated by updates.
 AHEAD = 64
-#: Samples per window of the bounded walk's search for the next reflection.
-_WINDOW = 1024
+#: A bounded walk within this many step scales (volatility + |drift|) of a
+#: bound is computed by the scalar loop, :data:`_SCAN` samples at a time;
+#: farther, by vectorised windows of at least :data:`_MIN_WINDOW` samples.
+_FAR = 8.0
+_SCAN = 256
+_MIN_WINDOW = 64
 #: Key of the normal draws (that of ``normal``: a walk's increments are the
 #: ``normal`` stream with mean = drift, std_dev = volatility).
 NORMAL_KEY = 11
@@ -241,56 +248,106 @@ class RandomWalk(_Recursive):
         inc = self._reflected(inc, p.min, p.max)
         return inc, float(inc[-1])
 
-    @staticmethod
-    def _reflected(inc: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
+    def _reflected(self, inc: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
         """In place: ``inc[0]`` is the first value before reflection,
         ``inc[k]`` (k >= 1) the increments; returns the walk x[k] =
-        reflect(x[k-1] + inc[k]). Windows are accumulated vectorised up to
-        the first value outside the bounds, which is reflected; where
-        reflections come every few samples a scalar loop takes over for a
-        while (the same float operations: the same bits)."""
+        R(x[k-1] + inc[k]) (``R``: :func:`reflect`).
+
+        Far from the bounds a window is accumulated vectorised up to the
+        first value outside them, which is reflected; the window is about
+        as long as the walk needs to reach a bound from there ((distance /
+        step scale) squared). Near a bound, where reflections come every few
+        samples, :func:`scanner`'s loop takes over for :data:`_SCAN` samples.
+        Both perform the same float operations in the same order (numpy's
+        ``add.accumulate`` is sequential), so the bits do not depend on which
+        one computed a sample, nor on block sizes."""
+        p = self.params
         low = -math.inf if lo is None else lo
         high = math.inf if hi is None else hi
+        scale = abs(p.volatility) + abs(p.drift)
+        scan = scanner(lo, hi)
         m = len(inc)
-        steps = inc.copy()            # steps[k]: the increment of sample k (k >= 1)
-        i, window = 0, 256
+        x = reflect(float(inc[0]), lo, hi)
+        inc[0] = x
+        i = 1                         # next sample to compute; x is sample i-1
         while i < m:
-            # here inc[i] = x[i-1] + steps[i] (or the start) and inc[i+1:] the raw steps
-            j = min(m, i + window)
-            seg = inc[i:j]
+            room = min(x - low, high - x)
+            if room <= _FAR * scale:  # near a bound: the scalar loop
+                stop = min(m, i + _SCAN)
+                values = scan(x, memoryview(inc[i:stop]))   # iterates as Python floats
+                inc[i:stop] = values
+                x, i = values[-1], stop
+                continue
+            reach = room / scale if scale else math.inf
+            size = m - i if reach >= 256.0 else min(m - i, max(_MIN_WINDOW, int(reach * reach)))
+            seg = inc[i:i + size]
+            steps = seg.copy()
+            seg[0] += x
             np.add.accumulate(seg, out=seg)
             out = (seg < low) | (seg > high)
             k = int(out.argmax())
             if not out[k]:            # no reflection in this window
-                if j < m:
-                    inc[j] += seg[-1]
-                i, window = j, min(4 * window, 65_536)
+                x, i = float(seg[-1]), i + size
                 continue
             x = reflect(float(seg[k]), lo, hi)
             seg[k] = x
-            i += k + 1                # inc[i:j] holds sums past the reflection: redone below
-            window = 256
-            if k < 32:                # dense reflections: a scalar loop for the next samples
-                stop = min(m, i + 2048)
-                values = steps[i:stop].tolist()
-                for q, d in enumerate(values):
-                    y = x + d
-                    if y > high:      # reflect() inlined for one mirror (the same operations)
-                        x = 2.0 * hi - y if lo is None else (
-                            max(2.0 * hi - y, lo) if y - hi <= hi - lo else reflect(y, lo, hi))
-                    elif y < low:
-                        x = 2.0 * lo - y if hi is None else (
-                            min(2.0 * lo - y, hi) if lo - y <= hi - lo else reflect(y, lo, hi))
-                    else:
-                        x = y
-                    values[q] = x
-                inc[i:stop] = values
-                i = stop
-            if i < m:
-                inc[i] = x + steps[i]
-                if i + 1 < j:
-                    inc[i + 1:j] = steps[i + 1:j]
+            seg[k + 1:] = steps[k + 1:]   # sums past the reflection: raw steps again
+            i += k + 1
         return inc
+
+
+def scanner(lo: float | None, hi: float | None):
+    """``scan(x, steps) -> values``: the walk from value ``x`` over the floats
+    ``steps``, one sample at a time, ``x = R(x + step)`` with :func:`reflect`
+    inlined (the same float operations in the same order; ``min == max``
+    calls it). The bounds are default arguments: fast locals of the loop."""
+    if lo is None:
+        def scan(x: float, steps: Iterable[float], hi: float = hi, h2: float = 2.0 * hi) -> list:
+            out: list = []
+            put = out.append
+            for d in steps:
+                y = x + d
+                x = y if y <= hi else h2 - y
+                put(x)
+            return out
+    elif hi is None:
+        def scan(x: float, steps: Iterable[float], lo: float = lo, l2: float = 2.0 * lo) -> list:
+            out: list = []
+            put = out.append
+            for d in steps:
+                y = x + d
+                x = y if y >= lo else l2 - y
+                put(x)
+            return out
+    elif hi - lo == 0:
+        def scan(x: float, steps: Iterable[float]) -> list:
+            return [x := reflect(x + d, lo, hi) for d in steps]
+    else:
+        def scan(x: float, steps: Iterable[float], lo: float = lo, hi: float = hi, h2: float = 2.0 * hi,
+                 l2: float = 2.0 * lo, w: float = hi - lo, w2: float = 2.0 * (hi - lo)) -> list:
+            out: list = []
+            put = out.append
+            for d in steps:
+                y = x + d
+                if lo <= y <= hi:
+                    x = y
+                elif y > hi and y - hi <= w:          # one mirror: max(2 hi - y, lo)
+                    x = h2 - y
+                    if lo > x:
+                        x = lo
+                elif y < lo and lo - y <= w:          # min(2 lo - y, hi)
+                    x = l2 - y
+                    if hi < x:
+                        x = hi
+                else:                                  # the fold, then min(max(., lo), hi)
+                    x = lo + w - abs((y - lo) % w2 - w)
+                    if lo > x:
+                        x = lo
+                    if hi < x:
+                        x = hi
+                put(x)
+            return out
+    return scan
 
 
 class OrnsteinUhlenbeck(_Recursive):

@@ -77,7 +77,7 @@ def _series(p: ReplayParams) -> datasets.Series:
     try:
         series = datasets.load(p.file, p.value_column, p.time_column, p.label_column)
     except datasets.DatasetError as exc:
-        raise InvalidParams([{"field": exc.field, "value": getattr(p, exc.field, p.file), "message": str(exc)}]) from None
+        raise InvalidParams([exc.detail(getattr(p, exc.field, p.file))]) from None
     if p.pace == "timestamps" and (series.median_step is None or series.median_step < 1e-6):
         raise InvalidParams([{"field": "pace", "value": p.pace, "message": "timestamps needs at least two rows "
                               "at least 1 us apart"}])

@@ -40,6 +40,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from wsgen.engine.base import Generator, RandomStream
+from wsgen.engine.distributions import box_muller
 from wsgen.engine.fields import MAX_LEVEL, interval, level
 from wsgen.engine.listparams import text_list
 from wsgen.engine.params import GeneratorParams
@@ -191,13 +192,7 @@ class Seasonal(Generator):
                 a *= amp
                 x += a
         if p.noise:
-            u = self._z.uniforms(n, m)
-            r = np.log1p(-u[:, 0])
-            r *= -2.0
-            np.sqrt(r, out=r)
-            c = u[:, 1] * (2.0 * math.pi)
-            np.cos(c, out=c)
-            r *= c
+            r = box_muller(self._z.uniforms(n, m))
             r *= p.noise
             x += r
         return x, None

@@ -142,9 +142,24 @@ def _prefixed(details: list[dict[str, Any]], prefix: str, strip: str = "") -> li
     return out
 
 
+#: What each required field of a definition takes (said when it is missing).
+REQUIRED = {
+    "name": "the stream's name: segments of letters, digits, '_', '.', '-' joined by '/' (such as plant/line1/temp)",
+    "generator": "a registry kind (such as sine) or a composition object",
+    "interval": "the seconds between samples, a number in (0, 86400]",
+}
+
+
 def _pydantic_details(exc: ValidationError) -> list[dict[str, Any]]:
+    """Error details of a definition; a missing field says what it takes
+    (pydantic's ``Field required`` would show the whole definition as the
+    value)."""
     from wsgen.protocol.messages import _details
-    return _details(exc)
+    out = _details(exc)
+    for d, err in zip(out, exc.errors(include_url=False)):
+        if err["type"] == "missing" and d["field"] in REQUIRED:
+            d.update(value=None, message=f"missing: give {REQUIRED[d['field']]}")
+    return out
 
 
 def validate_def(data: Mapping[str, Any] | StreamDef) -> StreamDef:

@@ -96,8 +96,9 @@ def parse_scenario(text: str, source: str = "<scenario>") -> list[StreamDef]:
             d = validate_def(item)
         except InvalidParams as exc:
             for detail in exc.details:
-                problems.append(f"{where}: {detail.get('field', '?')}: {detail.get('message')} "
-                                f"(got {detail.get('value')!r})")
+                message = str(detail.get("message"))
+                got = "" if message.startswith("missing:") else f" (got {detail.get('value')!r})"
+                problems.append(f"{where}: {detail.get('field', '?')}: {message}{got}")
             continue
         if d.name in seen:
             problems.append(f"{where}: name {d.name!r} is already used by streams[{seen[d.name]}]")

@@ -118,9 +118,7 @@ def install(app: FastAPI, settings: Settings) -> None:
             try:
                 series = await anyio.to_thread.run_sync(lambda: datasets.read(tmp, display=name, **columns))
             except datasets.DatasetError as exc:
-                detail: dict[str, Any] = {"field": exc.field, "value": columns.get(exc.field, name),
-                                          "message": str(exc)}
-                return _error(422, "invalid_dataset", str(exc), [detail])
+                return _error(422, "invalid_dataset", str(exc), [exc.detail(columns.get(exc.field, name))])
             os.replace(tmp, target)
         finally:
             if tmp.exists():

@@ -29,7 +29,9 @@ ERROR_SCHEMA = {
         "message": {"type": "string"},
         "details": {"type": "array", "items": {
             "type": "object", "required": ["field", "value", "message"],
-            "properties": {"field": {"type": "string"}, "value": {}, "message": {"type": "string"}}}},
+            "properties": {"field": {"type": "string"}, "value": {}, "message": {"type": "string"},
+                           "row": {"type": ["integer", "null"], "description": "replay / uploads: 1-based data row"},
+                           "column": {"type": ["string", "null"], "description": "replay / uploads: the column"}}}},
     },
 }
 

@@ -4,6 +4,9 @@
 // base kinds appear by themselves. Base, noise, anomaly injectors (add,
 // remove, reorder by removing) and faults; a preset to start from; the spec
 // as JSON beside it; Start subscribes to it (app.js: wsgenPage.startComposition).
+// Several channels (docs/compositions.md) are not in that schema: their
+// fields (names, gain, offset, own bases, noise correlation, and each
+// injector's target channels) are written here, in plain text boxes.
 //
 // The schema walker understands what pydantic writes: $ref into $defs,
 // anyOf [X, null] (optional: a checkbox), oneOf with a discriminator or
@@ -235,6 +238,7 @@
         remove.addEventListener("click", () => { list.splice(i, 1); draw(); changed(); });
         box.append(el("fieldset", { class: "c-item", id: idFor([...path, i]) },
           el("legend", {}, `${i + 1}. ${v ? v.label : "?"} `, remove),
+          key === "anomalies" && spec.channels ? targetsEditor(item, [...path, i], changed) : null,
           v ? fields(item, v.schema, [...path, i], changed) : el("code", { text: JSON.stringify(item) })));
       });
       const add = el("select", { id: `${idFor(path)}-add`, title: `add to ${key}` });
@@ -297,10 +301,114 @@
     return el("span", { class: "c-scalar" }, control, err);
   }
 
+  // -- channels --------------------------------------------------------------------------
+  const CHANNEL_FIELDS = ["channels", "gain", "offset", "bases"];
+
+  /** "x, y z" -> ["x", "y", "z"]; a range "temp_1..temp_8" as given (the server expands it); JSON as JSON. */
+  function parseNames(text) {
+    const t = text.trim();
+    if (!t) return undefined;
+    if (t.startsWith("[")) return JSON.parse(t);
+    if (t.includes("..")) return t;
+    return t.split(/[\s,]+/).filter(Boolean);
+  }
+
+  /** "1, 2 0.5" -> [1, 2, 0.5]; JSON (a list, or an object {name: number}) as JSON. */
+  function parseNumbers(text) {
+    const t = text.trim();
+    if (!t) return undefined;
+    if (t.startsWith("[") || t.startsWith("{")) return JSON.parse(t);
+    const xs = t.split(/[\s,]+/).filter(Boolean).map(Number);
+    if (xs.some((x) => !Number.isFinite(x))) throw new Error("numbers separated by commas, or JSON");
+    return xs;
+  }
+
+  /** "1, 0.8; 0.8, 1" (rows separated by ; or new lines) -> [[1, 0.8], [0.8, 1]]; JSON as JSON. */
+  function parseMatrix(text) {
+    const t = text.trim();
+    if (!t) return undefined;
+    if (t.startsWith("[")) return JSON.parse(t);
+    const rows = t.split(/[;\n]+/).map((r) => r.trim()).filter(Boolean)
+      .map((r) => r.split(/[\s,]+/).filter(Boolean).map(Number));
+    if (rows.some((r) => r.some((x) => !Number.isFinite(x)))) throw new Error("rows of numbers separated by ;");
+    return rows;
+  }
+
+  const shownList = (v) => v === undefined ? "" : Array.isArray(v) && v.every((x) => typeof x !== "object")
+    ? v.join(", ") : typeof v === "string" ? v : JSON.stringify(v);
+  const shownMatrix = (m) => Array.isArray(m) && m.every(Array.isArray) ? m.map((r) => r.join(", ")).join(";\n") : shownList(m);
+
+  /** Each box: [id, read(text) -> spec changes]. */
+  const CHANNEL_BOXES = [
+    ["compose-channels", (t) => ({ channels: parseNames(t) })],
+    ["compose-gain", (t) => ({ gain: parseNumbers(t) })],
+    ["compose-offset", (t) => ({ offset: parseNumbers(t) })],
+    ["compose-bases", (t) => ({ bases: t.trim() ? JSON.parse(t) : undefined })],
+    ["compose-correlation", (t) => ({ correlation: parseMatrix(t) })],
+  ];
+
+  /** The channel boxes into the spec (after an edit); true when they all read. */
+  function readChannels() {
+    let ok = true;
+    const problems = [];
+    for (const [id, read] of CHANNEL_BOXES) {
+      const box = $(id);
+      let changes;
+      try { changes = read(box.value); } catch (err) {
+        ok = false;
+        box.classList.add("invalid");
+        problems.push(`${box.previousElementSibling?.textContent ?? id}: ${err.message}`);
+        continue;
+      }
+      box.classList.remove("invalid");
+      for (const [k, v] of Object.entries(changes)) {
+        if (k === "correlation") {
+          if (v === undefined) { if (spec.noise) delete spec.noise.correlation; }
+          else spec.noise = { kind: "normal", ...(spec.noise ?? {}), correlation: v };
+        } else if (v === undefined) delete spec[k];
+        else spec[k] = v;
+      }
+    }
+    if (!spec.channels) {        // one signal: no field of channels may stay
+      for (const k of CHANNEL_FIELDS) delete spec[k];
+      if (spec.noise) delete spec.noise.correlation;
+      for (const a of spec.anomalies ?? []) delete a.channels;
+    }
+    $("compose-channels-error").textContent = problems.join("; ");
+    return ok;
+  }
+
+  /** The channel boxes from the spec (after a preset or the JSON box). */
+  function drawChannels() {
+    $("compose-channels").value = shownList(spec.channels);
+    $("compose-gain").value = shownList(spec.gain);
+    $("compose-offset").value = shownList(spec.offset);
+    $("compose-bases").value = spec.bases === undefined ? "" : JSON.stringify(spec.bases);
+    $("compose-correlation").value = shownMatrix(spec.noise?.correlation);
+    for (const [id] of CHANNEL_BOXES) $(id).classList.remove("invalid");
+    $("compose-channels-error").textContent = "";
+    $("compose-channel-fields").hidden = !spec.channels;
+  }
+
+  /** An injector's target channels: names separated by commas (empty: all). */
+  function targetsEditor(item, path, changed) {
+    const id = `${idFor(path)}-channels`;
+    const input = el("input", { type: "text", id, value: (item.channels ?? []).join(", "), placeholder: "all channels" });
+    input.addEventListener("input", () => {
+      const names = input.value.split(/[\s,]+/).filter(Boolean);
+      if (names.length) item.channels = names; else delete item.channels;
+      changed();
+    });
+    return el("div", { class: "c-row", "data-path": [...path, "channels"].join(".") },
+      el("label", { for: id, title: "the names of the channels this injector changes and labels (empty: all)" }, "channels"),
+      input);
+  }
+
   // -- the panel ----------------------------------------------------------------------
   function render() {
     const form = $("compose-form");
     if (!form || !root) return;
+    drawChannels();
     form.replaceChildren();
     fieldCount = 0;
     const holder = { spec };
@@ -324,7 +432,7 @@
     const problem = page.checkSeed(seed);
     $("compose-seed").classList.toggle("invalid", Boolean(problem));
     if (problem) { page.showError({ code: "invalid_form", message: problem }); return; }
-    if (document.querySelector("#compose-form .invalid")) {
+    if (document.querySelector("#compose-form .invalid, #compose-channels-box .invalid")) {
       page.showError({ code: "invalid_form", message: "fix the composition fields marked in red first" });
       return;
     }
@@ -339,6 +447,11 @@
       ...Object.keys(app.composition.presets ?? {}).map((n) => el("option", { value: n, text: `preset: ${n}` })));
     presets.addEventListener("change", () => load(presets.value));
     $("compose-start").addEventListener("click", start);
+    for (const [id] of CHANNEL_BOXES) {
+      $(id).addEventListener("input", () => { readChannels(); changed(); });
+      // on leaving a box: the form again (the injectors' channels fields, the noise's correlation)
+      $(id).addEventListener("change", () => { if (readChannels()) render(); });
+    }
     $("compose-json").addEventListener("change", () => {
       try { spec = JSON.parse($("compose-json").value); render(); } catch (err) {
         page.showError({ code: "invalid_form", message: `the composition is not JSON: ${err.message}` });
