@@ -217,6 +217,16 @@ async def test_upload_then_replay_over_http_and_websocket(tmp_path):
                 r = await http.post("/datasets?name=big.csv", content="value\n" + "1\n" * 3000)
                 assert r.status_code == 413 and r.json()["error"] == "too_large"
                 assert not (tmp_path / "big.csv").exists()
+                # names that clash with the folders and files there: 409 naming the clash, even with overwrite
+                for name, says in [("up/load.csv/x.csv", "up/load.csv is a file in the data directory"),
+                                   ("up.csv/x.csv", None)]:
+                    if says is None:        # a folder named like a file: fine under it, refused as a file
+                        assert (await http.post(f"/datasets?name={name}", content="value\n1\n")).status_code == 201
+                        name, says = "up.csv", "up.csv is a folder in the data directory"
+                    for query in ("", "&overwrite=true"):
+                        r = await http.post(f"/datasets?name={name}{query}", content="value\n1\n")
+                        assert r.status_code == 409 and says in r.json()["message"], (name, r.text)
+                assert not list(tmp_path.rglob(".upload-*"))
                 # bad names
                 for name in ("../x.csv", "x.exe", ""):
                     r = await http.post(f"/datasets?name={name}", content="value\n1\n")

@@ -82,6 +82,9 @@ def install(app: FastAPI, settings: Settings) -> None:
             return _error(422, "invalid_params", "overwrite: must be true or false",
                           [{"field": "overwrite", "value": query["overwrite"], "message": "must be true or false"}])
         target = root / name
+        clash = _path_clash(root, name)
+        if clash:
+            return _error(409, "exists", clash)
         if target.exists() and overwrite in ("false", "0"):
             return _error(409, "exists", f"{name} exists in the data directory; add overwrite=true to replace it")
         declared = request.headers.get("content-length")
@@ -111,15 +114,19 @@ def install(app: FastAPI, settings: Settings) -> None:
 
         columns = {k: query.get(k, "value" if k == "value_column" else "") for k in
                    ("value_column", "time_column", "label_column")}
-        target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f".upload-{secrets.token_hex(8)}{target.suffix}"
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)
             await anyio.to_thread.run_sync(tmp.write_bytes, bytes(body))
             try:
                 series = await anyio.to_thread.run_sync(lambda: datasets.read(tmp, display=name, **columns))
             except datasets.DatasetError as exc:
                 return _error(422, "invalid_dataset", str(exc), [exc.detail(columns.get(exc.field, name))])
             os.replace(tmp, target)
+        except (FileExistsError, NotADirectoryError, IsADirectoryError):
+            # a folder or file of that name appeared meanwhile (the check above came first)
+            return _error(409, "exists", _path_clash(root, name) or f"{name} clashes with a file or folder of the "
+                          "data directory; pick another name")
         finally:
             if tmp.exists():
                 tmp.unlink()
@@ -134,6 +141,18 @@ def install(app: FastAPI, settings: Settings) -> None:
             return JSONResponse({"data_dir": False, "files": []})
         files = await anyio.to_thread.run_sync(_listing, root)
         return JSONResponse({"data_dir": True, "files": files}, headers={"Cache-Control": "no-store"})
+
+
+def _path_clash(root: Path, name: str) -> str | None:
+    """Why ``name`` cannot be a file under ``root`` (a folder has that name,
+    or a file stands where one of its folders would be), or None."""
+    target = root / name
+    if target.is_dir():
+        return f"{name} is a folder in the data directory; pick another name"
+    for parent in target.relative_to(root).parents:
+        if parent != Path(".") and (root / parent).exists() and not (root / parent).is_dir():
+            return f"{parent.as_posix()} is a file in the data directory: {name} cannot go under it; pick another name"
+    return None
 
 
 def _listing(root: Path) -> list[dict[str, Any]]:
