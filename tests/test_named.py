@@ -176,6 +176,14 @@ def test_effective_seq_is_one_margin_ahead_and_late_requests_are_refused():
     with pytest.raises(NamedError) as info:
         named.request_update(TEMP, {"amplitude": 2}, seq=s.origin + 12)
     assert info.value.code == "too_late" and "the earliest seq" in info.value.message
+    # at most a day of stream time ahead (0.02 s samples: 4,320,000 of them): one set years ahead
+    # would hold back every later change of the stream
+    day = s.seq_due_at(clock[0] + 86_400)
+    assert named.request_update(TEMP, {"amplitude": 2}, seq=day)["seq"] == day
+    with pytest.raises(NamedError) as info:
+        named.request_update(TEMP, {"amplitude": 2}, seq=day + 1)
+    assert info.value.code == "invalid_params" and "too far ahead" in info.value.message
+    assert info.value.details == [{"field": "seq", "value": day + 1, "message": f"must be <= {day}"}]
     assert named.request_update(TEMP, {"amplitude": 2}, seq=s.origin + 500)["seq"] == s.origin + 500
     named.apply(named.request_update(TEMP, {"amplitude": 2}, seq=s.origin + 500))
     # a later change never applies before an earlier one, in every process

@@ -68,6 +68,10 @@ NAME_PATTERN = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"
 MAX_HISTORY = 100_000
 DEFAULT_HISTORY = 1000
 DEFAULT_MARGIN_S = 0.25
+#: How far ahead of now (seconds of stream time) an operator's change may be
+#: set with ``seq``: changes apply in order, so one set years ahead would
+#: hold back every later change of the stream.
+MAX_CHANGE_AHEAD_S = 86_400.0
 #: Longest ``inject`` window, in samples.
 MAX_INJECT_SAMPLES = 10_000_000
 
@@ -651,6 +655,12 @@ class NamedStreams:
                              f"{stream.name} can apply from on every process is {earliest} (now plus "
                              f"{self.margin_s} s); omit seq, or ask for >= {earliest}",
                              [{"field": "seq", "value": seq, "message": f"must be >= {earliest}"}])
+        latest = max(earliest, stream.seq_due_at(self.clock() + MAX_CHANGE_AHEAD_S))
+        if seq > latest:
+            raise NamedError(INVALID_PARAMS, f"seq {seq} is too far ahead: a change of {stream.name} may be set "
+                             f"at most {MAX_CHANGE_AHEAD_S:g} s of stream time from now (seq {latest}), since "
+                             "changes apply in order and it would hold back every later one",
+                             [{"field": "seq", "value": seq, "message": f"must be <= {latest}"}])
         return seq
 
     def request_update(self, name: str, params: Mapping[str, Any], seq: int | None = None) -> dict[str, Any]:
