@@ -121,6 +121,11 @@ def test_bad_files_name_row_and_column(data_dir):
     d = refused({"file": "load.csv", "time_column": "t"}, "time_column", "row 3, column 't'", "increase")
     assert (d["row"], d["column"]) == (3, "t")
     refused({"file": "load.csv", "value_column": "cpu"}, "value_column", "no column 'cpu'", "value, label, t")
+    (data_dir / "twice.csv").write_text("value,value,other,other\n1,2,3,4\n")
+    d = refused({"file": "twice.csv"}, "file", "names column 'value' 2 times")
+    assert (d["row"], d["column"]) == (None, "value")
+    (data_dir / "others.csv").write_text("x,value,x\n1,2,3\n")     # a column not read may repeat
+    assert wsgen.create("replay", {"file": "others.csv"}).take(1).values.tolist() == [2.0]
     (data_dir / "empty.csv").write_text("")
     refused({"file": "empty.csv"}, "file", "empty")
     (data_dir / "header.csv").write_text("value\n")

@@ -203,6 +203,10 @@ def _read_csv(path: Path, wanted: set[str], display: str) -> dict:
             except StopIteration:
                 raise DatasetError(f"{display}: the file is empty (a CSV needs a header row)") from None
             header = [h.strip() for h in header]
+            for c in wanted:
+                if header.count(c) > 1:      # which one to read would be a guess
+                    raise DatasetError(f"{display}: the header names column {c!r} {header.count(c)} times; "
+                                       "give each column its own name", column=c)
             index = {h: i for i, h in enumerate(header)}
             take = [(c, index[c]) for c in wanted if c in index]
             out: dict = {c: [] for c, _ in take}
