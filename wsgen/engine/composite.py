@@ -84,11 +84,13 @@ import numpy as np
 from pydantic import Discriminator, Field, Tag, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from wsgen.engine.base import Block, Generator, check_seed
+from wsgen.engine.base import Block, Generator, RandomStream, check_seed
 from wsgen.engine.faults import FAULTS, Faults, FaultSet
 from wsgen.engine.fields import MAX_LEVEL, interval, level
-from wsgen.engine.injectors import (CHUNK, INJECTORS, Blockers, MAX_BLOCKED_LENGTH, MAX_INJECTORS, PLACEMENT_MODES, STATEFUL_KINDS, AnyInjector, BlockContext,
-                        InjectorPart, Intervals, Model, Stream, StreamKey, UniformHeight, default_key, tagged)
+from wsgen.engine.injectors import (INJECTORS, MAX_INJECTORS, PLACEMENT_MODES, STATEFUL_KINDS, AnyInjector, Model,
+                                    StreamKey, UniformHeight, tagged)
+from wsgen.engine.parts import BlockContext, InjectorPart, default_key
+from wsgen.engine.schedule import CHUNK, MAX_BLOCKED_LENGTH, Blockers, Intervals
 from wsgen.engine.params import GeneratorParams, InvalidParams, _jsonable, error_details, summary, validate_params
 from wsgen.engine.registry import GENERATORS, get_spec
 
@@ -505,8 +507,8 @@ class Composite(Generator):
         mutes the injectors that do not target it: :mod:`.channels`)."""
         return InjectorPart(self.seed, i, inj, self._clock, at)
 
-    def _make_noise(self, noise) -> Stream | None:
-        return None if noise is None else Stream(self.seed, (default_key(noise.stream, NOISE_KEY),), draws=2)
+    def _make_noise(self, noise) -> RandomStream | None:
+        return None if noise is None else RandomStream(self.seed, (default_key(noise.stream, NOISE_KEY),), draws=2)
 
     # -- producing samples --------------------------------------------------------
     def take(self, m: int) -> CompositeBlock:

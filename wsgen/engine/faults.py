@@ -45,7 +45,8 @@ from typing import Annotated, Any, Optional
 import numpy as np
 from pydantic import Field
 
-from wsgen.engine.injectors import Length, Model, Part, Placement, RandomPlacement, StreamKey
+from wsgen.engine.injectors import Length, Model, Placement, RandomPlacement, StreamKey
+from wsgen.engine.parts import Part
 
 #: Most slots a sample may be held back by ``out_of_order``.
 MAX_DELAY = 1000
