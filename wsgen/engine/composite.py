@@ -92,6 +92,7 @@ from wsgen.engine.injectors import (INJECTORS, MAX_INJECTORS, PLACEMENT_MODES, S
 from wsgen.engine.parts import BlockContext, InjectorPart, default_key
 from wsgen.engine.schedule import CHUNK, MAX_BLOCKED_LENGTH, Blockers, Intervals
 from wsgen.engine.params import GeneratorParams, InvalidParams, _jsonable, error_details, summary, validate_params
+from wsgen.engine.placement import ordered, pace_problems, window_problems
 from wsgen.engine.registry import GENERATORS, get_spec
 
 WAVEFORM_KINDS = tuple(n for n, s in GENERATORS.items() if s.family == "waveform")
@@ -220,8 +221,8 @@ class CompositionSpec(GeneratorParams):
                                      f"max_length - 1 is at most {MAX_BLOCKED_LENGTH - 1}: the ones before them are "
                                      f"decided that far ahead); here {lookahead}"))
                     lookahead = -(1 << 62)   # said once
-            if isinstance(getattr(inj, "height", None), UniformHeight) and inj.height.low > inj.height.high:
-                problems.append((f"{path}.height.low", f"must be <= high ({inj.height.high})"))
+            if isinstance(getattr(inj, "height", None), UniformHeight):
+                problems += ordered(f"{path}.height.low", inj.height.low, "high", inj.height.high)
             if inj.kind == "frequency-change" and self.base.kind not in WAVEFORM_KINDS:
                 problems.append((f"{path}.kind", f"frequency-change needs a waveform base ({', '.join(WAVEFORM_KINDS)}), "
                                                  f"not {self.base.kind}"))
@@ -230,8 +231,8 @@ class CompositionSpec(GeneratorParams):
             if fault is not None:
                 problems += self._placement_problems(f"faults.{name}", fault.placement)
                 problems += _length_problems(f"faults.{name}", fault)
-        if isinstance(self.noise, UniformNoise) and self.noise.low > self.noise.high:
-            problems.append(("noise.low", f"must be <= high ({self.noise.high})"))
+        if isinstance(self.noise, UniformNoise):
+            problems += ordered("noise.low", self.noise.low, "high", self.noise.high)
         return problems
 
     def _placement_problems(self, path: str, p) -> list[tuple[str, str]]:
@@ -240,25 +241,20 @@ class CompositionSpec(GeneratorParams):
             return [(f"{path}.placement.start", "start is in seconds of stream time: needs interval > 0")]
         if p.mode in ("periodic", "count") and iv <= 0:
             return [(f"{path}.placement.mode", f"{p.mode} places events in seconds of stream time: needs interval > 0")]
-        if p.mode == "periodic" and p.every < iv:
-            return [(f"{path}.placement.every", f"must be >= interval ({iv}): at most one event per sample")]
+        at = f"{path}.placement."
+        if p.mode == "periodic":
+            return pace_problems(at + "every", p.every, iv, "event")
         if p.mode == "count":
-            w = int(round(p.duration / iv))
-            if w < 1:
-                return [(f"{path}.placement.duration", f"must hold at least one sample: duration / interval = {p.duration / iv:g}")]
-            if w > 10**9:
-                return [(f"{path}.placement.duration", f"window of {w} samples is too long; duration / interval must be <= 1e9")]
-            if p.count > w:
-                return [(f"{path}.placement.count", f"must be <= the samples in a window: duration / interval = {w}")]
-        if p.mode == "gaps" and p.min_gap > p.max_gap:
-            return [(f"{path}.placement.min_gap", f"must be <= max_gap ({p.max_gap})")]
+            return window_problems(at + "duration", at + "count", p.duration, iv, p.count)
+        if p.mode == "gaps":
+            return ordered(at + "min_gap", p.min_gap, "max_gap", p.max_gap)
         return []
 
 
 def _length_problems(path: str, spec, blocked: bool = False) -> list[tuple[str, str]]:
     lo, hi = spec.length_bounds
     if lo > hi:
-        return [(f"{path}.min_length", f"must be <= max_length ({hi})")]
+        return ordered(f"{path}.min_length", lo, "max_length", hi)
     if blocked and hi > MAX_BLOCKED_LENGTH:
         return [(f"{path}.max_length", f"must be <= {MAX_BLOCKED_LENGTH} for an injector after the first without "
                                        f"allow_overlap (the ones before it are decided that far ahead)")]

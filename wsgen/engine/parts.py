@@ -19,6 +19,7 @@ from wsgen.engine.schedule import Schedule, event_dicts, expand
 from wsgen.engine.sources import Source, make_source
 from wsgen.engine.waveforms import Waveform
 
+
 class Part:
     """A part of a composition that owns events (an injector or a fault):
     its spec (``placement``, ``length_bounds``, ``stream``), its kept events
@@ -83,7 +84,7 @@ class InjectorPart(Part):
     def _sample_stream(self) -> RandomStream:
         return RandomStream(self.seed, (self.key + 1,), draws=2 if self.spec.kind == "variance-change" else 1)
 
-    def apply(self, x: np.ndarray, labels: np.ndarray, ctx: "BlockContext") -> list[dict[str, Any]]:
+    def apply(self, x: np.ndarray, labels: np.ndarray, ctx: BlockContext) -> list[dict[str, Any]]:
         """Inject the events overlapping the block into ``x`` (in place), mark
         their samples in ``labels``; return their ground-truth records."""
         idx, pos, ev = self.positions(ctx.n, ctx.m)

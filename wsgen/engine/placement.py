@@ -59,7 +59,7 @@ def pace_problems(field: str, every: float, interval: float, what: str) -> Probl
 
 def window_samples(duration: float, interval: float) -> int:
     """Samples in a count window: ``round(duration / interval)``."""
-    return int(round(duration / interval))
+    return round(duration / interval)
 
 
 def window_problems(duration_field: str, count_field: str, duration: float, interval: float,

@@ -66,7 +66,7 @@ class Blockers:
     """Events a part must avoid: the schedules of the parts before it and
     fixed intervals (``hits`` is True where ``[s, e)`` overlaps any)."""
 
-    def __init__(self, schedules: list["Schedule"], fixed: Intervals | None = None) -> None:
+    def __init__(self, schedules: list[Schedule], fixed: Intervals | None = None) -> None:
         self._schedules, self._fixed = schedules, fixed
 
     def hits(self, s: np.ndarray, e: np.ndarray) -> np.ndarray:
@@ -149,8 +149,41 @@ class Schedule:
         k = np.searchsorted(self.starts, e, side="left") - 1
         return (k >= 0) & (self._reach[np.maximum(k, 0)] > s)
 
-    def decide(self, until: int, blocked: "Blockers | Intervals | None", allow_overlap: bool) -> None:
-        """Decide the candidates starting before ``until``."""
+    def decide(self, until: int, blocked: Blockers | Intervals | None, allow_overlap: bool) -> None:
+        """Decide, once and for good, the candidates starting in ``[decided, until)``.
+
+        The source's candidates are taken in start order, ``CHUNK`` samples
+        of starts at a time, and each is kept or dropped:
+
+        1. a candidate starting before the source's ``first`` (the
+           placement's ``start``) is dropped;
+        2. without ``allow_overlap``: a candidate ``[s, s + length)`` that
+           overlaps any event of ``blocked`` is dropped. The caller passes
+           as blockers the schedules of the parts before this one in the
+           list (so the earlier injector wins, and adding an injector never
+           moves the events of those before it) and, as fixed intervals, the
+           events of later or retired parts that started before the last
+           live update (an event in progress then keeps running). Then,
+           going in start order, a candidate is kept only when it starts at
+           or after the end of this part's last kept event (``_busy``): no
+           part overlaps itself. Each candidate is judged on its own: a
+           dropped candidate does not block later ones;
+        3. with ``allow_overlap``: blockers and own events are ignored, but
+           at most ``MAX_LIVE`` kept events may be live (started, not ended)
+           at once; going in start order, a candidate that would be one more
+           is dropped (:func:`_capped`).
+
+        Kept events are appended to ``starts`` / ``ends`` / ``u`` (their
+        ``state`` NaN until first rendered). The result depends only on the
+        candidates and the blockers, never on how the calls split the range,
+        provided the blockers are decided at least ``longest - 1`` samples
+        beyond ``until`` (the composite's ``_decide`` sees to it).
+
+        Args:
+            until: first start not to decide (sample index).
+            blocked: what this part must avoid (None: nothing).
+            allow_overlap: the part's ``allow_overlap``.
+        """
         while self.decided < until:
             b = min(until, self.decided + CHUNK)
             s, length, u = self.source.candidates(self.decided, b)

@@ -33,6 +33,7 @@ import numpy as np
 from wsgen.engine.base import RandomStream
 from wsgen.engine.placement import EPS, CountWindows, EventTrack, PhaseClock, window_samples
 
+
 class Lengths:
     """Event lengths ``lo + floor(u * (hi - lo + 1))``, ``u`` from ``(K+2,)`` at the start."""
 
