@@ -15,6 +15,8 @@ from wsgen.engine.placement import (
     PhaseClock,
     ordered,
     pace_problems,
+    symmetric,
+    uniform_between,
     window_problems,
     window_samples,
 )
@@ -124,6 +126,17 @@ def test_event_track_truncate_keeps_started_events_and_redraws_later_ones():
     np.testing.assert_array_equal(later[:100], first)
     s = np.flatnonzero(np.diff(later[100:].astype(int)) == 1) + 101
     assert np.all(np.diff(s) == 55)
+
+
+# -- values from uniforms ----------------------------------------------------------------
+
+def test_values_from_uniforms_are_the_same_bits_on_floats_and_arrays():
+    u = np.array([0.0, 0.25, 0.5, 0.999])
+    np.testing.assert_array_equal(uniform_between(5.0, 10.0, u), [5.0, 6.25, 7.5, 5.0 + 5.0 * 0.999])
+    np.testing.assert_array_equal(symmetric(10.0, u), [-10.0, -5.0, 0.0, 10.0 * (2.0 * 0.999 - 1.0)])
+    r = np.random.default_rng(1).random(100)
+    assert uniform_between(-1.5, 4.0, r).tolist() == [uniform_between(-1.5, 4.0, float(x)) for x in r]
+    assert symmetric(2.5, r).tolist() == [symmetric(2.5, float(x)) for x in r]
 
 
 # -- validation rules ---------------------------------------------------------------------

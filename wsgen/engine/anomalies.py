@@ -57,7 +57,7 @@ from wsgen.engine.base import Generator, RandomStream
 from wsgen.engine.fields import count, interval, level
 from wsgen.engine.params import GeneratorParams, InvalidParams
 from wsgen.engine.placement import (MAX_ANOMALIES_PER_WINDOW, CountWindows, EventTrack, PhaseClock, ordered,
-                                    pace_problems, window_problems, window_samples)
+                                    pace_problems, symmetric, uniform_between, window_problems, window_samples)
 
 DataInterval = interval(1.0, "Seconds of stream time between samples (0: as fast as the client reads)")
 PositiveDataInterval = interval(
@@ -173,13 +173,13 @@ class Random(Generator):
         if m == 1:  # fast path for take(1): same operations on Python floats
             u1, u2 = self._u.one(n)
             if u1 < p.anomaly_probability:
-                return np.array([p.base_value + p.anomaly_range * (2.0 * u2 - 1.0)]), _TRUE1.copy()
+                return np.array([p.base_value + symmetric(p.anomaly_range, u2)]), _TRUE1.copy()
             return np.array([p.base_value]), _FALSE1.copy()
         u = self._u.uniforms(n, m)
         labels = u[:, 0] < p.anomaly_probability
         values = np.full(m, p.base_value)
         if labels.any():
-            values[labels] += p.anomaly_range * (2.0 * u[labels, 1] - 1.0)
+            values[labels] += symmetric(p.anomaly_range, u[labels, 1])
         return values, labels
 
 
@@ -243,12 +243,12 @@ class Clustered(_EventGenerator):
         if m == 1:
             hit = self._events.inside(n)
             u = self._u.one(n)
-            v = p.constant_value + p.anomaly_magnitude * (2.0 * u - 1.0) if hit else p.constant_value
+            v = p.constant_value + symmetric(p.anomaly_magnitude, u) if hit else p.constant_value
             return np.array([v]), (_TRUE1 if hit else _FALSE1).copy()
         labels = self._events.mask(n, m)
         u = self._u.uniforms(n, m)
         values = np.full(m, p.constant_value)
-        values[labels] += p.anomaly_magnitude * (2.0 * u[labels] - 1.0)
+        values[labels] += symmetric(p.anomaly_magnitude, u[labels])
         return values, labels
 
 
@@ -266,13 +266,12 @@ class PeriodicSpike(Generator):
         if m == 1:  # fast path for take(1): same operations on Python floats
             u = self._u.one(n)
             if self._clock.step_at(n):
-                return (np.array([p.base_value + (p.min_spike_range + (p.max_spike_range - p.min_spike_range) * u)]),
-                        _TRUE1.copy())
+                return np.array([p.base_value + uniform_between(p.min_spike_range, p.max_spike_range, u)]), _TRUE1.copy()
             return np.array([p.base_value]), _FALSE1.copy()
         labels = self._clock.steps(n, m)
         u = self._u.uniforms(n, m)
         values = np.full(m, p.base_value)
-        values[labels] += p.min_spike_range + (p.max_spike_range - p.min_spike_range) * u[labels]
+        values[labels] += uniform_between(p.min_spike_range, p.max_spike_range, u[labels])
         return values, labels
 
     def _on_update(self, old, new, at):
@@ -303,7 +302,7 @@ class CountPerDuration(Generator):
         if m == 1:  # fast path for take(1)
             u = self._windows.at(n)
             if u is not None:
-                return (np.array([p.base_value + (p.min_anomaly_range + (p.max_anomaly_range - p.min_anomaly_range) * u)]),
+                return (np.array([p.base_value + uniform_between(p.min_anomaly_range, p.max_anomaly_range, u)]),
                         _TRUE1.copy())
             return np.array([p.base_value]), _FALSE1.copy()
         pos, u = self._windows.hits(n, n + m)
@@ -311,7 +310,7 @@ class CountPerDuration(Generator):
         labels = np.zeros(m, bool)
         labels[pos] = True
         values = np.full(m, p.base_value)
-        values[pos] += p.min_anomaly_range + (p.max_anomaly_range - p.min_anomaly_range) * u
+        values[pos] += uniform_between(p.min_anomaly_range, p.max_anomaly_range, u)
         return values, labels
 
     def _on_update(self, old, new, at):

@@ -92,7 +92,7 @@ from wsgen.engine.injectors import (INJECTORS, MAX_INJECTORS, PLACEMENT_MODES, S
 from wsgen.engine.parts import BlockContext, InjectorPart, default_key
 from wsgen.engine.schedule import CHUNK, MAX_BLOCKED_LENGTH, Blockers, Intervals
 from wsgen.engine.params import GeneratorParams, InvalidParams, _jsonable, error_details, summary, validate_params
-from wsgen.engine.placement import ordered, pace_problems, window_problems
+from wsgen.engine.placement import ordered, pace_problems, uniform_between, window_problems
 from wsgen.engine.registry import GENERATORS, get_spec
 
 WAVEFORM_KINDS = tuple(n for n, s in GENERATORS.items() if s.family == "waveform")
@@ -533,7 +533,7 @@ class Composite(Generator):
             if p.noise.kind == "normal":
                 x += p.noise.std_dev * self._noise.normals(n, m)
             else:
-                x += p.noise.low + (p.noise.high - p.noise.low) * self._noise.uniforms(n, m)[:, 0]
+                x += uniform_between(p.noise.low, p.noise.high, self._noise.uniforms(n, m)[:, 0])
         labels = np.zeros(m, bool)
         ctx = BlockContext(n, m, base, times, self._base, clock)
         events = []

@@ -47,6 +47,7 @@ from pydantic import Field
 
 from wsgen.engine.injectors import Length, Model, Placement, RandomPlacement, StreamKey
 from wsgen.engine.parts import Part
+from wsgen.engine.placement import symmetric
 
 #: Most slots a sample may be held back by ``out_of_order``.
 MAX_DELAY = 1000
@@ -224,7 +225,7 @@ class FaultSet:
                 copies[pos] = 2
             elif kind == "jitter":
                 u = part._samples.uniforms(n, m)
-                offsets[pos] += part.spec.max_jitter * (2.0 * u[pos] - 1.0)
+                offsets[pos] += symmetric(part.spec.max_jitter, u[pos])
             elif kind == "out-of-order":
                 u = part._samples.uniforms(n, m)
                 d = 1 + np.floor(u[pos] * part.spec.max_delay).astype(np.int64)

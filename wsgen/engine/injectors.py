@@ -54,7 +54,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from wsgen.engine.fields import MAX_LEVEL, count, level
-from wsgen.engine.placement import MAX_ANOMALIES_PER_WINDOW
+from wsgen.engine.placement import MAX_ANOMALIES_PER_WINDOW, symmetric, uniform_between
 
 #: Most anomaly injectors in one composition.
 MAX_INJECTORS = 16
@@ -187,9 +187,9 @@ Height = Annotated[Union[Annotated[Level, Tag("fixed")], Annotated[UniformHeight
 def heights(height, u: np.ndarray) -> np.ndarray:
     """The height of each event from its uniform ``u``."""
     if isinstance(height, UniformHeight):
-        return height.low + (height.high - height.low) * u
+        return uniform_between(height.low, height.high, u)
     if isinstance(height, SymmetricHeight):
-        return height.range * (2.0 * u - 1.0)
+        return symmetric(height.range, u)
     return np.full(len(u), float(height))
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from wsgen.engine.base import RandomStream
 from wsgen.engine.injectors import heights
+from wsgen.engine.placement import symmetric
 from wsgen.engine.schedule import Schedule, event_dicts, expand
 from wsgen.engine.sources import Source, make_source
 from wsgen.engine.waveforms import Waveform
@@ -125,7 +126,7 @@ def _spike(part, x, ctx, idx, pos, ev):
 
 def _cluster(part, x, ctx, idx, pos, ev):
     u = part._samples.uniforms(ctx.n, ctx.m)
-    part._add(x, pos, part.spec.amplitude * (2.0 * u[pos] - 1.0))
+    part._add(x, pos, symmetric(part.spec.amplitude, u[pos]))
 
 
 def _variance(part, x, ctx, idx, pos, ev):

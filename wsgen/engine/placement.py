@@ -12,6 +12,8 @@ with these, so a rule of placement, labelling or validation is written once:
 * :class:`CountWindows`: exactly ``count`` events at distinct random samples
   of each window of ``size`` samples (``count-per-duration``; placement
   ``count``);
+* the values drawn for an event or sample from its uniform ``u`` in [0, 1)
+  (:func:`uniform_between`, :func:`symmetric`);
 * the validation rules of their parameters (:func:`ordered`,
   :func:`pace_problems`, :func:`window_samples`, :func:`window_problems`):
   each returns ``(field, message)`` pairs, empty when the values are valid.
@@ -41,6 +43,19 @@ MAX_ANOMALIES_PER_WINDOW = 10_000
 MAX_WINDOW_SAMPLES = 10**9
 
 Problems = list[tuple[str, str]]
+
+
+# -- values from uniforms -----------------------------------------------------------
+
+def uniform_between(low, high, u):
+    """``low + (high - low) * u``: uniform in [low, high) for ``u`` in [0, 1)
+    (floats or arrays; the same operations, so the same bits, either way)."""
+    return low + (high - low) * u
+
+
+def symmetric(half_width, u):
+    """``half_width * (2u - 1)``: uniform in [-half_width, +half_width)."""
+    return half_width * (2.0 * u - 1.0)
 
 
 # -- validation rules -------------------------------------------------------------
