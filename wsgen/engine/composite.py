@@ -29,8 +29,9 @@ Sample ``k`` (stream time ``t = k * interval`` seconds) is, in this order:
    ``trend * t`` (units per second);
 2. plus the **noise**: ``normal`` (``std_dev * z``) or ``uniform`` (``low +
    (high - low) * u``), one draw per sample;
-3. through each **anomaly injector** in list order (kinds, placements and
-   overlap rules in :mod:`wsgen.engine.injectors`);
+3. through each **anomaly injector** in list order (kinds and placements in
+   :mod:`wsgen.engine.injectors`, overlap rules in :mod:`wsgen.engine.schedule`,
+   effects in :mod:`wsgen.engine.parts`);
 4. then the **faults** (:mod:`wsgen.engine.faults`): nulls, gaps,
    duplicates, jitter, out-of-order delivery.
 
@@ -65,7 +66,7 @@ changes):
   started before ``seq`` keep their place and length; an injector removed or
   changed to another kind lets its events in progress run to their end with
   their old kind (and keeps blocking overlap until then); the others follow
-  the rules of :mod:`~wsgen.engine.injectors`.
+  the rules of :mod:`~wsgen.engine.injectors` and :mod:`~wsgen.engine.sources`.
 * ``faults``: each fault given is merged, ``null`` removes it (rules of
   :mod:`~wsgen.engine.faults`).
 
