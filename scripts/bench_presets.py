@@ -2,13 +2,15 @@
 
 Prints microseconds per ``take(1)`` and per ``take(4096)`` for
 ``wsgen.create(name)`` and ``Composite(preset(name))`` (default params,
-seed 7), best of ``--repeat`` timeit runs.
+seed 7), best of ``--repeat`` timeit runs, timed in CPU seconds of the thread
+(``time.thread_time``), so that other processes on a loaded machine count less.
 
     PYTHONPATH=$PWD python scripts/bench_presets.py [--repeat 5]
 """
 from __future__ import annotations
 
 import argparse
+import time
 import timeit
 
 from wsgen.engine.composite import Composite, preset
@@ -17,7 +19,7 @@ from wsgen.engine.registry import ANOMALY_KINDS, create
 
 def per_call_us(gen, m: int, calls: int, repeat: int) -> float:
     gen.take(m)  # warm
-    return min(timeit.repeat(lambda: gen.take(m), number=calls, repeat=repeat)) / calls * 1e6
+    return min(timeit.repeat(lambda: gen.take(m), number=calls, repeat=repeat, timer=time.thread_time)) / calls * 1e6
 
 
 def main() -> None:

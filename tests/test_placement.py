@@ -13,6 +13,7 @@ from wsgen.engine.placement import (
     CountWindows,
     EventTrack,
     PhaseClock,
+    count_between,
     ordered,
     pace_problems,
     symmetric,
@@ -137,6 +138,10 @@ def test_values_from_uniforms_are_the_same_bits_on_floats_and_arrays():
     r = np.random.default_rng(1).random(100)
     assert uniform_between(-1.5, 4.0, r).tolist() == [uniform_between(-1.5, 4.0, float(x)) for x in r]
     assert symmetric(2.5, r).tolist() == [symmetric(2.5, float(x)) for x in r]
+    counts = count_between(3, 7, np.r_[r, 0.0, 1.0 - 2**-53])
+    assert counts.dtype == np.int64 and counts.min() == 3 and counts.max() == 7
+    assert np.bincount(count_between(3, 7, np.arange(1000) / 1000)).tolist() == [0, 0, 0] + [200] * 5
+    assert count_between(1, 10**9, np.array([1.0 - 2**-53])).tolist() == [10**9]
 
 
 # -- validation rules ---------------------------------------------------------------------

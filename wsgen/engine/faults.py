@@ -47,7 +47,7 @@ from pydantic import Field
 
 from wsgen.engine.injectors import Length, Model, Placement, RandomPlacement, StreamKey
 from wsgen.engine.parts import Part
-from wsgen.engine.placement import symmetric
+from wsgen.engine.placement import count_between, symmetric
 
 #: Most slots a sample may be held back by ``out_of_order``.
 MAX_DELAY = 1000
@@ -228,8 +228,7 @@ class FaultSet:
                 offsets[pos] += symmetric(part.spec.max_jitter, u[pos])
             elif kind == "out-of-order":
                 u = part._samples.uniforms(n, m)
-                d = 1 + np.floor(u[pos] * part.spec.max_delay).astype(np.int64)
-                delay[pos] = np.maximum(delay[pos], np.minimum(d, part.spec.max_delay))
+                delay[pos] = np.maximum(delay[pos], count_between(1, part.spec.max_delay, u[pos]))
         seqs = np.arange(n, n + m, dtype=np.int64)
         keep = ~gap
         fresh = FaultedSamples(seqs, seqs + delay, values, labels, offsets, copies).select(keep)

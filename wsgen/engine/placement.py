@@ -13,7 +13,8 @@ with these, so a rule of placement, labelling or validation is written once:
   of each window of ``size`` samples (``count-per-duration``; placement
   ``count``);
 * the values drawn for an event or sample from its uniform ``u`` in [0, 1)
-  (:func:`uniform_between`, :func:`symmetric`);
+  (:func:`uniform_between`, :func:`symmetric`, and :func:`count_between`
+  for whole numbers of samples: gaps, lengths, delays);
 * the validation rules of their parameters (:func:`ordered`,
   :func:`pace_problems`, :func:`window_samples`, :func:`window_problems`):
   each returns ``(field, message)`` pairs, empty when the values are valid.
@@ -56,6 +57,13 @@ def uniform_between(low, high, u):
 def symmetric(half_width, u):
     """``half_width * (2u - 1)``: uniform in [-half_width, +half_width)."""
     return half_width * (2.0 * u - 1.0)
+
+
+def count_between(lo: int, hi: int, u: np.ndarray) -> np.ndarray:
+    """Whole numbers uniform in ``lo .. hi`` (inclusive): ``lo + floor(u *
+    (hi - lo + 1))`` as int64, at most ``hi`` (should ``u * (hi - lo + 1)``
+    round up to the bound)."""
+    return np.minimum(lo + np.floor(u * (hi - lo + 1)).astype(np.int64), hi)
 
 
 # -- validation rules -------------------------------------------------------------
@@ -134,8 +142,8 @@ class EventTrack:
             need = (until - last) // (lo_g + lo_l) + 1
             batch = int(min(max(need, 64), 1 << 16))
             u = self._u.uniforms(self._next_index, batch)
-            gaps = lo_g + np.floor(u[:, 0] * (hi_g - lo_g + 1)).astype(np.int64)
-            lens = lo_l + np.floor(u[:, 1] * (hi_l - lo_l + 1)).astype(np.int64)
+            gaps = count_between(lo_g, hi_g, u[:, 0])
+            lens = count_between(lo_l, hi_l, u[:, 1])
             ends = last + np.cumsum(gaps + lens)
             self.starts = np.concatenate([self.starts, ends - lens])
             self.ends = np.concatenate([self.ends, ends])

@@ -31,7 +31,7 @@ import math
 import numpy as np
 
 from wsgen.engine.base import RandomStream
-from wsgen.engine.placement import EPS, CountWindows, EventTrack, PhaseClock, window_samples
+from wsgen.engine.placement import EPS, CountWindows, EventTrack, PhaseClock, count_between, window_samples
 
 
 class Lengths:
@@ -45,8 +45,7 @@ class Lengths:
         lo, hi = self.bounds
         if lo == hi:
             return np.full(len(starts), lo, np.int64)
-        out = lo + np.floor(self._u.at(starts) * (hi - lo + 1)).astype(np.int64)
-        return np.minimum(out, hi)
+        return count_between(lo, hi, self._u.at(starts))
 
 
 class Source:
