@@ -107,7 +107,7 @@ class RandomSource(Source):
 
 
 class GapsSource(Source):
-    """The original random-square / clustered :class:`EventTrack` on ``(K,)``
+    """The original random-square / clustered :class:`~wsgen.engine.placement.EventTrack` on ``(K,)``
     (gaps and lengths), counted from the sample the source was created at;
     event uniforms from ``(K+3,)``."""
 
