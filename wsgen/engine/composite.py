@@ -521,7 +521,7 @@ class Composite(Generator):
 
     def _render(self, n: int, m: int):
         p, clock = self.params, self._clock
-        self._decide(n + m)
+        self._decide(-(-(n + m) // DECIDE_STEP) * DECIDE_STEP)   # up to a multiple of DECIDE_STEP: once per 1024 take(1)s
         times = clock.times(n, m)
         base = self._base.take(m).values
         parts = [*self._retired, *self._parts]
@@ -699,6 +699,11 @@ class Composite(Generator):
 #: took 10 s and 1e11 hours). Within it, a seek also stops with an error
 #: past :data:`SEEK_BUDGET_S`.
 MAX_START_SEQ = 2_000_000
+#: Events are decided up to the next multiple of this many samples past a
+#: block (a decision does not depend on how the range is split, so this
+#: changes no value; small blocks then ask the sources once per this many
+#: samples, not once per block).
+DECIDE_STEP = 1024
 #: Most CPU seconds a composition's ``start_seq`` seek may take (the server
 #: does it off its event loop, in a worker thread; this bounds the worker's
 #: time): past it the subscription is refused, naming ``start_seq``.

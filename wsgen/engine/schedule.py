@@ -252,9 +252,15 @@ class Schedule:
         return int((self.ends - self.starts).max()) if len(self.starts) else 0
 
 
+_NO_POSITIONS = np.empty(0, np.int64)
+_NO_POSITIONS.flags.writeable = False
+
+
 def expand(starts: np.ndarray, ends: np.ndarray, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
     """Positions (relative to ``n``) of the samples of each event inside
     ``[n, n+m)`` and the index of the event each belongs to."""
+    if not len(starts):
+        return _NO_POSITIONS, _NO_POSITIONS
     lo = np.maximum(starts, n) - n
     sizes = np.minimum(ends, n + m) - n - lo
     ev = np.repeat(np.arange(len(starts)), sizes)
