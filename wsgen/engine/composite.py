@@ -537,15 +537,19 @@ class Composite(Generator):
                 x += uniform_between(p.noise.low, p.noise.high, self._noise.uniforms(n, m)[:, 0])
         labels = np.zeros(m, bool)
         ctx = BlockContext(n, m, base, times, self._base, clock)
-        events = []
+        lists = []
         before, self._signal_last = self._signal_last, float(x[-1]) if m else self._signal_last
         for part in parts:
             if part.input_last is None:  # new since the last block: it received the stage before's output
                 part.input_last = part.output_last = before
             before = part.output_last
-            events += part.apply(x, labels, ctx)
+            found = part.apply(x, labels, ctx)
+            if found:
+                lists.append(found)
         delivery, fault_events = self._faults.render(n, m, x, labels, times)
-        events = sorted(events + fault_events, key=lambda e: (e["first"], e["id"]))
+        if len(lists) == 1 and not fault_events:
+            return delivery, lists[0]   # one part's events: in start order, one per start
+        events = sorted([*(e for found in lists for e in found), *fault_events], key=lambda e: (e["first"], e["id"]))
         return delivery, events
 
     def _decide(self, until: int) -> None:

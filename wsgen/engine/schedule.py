@@ -270,5 +270,6 @@ def expand(starts: np.ndarray, ends: np.ndarray, n: int, m: int) -> tuple[np.nda
 
 def event_dicts(schedule: Schedule, idx: np.ndarray, slot: int, kind: str) -> list[dict[str, Any]]:
     """Ground-truth records of the events ``idx`` of a schedule."""
-    return [{"id": s * ID_SLOTS + slot, "kind": kind, "first": s, "last": e - 1}
-            for s, e in zip(schedule.starts[idx].tolist(), schedule.ends[idx].tolist())]
+    starts = schedule.starts[idx]
+    return [{"id": i, "kind": kind, "first": s, "last": e}
+            for i, s, e in zip((starts * ID_SLOTS + slot).tolist(), starts.tolist(), (schedule.ends[idx] - 1).tolist())]
