@@ -270,6 +270,8 @@ def expand(starts: np.ndarray, ends: np.ndarray, n: int, m: int) -> tuple[np.nda
 
 def event_dicts(schedule: Schedule, idx: np.ndarray, slot: int, kind: str) -> list[dict[str, Any]]:
     """Ground-truth records of the events ``idx`` of a schedule."""
+    if not len(idx):
+        return []
     starts = schedule.starts[idx]
     return [{"id": i, "kind": kind, "first": s, "last": e}
             for i, s, e in zip((starts * ID_SLOTS + slot).tolist(), starts.tolist(), (schedule.ends[idx] - 1).tolist())]
