@@ -250,7 +250,7 @@ def test_frequency_change_on_one_channel_exactly():
     # y = 2.5 * sine + 4 + noise; over its events the sine runs 3 times faster
     # (phase-continuous at the event start): + 2.5 * (warped - sine), nothing else changes
     from wsgen.engine import create
-    from wsgen.engine.injectors import warped_waveform
+    from wsgen.engine.parts import warped_waveform
     n = 300
     block = create_composite(FREQ, seed=5).take(n)
     clean = create_composite({**FREQ, "anomalies": FREQ["anomalies"][1:]}, seed=5).take(n)
@@ -303,12 +303,12 @@ UNIFORM = {"interval": 0.01, "channels": ["a", "b", "c"], "base": {"kind": "cons
 
 
 def test_uniform_noise_per_channel_exactly_and_statistically():
-    from wsgen.engine.injectors import Stream
+    from wsgen.engine.base import RandomStream
     n = 100_000
     block = create_composite(UNIFORM, seed=8).take(n)
     lows, highs, gains = [-1.0, 0.0, 10.0], [1.0, 0.5, 10.0], [1.0, 1.0, 3.0]
     for c in range(3):
-        u = Stream(8, (2, 1 + c), draws=2).uniforms(0, n)[:, 0]    # the channel's noise stream, first uniform
+        u = RandomStream(8, (2, 1 + c), draws=2).uniforms(0, n)[:, 0]    # the channel's noise stream, first uniform
         expected = gains[c] * 1.0 + (lows[c] + (highs[c] - lows[c]) * u)
         if c == 1:
             expected[100:110] += 5.0

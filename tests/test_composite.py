@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from wsgen.engine import Block, InvalidParams, create
 from wsgen.engine.composite import (Composite, CompositeBlock, CompositionSpec, create_composite, preset,
                                         validate_spec)
-from wsgen.engine.injectors import ID_SLOTS
+from wsgen.engine.schedule import ID_SLOTS
 
 EXAMPLE = {
     "interval": 0.1,
@@ -659,7 +659,8 @@ def test_spec_model_is_frozen_and_refuses_nan_directly():
 
 # -- bounds: live events, lookahead --------------------------------------------------------
 
-from wsgen.engine.injectors import MAX_BLOCKED_LENGTH, MAX_INJECTORS, MAX_LIVE  # noqa: E402
+from wsgen.engine.injectors import MAX_INJECTORS  # noqa: E402
+from wsgen.engine.schedule import MAX_BLOCKED_LENGTH, MAX_LIVE  # noqa: E402
 
 ENDLESS = {"kind": "level-shift", "placement": {"mode": "random", "probability": 1},
            "min_length": 10**9, "max_length": 10**9, "allow_overlap": True}

@@ -29,7 +29,7 @@ from servers import ThreadedServer
 from wsgen.server.budget import COMPOSITION_MAX_RENDER, FIRST_RENDER, RENDER_BUDGET_S, RenderBudget
 from wsgen.engine import InvalidParams, create
 from wsgen.engine import composite as composite_module
-from wsgen.engine.anomalies import MAX_ANOMALIES_PER_WINDOW
+from wsgen.engine.placement import MAX_ANOMALIES_PER_WINDOW
 from wsgen.engine.composite import MAX_START_SEQ, Composite
 from wsgen.server.loopwatch import LoopWatch
 from wsgen.bench.worstcase import Paced, composition_cases, paced_stream, registry_cases, subscribe_case

@@ -24,11 +24,13 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from wsgen.engine import GENERATORS, InvalidParams, create
-from wsgen.engine.anomalies import MAX_ANOMALIES_PER_WINDOW, MAX_SEEK_EVENTS
+from wsgen.engine.anomalies import MAX_SEEK_EVENTS
 from wsgen.engine.composite import BASE_KINDS, MAX_START_SEQ, WAVEFORM_KINDS, create_composite
 from wsgen.engine.faults import FAULTS, MAX_DELAY
 from wsgen.engine.fields import MAX_COUNT, MIN_INTERVAL_S
-from wsgen.engine.injectors import INJECTORS, MAX_BLOCKED_LENGTH, MAX_INDEX, MAX_INJECTORS
+from wsgen.engine.injectors import INJECTORS, MAX_INDEX, MAX_INJECTORS
+from wsgen.engine.placement import MAX_ANOMALIES_PER_WINDOW
+from wsgen.engine.schedule import MAX_BLOCKED_LENGTH
 
 #: Largest ``start_seq`` of the protocol (integers JavaScript holds exactly).
 MAX_SEQ = 2**53

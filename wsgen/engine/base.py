@@ -20,6 +20,7 @@ Guarantees every generator keeps:
 """
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
@@ -74,18 +75,36 @@ class Block:
         return len(self.values)
 
 
+def box_muller(u: np.ndarray) -> np.ndarray:
+    """Standard normal draws from uniform pairs: ``u`` of shape (m, 2) in
+    [0, 1) gives m values ``sqrt(-2 ln(1 - u0)) * cos(2 pi u1)`` (Box and
+    Muller, 1958, its cosine branch), computed in place so that every kind
+    drawing normals (``normal``, ``random-walk``, ``ou``, a composition's
+    noise and ``variance-change``) gets the same bits."""
+    r = np.log1p(-u[:, 0])
+    r *= -2.0
+    np.sqrt(r, out=r)
+    a = u[:, 1] * (2.0 * math.pi)
+    np.cos(a, out=a)
+    r *= a
+    return r
+
+
 class RandomStream:
     """A seeded stream of uniform doubles in [0, 1), ``draws`` per sample.
 
     Sample ``n`` always uses the doubles at positions ``draws*n .. draws*n +
-    draws - 1`` of the PCG64 stream derived from ``(seed, key)``, so the values
-    do not depend on how samples are split into blocks, and a jump to any
-    sample is a PCG64 ``advance`` (O(log n)), not a replay.
+    draws - 1`` of the PCG64 stream seeded by ``SeedSequence(seed,
+    spawn_key)``, where ``spawn_key`` is ``(key,)`` for an int ``key`` (each
+    kind's own key) or ``key`` itself for a tuple (a composition's parts,
+    count windows, channels). So the values do not depend on how samples are
+    split into blocks, and a jump to any sample is a PCG64 ``advance``
+    (O(log n)), not a replay.
     """
 
-    def __init__(self, seed: int, key: int, draws: int = 1) -> None:
-        self._seed_seq = np.random.SeedSequence(seed, spawn_key=(key,))
-        self._bitgen = np.random.PCG64(self._seed_seq)
+    def __init__(self, seed: int, key: int | tuple[int, ...], draws: int = 1) -> None:
+        spawn_key = tuple(key) if isinstance(key, tuple) else (key,)
+        self._bitgen = np.random.PCG64(np.random.SeedSequence(seed, spawn_key=spawn_key))
         self._initial_state = self._bitgen.state
         self._gen = np.random.Generator(self._bitgen)
         self._draws = draws
@@ -112,6 +131,23 @@ class RandomStream:
         if self._draws == 2:
             return random(), random()
         return tuple([random() for _ in range(self._draws)])
+
+    def at(self, positions: np.ndarray) -> np.ndarray:
+        """Doubles of the given sample indices (ascending): shape (k,) or
+        (k, draws). Reads the span between them when it is short, else
+        jumps to each."""
+        k = len(positions)
+        if k == 0:
+            return np.empty((0,) if self._draws == 1 else (0, self._draws))
+        lo, hi = int(positions[0]), int(positions[-1]) + 1
+        if hi - lo <= 64 * k + 4096:
+            return self.uniforms(lo, hi - lo)[positions - lo]
+        return np.concatenate([self.uniforms(int(p), 1) for p in positions])
+
+    def normals(self, n: int, m: int) -> np.ndarray:
+        """Standard normals of samples n .. n+m-1 (:func:`box_muller` on the
+        two doubles of each; needs ``draws == 2``)."""
+        return box_muller(self.uniforms(n, m))
 
     def _jump(self, n: int) -> None:
         if n < self._next:

@@ -103,11 +103,13 @@ import numpy as np
 from pydantic import Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from wsgen.engine.base import RandomStream
 from wsgen.engine.composite import (composition_seed, NOISE_KEY, SEEK_BUDGET_S, BaseSpec, Composite, CompositeBlock,
                                     CompositionSpec, Constant, _details, merge_changes, validate_spec)
 from wsgen.engine.faults import Faults
 from wsgen.engine.fields import MAX_LEVEL, interval
-from wsgen.engine.injectors import InjectorPart, Model, Stream, StreamKey, default_key, tagged
+from wsgen.engine.injectors import Model, StreamKey, tagged
+from wsgen.engine.parts import InjectorPart, default_key
 from wsgen.engine.params import GeneratorParams, InvalidParams, _jsonable, summary
 from wsgen.engine.registry import get_spec
 
@@ -362,7 +364,7 @@ class _Normals:
 
     def __init__(self, seed: int, key: int, k: int) -> None:
         self.key = key
-        self._streams = [Stream(seed, (key, 1 + j), draws=2) for j in range(k)]
+        self._streams = [RandomStream(seed, (key, 1 + j), draws=2) for j in range(k)]
         self._block: tuple[int, int] | None = None
         self._z = np.empty((0, k))
         self._done = 0      # columns of _z drawn

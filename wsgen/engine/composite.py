@@ -29,8 +29,9 @@ Sample ``k`` (stream time ``t = k * interval`` seconds) is, in this order:
    ``trend * t`` (units per second);
 2. plus the **noise**: ``normal`` (``std_dev * z``) or ``uniform`` (``low +
    (high - low) * u``), one draw per sample;
-3. through each **anomaly injector** in list order (kinds, placements and
-   overlap rules in :mod:`wsgen.engine.injectors`);
+3. through each **anomaly injector** in list order (kinds and placements in
+   :mod:`wsgen.engine.injectors`, overlap rules in :mod:`wsgen.engine.schedule`,
+   effects in :mod:`wsgen.engine.parts`);
 4. then the **faults** (:mod:`wsgen.engine.faults`): nulls, gaps,
    duplicates, jitter, out-of-order delivery.
 
@@ -65,7 +66,7 @@ changes):
   started before ``seq`` keep their place and length; an injector removed or
   changed to another kind lets its events in progress run to their end with
   their old kind (and keeps blocking overlap until then); the others follow
-  the rules of :mod:`~wsgen.engine.injectors`.
+  the rules of :mod:`~wsgen.engine.injectors` and :mod:`~wsgen.engine.sources`.
 * ``faults``: each fault given is merged, ``null`` removes it (rules of
   :mod:`~wsgen.engine.faults`).
 
@@ -84,12 +85,15 @@ import numpy as np
 from pydantic import Discriminator, Field, Tag, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from wsgen.engine.base import Block, Generator, check_seed
+from wsgen.engine.base import Block, Generator, RandomStream, check_seed
 from wsgen.engine.faults import FAULTS, Faults, FaultSet
 from wsgen.engine.fields import MAX_LEVEL, interval, level
-from wsgen.engine.injectors import (CHUNK, INJECTORS, Blockers, MAX_BLOCKED_LENGTH, MAX_INJECTORS, PLACEMENT_MODES, STATEFUL_KINDS, AnyInjector, BlockContext,
-                        InjectorPart, Intervals, Model, Stream, StreamKey, UniformHeight, default_key, tagged)
+from wsgen.engine.injectors import (INJECTORS, MAX_INJECTORS, PLACEMENT_MODES, STATEFUL_KINDS, AnyInjector, Model,
+                                    StreamKey, UniformHeight, tagged)
+from wsgen.engine.parts import BlockContext, InjectorPart, default_key
+from wsgen.engine.schedule import CHUNK, MAX_BLOCKED_LENGTH, Blockers, Intervals
 from wsgen.engine.params import GeneratorParams, InvalidParams, _jsonable, error_details, summary, validate_params
+from wsgen.engine.placement import ordered, pace_problems, uniform_between, window_problems
 from wsgen.engine.registry import GENERATORS, get_spec
 
 WAVEFORM_KINDS = tuple(n for n, s in GENERATORS.items() if s.family == "waveform")
@@ -218,8 +222,8 @@ class CompositionSpec(GeneratorParams):
                                      f"max_length - 1 is at most {MAX_BLOCKED_LENGTH - 1}: the ones before them are "
                                      f"decided that far ahead); here {lookahead}"))
                     lookahead = -(1 << 62)   # said once
-            if isinstance(getattr(inj, "height", None), UniformHeight) and inj.height.low > inj.height.high:
-                problems.append((f"{path}.height.low", f"must be <= high ({inj.height.high})"))
+            if isinstance(getattr(inj, "height", None), UniformHeight):
+                problems += ordered(f"{path}.height.low", inj.height.low, "high", inj.height.high)
             if inj.kind == "frequency-change" and self.base.kind not in WAVEFORM_KINDS:
                 problems.append((f"{path}.kind", f"frequency-change needs a waveform base ({', '.join(WAVEFORM_KINDS)}), "
                                                  f"not {self.base.kind}"))
@@ -228,8 +232,8 @@ class CompositionSpec(GeneratorParams):
             if fault is not None:
                 problems += self._placement_problems(f"faults.{name}", fault.placement)
                 problems += _length_problems(f"faults.{name}", fault)
-        if isinstance(self.noise, UniformNoise) and self.noise.low > self.noise.high:
-            problems.append(("noise.low", f"must be <= high ({self.noise.high})"))
+        if isinstance(self.noise, UniformNoise):
+            problems += ordered("noise.low", self.noise.low, "high", self.noise.high)
         return problems
 
     def _placement_problems(self, path: str, p) -> list[tuple[str, str]]:
@@ -238,25 +242,20 @@ class CompositionSpec(GeneratorParams):
             return [(f"{path}.placement.start", "start is in seconds of stream time: needs interval > 0")]
         if p.mode in ("periodic", "count") and iv <= 0:
             return [(f"{path}.placement.mode", f"{p.mode} places events in seconds of stream time: needs interval > 0")]
-        if p.mode == "periodic" and p.every < iv:
-            return [(f"{path}.placement.every", f"must be >= interval ({iv}): at most one event per sample")]
+        at = f"{path}.placement."
+        if p.mode == "periodic":
+            return pace_problems(at + "every", p.every, iv, "event")
         if p.mode == "count":
-            w = int(round(p.duration / iv))
-            if w < 1:
-                return [(f"{path}.placement.duration", f"must hold at least one sample: duration / interval = {p.duration / iv:g}")]
-            if w > 10**9:
-                return [(f"{path}.placement.duration", f"window of {w} samples is too long; duration / interval must be <= 1e9")]
-            if p.count > w:
-                return [(f"{path}.placement.count", f"must be <= the samples in a window: duration / interval = {w}")]
-        if p.mode == "gaps" and p.min_gap > p.max_gap:
-            return [(f"{path}.placement.min_gap", f"must be <= max_gap ({p.max_gap})")]
+            return window_problems(at + "duration", at + "count", p.duration, iv, p.count)
+        if p.mode == "gaps":
+            return ordered(at + "min_gap", p.min_gap, "max_gap", p.max_gap)
         return []
 
 
 def _length_problems(path: str, spec, blocked: bool = False) -> list[tuple[str, str]]:
     lo, hi = spec.length_bounds
     if lo > hi:
-        return [(f"{path}.min_length", f"must be <= max_length ({hi})")]
+        return ordered(f"{path}.min_length", lo, "max_length", hi)
     if blocked and hi > MAX_BLOCKED_LENGTH:
         return [(f"{path}.max_length", f"must be <= {MAX_BLOCKED_LENGTH} for an injector after the first without "
                                        f"allow_overlap (the ones before it are decided that far ahead)")]
@@ -505,8 +504,8 @@ class Composite(Generator):
         mutes the injectors that do not target it: :mod:`.channels`)."""
         return InjectorPart(self.seed, i, inj, self._clock, at)
 
-    def _make_noise(self, noise) -> Stream | None:
-        return None if noise is None else Stream(self.seed, (default_key(noise.stream, NOISE_KEY),), draws=2)
+    def _make_noise(self, noise) -> RandomStream | None:
+        return None if noise is None else RandomStream(self.seed, (default_key(noise.stream, NOISE_KEY),), draws=2)
 
     # -- producing samples --------------------------------------------------------
     def take(self, m: int) -> CompositeBlock:
@@ -522,7 +521,7 @@ class Composite(Generator):
 
     def _render(self, n: int, m: int):
         p, clock = self.params, self._clock
-        self._decide(n + m)
+        self._decide(-(-(n + m) // DECIDE_STEP) * DECIDE_STEP)   # up to a multiple of DECIDE_STEP: once per 1024 take(1)s
         times = clock.times(n, m)
         base = self._base.take(m).values
         parts = [*self._retired, *self._parts]
@@ -535,18 +534,22 @@ class Composite(Generator):
             if p.noise.kind == "normal":
                 x += p.noise.std_dev * self._noise.normals(n, m)
             else:
-                x += p.noise.low + (p.noise.high - p.noise.low) * self._noise.uniforms(n, m)[:, 0]
+                x += uniform_between(p.noise.low, p.noise.high, self._noise.uniforms(n, m)[:, 0])
         labels = np.zeros(m, bool)
         ctx = BlockContext(n, m, base, times, self._base, clock)
-        events = []
+        lists = []
         before, self._signal_last = self._signal_last, float(x[-1]) if m else self._signal_last
         for part in parts:
             if part.input_last is None:  # new since the last block: it received the stage before's output
                 part.input_last = part.output_last = before
             before = part.output_last
-            events += part.apply(x, labels, ctx)
+            found = part.apply(x, labels, ctx)
+            if found:
+                lists.append(found)
         delivery, fault_events = self._faults.render(n, m, x, labels, times)
-        events = sorted(events + fault_events, key=lambda e: (e["first"], e["id"]))
+        if len(lists) == 1 and not fault_events:
+            return delivery, lists[0]   # one part's events: in start order, one per start
+        events = sorted([*(e for found in lists for e in found), *fault_events], key=lambda e: (e["first"], e["id"]))
         return delivery, events
 
     def _decide(self, until: int) -> None:
@@ -700,6 +703,11 @@ class Composite(Generator):
 #: took 10 s and 1e11 hours). Within it, a seek also stops with an error
 #: past :data:`SEEK_BUDGET_S`.
 MAX_START_SEQ = 2_000_000
+#: Events are decided up to the next multiple of this many samples past a
+#: block (a decision does not depend on how the range is split, so this
+#: changes no value; small blocks then ask the sources once per this many
+#: samples, not once per block).
+DECIDE_STEP = 1024
 #: Most CPU seconds a composition's ``start_seq`` seek may take (the server
 #: does it off its event loop, in a worker thread; this bounds the worker's
 #: time): past it the subscription is refused, naming ``start_seq``.

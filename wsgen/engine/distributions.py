@@ -14,33 +14,17 @@ change, only their mapping to values.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from pydantic import Field
 from typing import Annotated
 
-from wsgen.engine.base import Generator, RandomStream
+from wsgen.engine.base import Generator, RandomStream, box_muller
 from wsgen.engine.fields import MAX_LEVEL, interval, level
 from wsgen.engine.params import GeneratorParams
 
 Interval = interval(1.0, "Seconds between samples on the wire (0: as fast as the client reads)")
 Spread = Annotated[float, Field(1.0, gt=0, le=MAX_LEVEL, description="Must be > 0")]
 
-
-
-def box_muller(u: np.ndarray) -> np.ndarray:
-    """Standard normal draws from uniform pairs: ``u`` of shape (m, 2) in
-    [0, 1) gives m values ``sqrt(-2 ln(1 - u0)) * cos(2 pi u1)`` (Box and
-    Muller, 1958, its cosine branch), computed in place so that every kind
-    drawing normals (``normal``, ``random-walk``, ``ou``) gets the same bits."""
-    r = np.log1p(-u[:, 0])
-    r *= -2.0
-    np.sqrt(r, out=r)
-    a = u[:, 1] * (2.0 * math.pi)
-    np.cos(a, out=a)
-    r *= a
-    return r
 
 class NormalParams(GeneratorParams):
     """Parameters of ``normal``."""

@@ -45,7 +45,9 @@ from typing import Annotated, Any, Optional
 import numpy as np
 from pydantic import Field
 
-from wsgen.engine.injectors import Length, Model, Part, Placement, RandomPlacement, StreamKey
+from wsgen.engine.injectors import Length, Model, Placement, RandomPlacement, StreamKey
+from wsgen.engine.parts import Part
+from wsgen.engine.placement import count_between, symmetric
 
 #: Most slots a sample may be held back by ``out_of_order``.
 MAX_DELAY = 1000
@@ -223,11 +225,10 @@ class FaultSet:
                 copies[pos] = 2
             elif kind == "jitter":
                 u = part._samples.uniforms(n, m)
-                offsets[pos] += part.spec.max_jitter * (2.0 * u[pos] - 1.0)
+                offsets[pos] += symmetric(part.spec.max_jitter, u[pos])
             elif kind == "out-of-order":
                 u = part._samples.uniforms(n, m)
-                d = 1 + np.floor(u[pos] * part.spec.max_delay).astype(np.int64)
-                delay[pos] = np.maximum(delay[pos], np.minimum(d, part.spec.max_delay))
+                delay[pos] = np.maximum(delay[pos], count_between(1, part.spec.max_delay, u[pos]))
         seqs = np.arange(n, n + m, dtype=np.int64)
         keep = ~gap
         fresh = FaultedSamples(seqs, seqs + delay, values, labels, offsets, copies).select(keep)

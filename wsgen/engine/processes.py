@@ -56,8 +56,7 @@ import numpy as np
 from pydantic import Field
 from scipy.signal import lfilter
 
-from wsgen.engine.distributions import box_muller
-from wsgen.engine.base import Generator, RandomStream
+from wsgen.engine.base import Generator, RandomStream, box_muller
 from wsgen.engine.fields import MAX_LEVEL, interval, level
 from wsgen.engine.params import GeneratorParams, InvalidParams
 

@@ -39,8 +39,7 @@ import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from wsgen.engine.base import Generator, RandomStream
-from wsgen.engine.distributions import box_muller
+from wsgen.engine.base import Generator, RandomStream, box_muller
 from wsgen.engine.fields import MAX_LEVEL, interval, level
 from wsgen.engine.listparams import text_list
 from wsgen.engine.params import GeneratorParams
