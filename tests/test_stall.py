@@ -143,6 +143,28 @@ def watched():
                 yield srv, watch
 
 
+async def beside_a_paced_stream(srv, watch, requests):
+    """Run ``await requests()`` while a 100 Hz stream runs on its own
+    connection, the loop watched from when the stream flows; returns
+    (its result, the stream's arrivals, perf_counter before and after it)
+    once the stream has gone on after it."""
+    paced, stop = Paced(), asyncio.Event()
+    stream = asyncio.create_task(paced_stream(srv.url, paced, 0.01, stop))
+    while not paced.arrivals:
+        await asyncio.sleep(0.01)
+    watch.reset()
+    started = time.perf_counter()
+    result = await requests()
+    ended = time.perf_counter()
+    count = len(paced.arrivals)
+    while len(paced.arrivals) == count:     # the paced stream goes on after them all
+        await asyncio.sleep(0.01)
+    stop.set()
+    stream.cancel()
+    await asyncio.gather(stream, return_exceptions=True)
+    return result, paced, started, ended
+
+
 def _cases(sample: int):
     rng = random.Random(SEED)
     chosen = list(registry_cases(combos=2, rng=rng))
@@ -155,26 +177,10 @@ def test_no_extreme_request_holds_the_loop_while_a_paced_stream_runs(watched):
     srv, watch = watched
     cases = _cases(sample=10)
 
-    async def run():
-        paced, stop = Paced(), asyncio.Event()
-        stream = asyncio.create_task(paced_stream(srv.url, paced, 0.01, stop))
-        while not paced.arrivals:
-            await asyncio.sleep(0.01)
-        watch.reset()
-        started = time.perf_counter()
-        replies = {}
-        for case in cases:
-            replies[case.name] = await subscribe_case(srv.url, case, messages=2, seconds=5.0)
-        ended = time.perf_counter()
-        count = len(paced.arrivals)
-        while len(paced.arrivals) == count:     # the paced stream goes on after them all
-            await asyncio.sleep(0.01)
-        stop.set()
-        stream.cancel()
-        await asyncio.gather(stream, return_exceptions=True)
-        return replies, paced, started, ended
+    async def requests():
+        return {case.name: await subscribe_case(srv.url, case, messages=2, seconds=5.0) for case in cases}
 
-    replies, paced, started, ended = asyncio.run(run())
+    replies, paced, started, ended = asyncio.run(beside_a_paced_stream(srv, watch, requests))
     outcomes = {name: r.get("code", r["type"]) for name, r in replies.items()}
     assert set(outcomes.values()) <= {"subscribed", "invalid_params"}, outcomes
     # the refusals are the seeks past their CPU budget (or a kind's own limit), naming start_seq
@@ -288,27 +294,16 @@ def test_pipelined_catalogue_requests_take_turns_with_a_paced_stream(watched):
     srv, watch = watched
     import httpx
 
-    async def run():
-        paced, stop = Paced(), asyncio.Event()
-        stream = asyncio.create_task(paced_stream(srv.url, paced, 0.01, stop))
-        while not paced.arrivals:
-            await asyncio.sleep(0.01)
-        watch.reset()
-        started = time.perf_counter()
+    async def requests():
         async with connect(srv.url, max_size=None, max_queue=None) as ws:
             for _ in range(100):
                 await ws.send('{"type": "list"}')
             async with httpx.AsyncClient(base_url=srv.http_url, timeout=60) as http:
                 answers = await asyncio.gather(*[http.get(path) for path in
                                                  ["/generators", "/composite/presets"] * 10])
-            replies = [orjson.loads(await asyncio.wait_for(ws.recv(), 60)) for _ in range(100)]
-        ended = time.perf_counter()
-        stop.set()
-        stream.cancel()
-        await asyncio.gather(stream, return_exceptions=True)
-        return replies, answers, paced, started, ended
+            return [orjson.loads(await asyncio.wait_for(ws.recv(), 60)) for _ in range(100)], answers
 
-    replies, answers, paced, started, ended = asyncio.run(run())
+    (replies, answers), paced, started, ended = asyncio.run(beside_a_paced_stream(srv, watch, requests))
     assert [r["type"] for r in replies] == ["generators"] * 100
     assert all(r["generators"] == replies[0]["generators"] for r in replies)
     assert {a.status_code for a in answers} == {200}

@@ -288,9 +288,10 @@ class CountPerDuration(Generator):
         self._windows = CountWindows(self.seed, 26, p.num_anomalies, p.window_samples)
 
     #: Windows one render may draw: each costs a random stream of its own
-    #: (12 us), so a stream of one-sample windows renders 256 samples at a
-    #: time (3 ms), not 8192 (100 ms of the server's loop).
-    WINDOWS_PER_RENDER = 256
+    #: (12 us on a fast machine, 70 us on a slow one), so a stream of
+    #: one-sample windows renders 64 samples at a time (1-5 ms), not 8192
+    #: (0.1-0.6 s of the server's loop).
+    WINDOWS_PER_RENDER = 64
 
     @property
     def render_limit(self) -> int:
