@@ -16,7 +16,8 @@ from wsgen.server import offload
 from wsgen.protocol import messages as P
 from wsgen.server.budget import COMPOSITION_BUDGET_S, COMPOSITION_MAX_RENDER, FIRST_RENDER, UNLIMITED, RenderBudget
 from wsgen.server.config import Settings
-from wsgen.protocol.controls import CONTROLS
+from wsgen.protocol.controls import CONTROLS, StreamControls, controls_from_text
+from wsgen.engine.params import summary
 from wsgen.engine.composite import composition_catalogue, create_composite
 from wsgen.engine import (Block, Generator, GeneratorParams, InvalidParams, UnknownGenerator, catalogue, create,
                          get_spec)
@@ -290,33 +291,25 @@ class Session:
         if name.startswith("streams/"):
             from wsgen.streams import session as named_session
             return named_session.subscribe_url(self, name[len("streams/"):], query)
-        options: dict[str, Any] = {k: query[k] for k in URL_OPTIONS if k in query and k != "token"}
-        for key in ("seed", "start_seq"):
-            if key in options:
-                try:
-                    options[key] = int(options[key])
-                except ValueError:
-                    pass  # left as text, refused by validation with the field named
-        if "speed" in options and options["speed"] != "max":
-            try:
-                options["speed"] = float(options["speed"])
-            except ValueError:
-                pass
         try:
             fields = get_spec(name).params_model.model_fields
         except UnknownGenerator:
             fields = {}       # refused below, as a subscribe message naming it would be
-        for key in ("count", "duration"):     # a generator's own parameter of that name wins
-            if key in fields:
-                options.pop(key, None)
-                if f"stream_{key}" in query:
-                    options[key] = query[f"stream_{key}"]
-        for key in ("count", "duration"):
-            if isinstance(options.get(key), str):
-                try:
-                    options[key] = int(options[key]) if key == "count" else float(options[key])
-                except ValueError:
-                    pass  # refused by validation with the field named
+        options: dict[str, Any] = {k: query[k] for k in URL_OPTIONS if k in query and k != "token"}
+        # the stream controls' text, by the HTTP query's rules (wsgen.protocol.controls): a
+        # generator's own parameter named count or duration wins, the control is stream_<name>
+        names = {k: f"stream_{k}" for k in ("count", "duration") if k in fields}
+        given = {k: query[names.get(k, k)] for k in StreamControls.model_fields if names.get(k, k) in query}
+        for key in StreamControls.model_fields:
+            options.pop(key, None)
+        controls, problems = controls_from_text(given, names)
+        if problems:
+            self.errors.append(P.INVALID_MESSAGE)
+            return [P.error(P.INVALID_MESSAGE, f"invalid subscription options in the URL: {summary(problems)}",
+                            name, problems)]
+        options.update({k: getattr(controls, k) for k in given})
+        if "speed" in options:
+            options["speed"] = P.speed_to_wire(options["speed"])
         for key, why in HTTP_ONLY.items():
             if key in query and key not in fields:
                 self.errors.append(P.INVALID_MESSAGE)

@@ -323,6 +323,10 @@ class SharedStream:
         """Unix time at which sample ``seq`` is due (and its stamp)."""
         return self.epoch + seq * self.interval
 
+    def times_of(self, seq: int, m: int) -> np.ndarray:
+        """:meth:`time_of` of samples ``seq .. seq+m-1``, the same floats (float64, shape ``(m,)``)."""
+        return self.epoch + np.arange(seq, seq + m, dtype=np.float64) * self.interval
+
     def seq_due_at(self, wall: float) -> int:
         """The first sample due at or after Unix time ``wall``."""
         return math.ceil((wall - self.epoch) / self.interval - 1e-9)

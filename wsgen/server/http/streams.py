@@ -31,7 +31,6 @@ import inspect
 import time
 from typing import Any, Awaitable, Callable
 
-import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -223,8 +222,7 @@ async def _body(app, named: NamedStreams, shared, seq: int, count: int | None, f
             if fmt == "text":
                 chunk = lines.text(block.values)
             else:
-                times = shared.epoch + np.arange(seq, seq + m, dtype=np.float64) * shared.interval
-                chunk = lines.encode(fmt, block, times)
+                chunk = lines.encode(fmt, block, shared.times_of(seq, m))
             seq += m
             yield chunk
             if metrics:
