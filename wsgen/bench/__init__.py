@@ -460,8 +460,8 @@ def configure_fanout(p):
                    help="only with batch: true (data of one wake-up share a frame), or only without "
                         "(--no-batch); default: a row each")
     p.add_argument("--clients", type=int, default=1, metavar="K",
-                   help="load-generator processes sharing the connections (default 1; one Python process "
-                        "reads about 50,000 separate messages a second)")
+                   help="load-generator processes sharing the connections (default 1; one process reads "
+                        "about 100,000 separate messages a second on a 2-core machine)")
     p.add_argument("--workers", default="1", metavar="N|auto",
                    help="the child server's --workers (default 1)")
     p.add_argument("--capacity", action="store_true",
