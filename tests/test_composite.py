@@ -649,6 +649,20 @@ def test_validation_errors_name_the_field(spec, field):
         validate_spec("not an object")
 
 
+@pytest.mark.parametrize("spec,field,value", [
+    ({"anomalies": [{"kind": "spik"}]}, "anomalies.0.kind", "spik"),
+    ({"anomalies": [{"kind": "spike", "placement": {"mode": "sometimes"}}]}, "anomalies.0.placement.mode",
+     "sometimes"),
+    ({"noise": {"kind": "pink"}}, "noise.kind", "pink"),
+])
+def test_a_wrong_kind_or_mode_is_quoted_itself_not_the_object_holding_it(spec, field, value):
+    with pytest.raises(InvalidParams) as err:
+        validate_spec(spec)
+    assert err.value.details[0]["field"] == field and err.value.details[0]["value"] == value, err.value.details
+    assert err.value.details[0]["message"].startswith("must be one of '")
+    assert f"(got {value!r})" in str(err.value)
+
+
 def test_spec_model_is_frozen_and_refuses_nan_directly():
     spec = validate_spec(EXAMPLE)
     with pytest.raises(Exception):

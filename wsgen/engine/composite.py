@@ -289,8 +289,11 @@ def _message(err: dict[str, Any], path: list) -> str | list[dict[str, Any]] | No
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         last = path[-1] if path else None
         path.append(_UNION_FIELDS.get(last) or "kind")
-        return f"must be one of {ctx.get('expected_tags', '')}".rstrip() if kind == "union_tag_invalid" \
-            else "missing: says which kind this is"
+        if kind == "union_tag_not_found":
+            return "missing: says which kind this is"
+        # the wrong tag itself as the value, not the whole object holding it
+        return [{"field": ".".join(map(str, path)), "value": _jsonable(ctx.get("tag")),
+                 "message": f"must be one of {ctx.get('expected_tags', '')}".rstrip()}]
     return "unknown field" if kind == "extra_forbidden" else None
 
 
