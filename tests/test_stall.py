@@ -230,18 +230,23 @@ def test_unpaced_http_readers_share_the_loop_in_small_steps(watched):
         while len(paced.arrivals) < count + 50:   # half a second of the paced stream meanwhile
             await asyncio.sleep(0.05)
         worst, over = watch.worst_cpu, watch.share_over(2 * RENDER_BUDGET_S / 5, "TaskHandle._run_coro")
+        costs = sorted(c for c, _ in watch.cpu)
         stop.set()
         for t in [stream, *readers]:
             t.cancel()
         await asyncio.gather(stream, *readers, return_exceptions=True)
-        return worst, over, got
+        return worst, over, got, costs
 
-    worst, over, got = asyncio.run(run())
+    worst, over, got, costs = asyncio.run(run())
     assert min(got) >= 200_000
     # a chunk of one reader costs its share of the budget (0.6 ms) plus the write; the
     # 1638-sample chunks of before (8192 / 5) cost about 3 ms each
     assert over < 0.05, (over, worst)
-    assert worst.seconds < MAX_STEP_S, worst
+    # about 1,000 steps of 1-2 ms each; one of them may be stretched by the host
+    # (a virtual machine's stolen time counts as the thread's CPU: 24 ms was seen
+    # once in five runs), while a chunk sized wrongly costs too much in every round
+    assert len(costs) > 100 and costs[-2] < MAX_STEP_S, (costs[-5:], worst)
+    assert worst.seconds < 3 * MAX_STEP_S, worst
 
 
 def test_many_costly_subscriptions_on_one_connection_take_turns_with_the_others(watched):
