@@ -22,13 +22,14 @@ def test_header_is_rfc6455_framing_as_websockets_writes_it(n, is_text):
     assert _header(is_text, n) + payload == expected
 
 
+@pytest.mark.parametrize("texts", [0, 12])     # messages given as ready JSON texts, sent first
 @pytest.mark.parametrize("compression", [None, "deflate"])     # hand framing, and websockets' own
-async def test_messages_of_one_write_arrive_separately_in_order(compression):
+async def test_messages_of_one_write_arrive_separately_in_order(compression, texts):
     messages = [(True, json.dumps({"n": i, "pad": "y" * (i * 997 % 70000)}).encode()) for i in range(40)]
     messages += [(False, bytes(range(256)) * 3), (True, b"{}")]
 
     async def handler(ws):
-        await send_frames(ws, messages)
+        await send_frames(ws, messages[texts:], [p for _, p in messages[:texts]])
         await ws.wait_closed()
 
     async with serve(handler, "127.0.0.1", 0, compression=compression) as server:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from wsgen.server import offload
+from wsgen.protocol import fanout
 from wsgen.protocol import messages as P
 from wsgen.server.budget import COMPOSITION_BUDGET_S, COMPOSITION_MAX_RENDER, FIRST_RENDER, UNLIMITED, RenderBudget
 from wsgen.server.config import Settings
@@ -120,6 +121,8 @@ class SessionStream:
     seek_budget: RenderBudget | None = None
     #: True while an update is applied off the event loop: nothing is taken
     held: bool = False
+    #: served by :func:`wsgen.protocol.fanout.take_plain` (set at subscribe: its options)
+    plain: bool = False
 
     def _budgets(self) -> tuple[RenderBudget, RenderBudget]:
         # a composition's samples cost from 0.1 to 30 us each: sized by time; the
@@ -250,7 +253,7 @@ class Session:
         self.grid = self.clock() - grid_phase(next(_sessions), self.settings.align_s)
         self._auto_ids = itertools.count(1)
         self.errors: list[str] = _Recent()   # codes of the latest errors replied
-        self._order: list[SessionStream] | None = None   # cache of send_order()
+        self._order: tuple[list[SessionStream], list[SessionStream]] | None = None   # cache of send_order()
         #: ``offload(fn, *args)``: an awaitable running ``fn(*args)`` off the
         #: event loop (:func:`wsgen.server.offload.run`), or None. When set, a
         #: subscribe whose generator may be costly to build (a composition, a
@@ -347,12 +350,15 @@ class Session:
         """Earliest monotonic time any subscription has a sample due."""
         return min((s.next_due() for s in self.subscriptions.values()), default=math.inf)
 
-    def send_order(self) -> list[SessionStream]:
-        """The subscriptions, those sending their own frames first and the
-        batched ones last (cached until one is added or removed)."""
+    def send_order(self) -> tuple[list[SessionStream], list[SessionStream]]:
+        """The subscriptions in two lists (cached until one is added or
+        removed): the plain ones (:func:`wsgen.protocol.fanout.take_plain`
+        serves them), and the others, those sending their own frames first
+        and the batched ones last."""
         if self._order is None:
             subs = list(self.subscriptions.values())
-            self._order = [s for s in subs if not s.batch] + [s for s in subs if s.batch]
+            self._order = ([s for s in subs if s.plain],
+                           [s for s in subs if not s.plain and not s.batch] + [s for s in subs if s.batch])
         return self._order
 
     def close(self) -> None:
@@ -482,6 +488,7 @@ class Session:
         data_end = getattr(gen, "end_seq", None)        # replay with at_end "end": its last row
         if data_end is not None and (sub.end_seq is None or data_end < sub.end_seq):
             sub.end_seq, sub.end_reason = data_end, "end_of_data"
+        sub.plain = fanout.is_plain(sub)
         self.subscriptions[sub_id] = sub
         self._order = None
         return [detection.announce(sub, P.subscribed(sub_id, gen.name, gen.params.model_dump(), gen.seed, gen.seq,

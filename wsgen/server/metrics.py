@@ -125,6 +125,21 @@ class Metrics:
         d = self.delivery.dropped
         d[generator] = d.get(generator, 0) + samples
 
+    def sent_texts(self, lags, samples: dict[str, int]) -> None:
+        """Count the WebSocket data messages of one wake-up written
+        straight to JSON (wsgen.protocol.fanout): their lateness ``lags``
+        (seconds, one per message) and ``samples`` by generator name."""
+        d = self.delivery
+        buckets, bounds = d.buckets, LATENESS_BUCKETS
+        for lag in lags:
+            buckets[bisect_left(bounds, lag)] += 1
+        d.lateness_sum += sum(lags)
+        counts = d.samples
+        for name, n in samples.items():
+            key = (name, "ws")
+            counts[key] = counts.get(key, 0) + n
+        d.messages["ws"] = d.messages.get("ws", 0) + len(lags)
+
     def sent_http(self, generator: str, samples: int) -> None:
         """Count ``samples`` sent on an HTTP stream of ``generator``."""
         key = (generator, "http")

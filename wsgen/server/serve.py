@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import logging
 import re
 import signal
@@ -255,6 +256,12 @@ async def start(settings: Settings) -> Running:
 async def serve_forever(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT; return the exit status (0)."""
     running = await start(settings)
+    # What start-up made (modules, catalogues, schemas: ~10^5 objects) lives
+    # as long as the process: out of the collector's sight, a full collection
+    # walks only what clients made since (it walked all of it: 40-80 ms of a
+    # stalled event loop every few seconds under fan-out).
+    gc.collect()
+    gc.freeze()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -33,9 +33,12 @@ from wsgen.engine import ANOMALY_KINDS, GENERATORS
 from wsgen.server.logsummary import Summary
 from wsgen.server.receipts import ReadReceipts
 from wsgen.server.frames import send_frames
+from wsgen.protocol.fanout import PlainTake, take_plain
 from wsgen.protocol.session import Chunk, Session
 
 log = logging.getLogger("wsgen.server.ws")
+
+_NONE_PLAIN = PlainTake([], [], {}, math.inf, [])   # a connection without plain subscriptions (never changed)
 
 
 def route(path: str) -> tuple[str | None, dict[str, str]] | None:
@@ -210,12 +213,15 @@ class Connection:
         if self.metrics:
             self.metrics.sent(chunk)
 
-    async def send_wakeup(self, plain: list[Chunk], batched: list[Chunk]) -> None:
+    async def send_wakeup(self, unbatched: list[Chunk], batched: list[Chunk], texts: list[bytes] = (),
+                          lags: list[float] = (), counts: dict[str, int] | None = None) -> None:
         """The data of one wake-up, in one transport write (wsgen.server.frames):
-        a data message per ``plain`` chunk (JSON text or binary frame), then
+        the data messages ``texts`` already in JSON (wsgen.protocol.fanout:
+        their ``lags`` and samples by generator ``counts``, for the metrics),
+        a data message per ``unbatched`` chunk (JSON text or binary frame), then
         one ``batch`` message holding the ``batched`` ones."""
         frames = []
-        for chunk in plain:
+        for chunk in unbatched:
             if chunk.sub.encoding == "binary":
                 b = chunk.block
                 frames.append((False, encoding.encode_binary(chunk.sub.id, b.seq, chunk.t, chunk.dt, b.values,
@@ -224,9 +230,12 @@ class Connection:
                 frames.append((True, encoding.dumps(chunk.to_json())))
         if batched:
             frames.append((True, encoding.dumps(protocol.batch([c.to_json() for c in batched]))))
-        await send_frames(self.ws, frames)
+        await send_frames(self.ws, frames, texts)
         if self.metrics:
-            self.metrics.sent_many(plain + batched if batched else plain)
+            if texts:
+                self.metrics.sent_texts(lags, counts)
+            if unbatched or batched:
+                self.metrics.sent_many(unbatched + batched if batched else unbatched)
 
     async def send_batch(self, chunks: list[Chunk]) -> None:
         """The data of every batched subscription due in this wake-up, as one
@@ -329,26 +338,29 @@ class Connection:
             now = clock()
             self._poked = False
             busy = awaited = False
-            plain: list[Chunk] = []       # one data message each, all sent in one write after the loop
+            unbatched: list[Chunk] = []   # one data message each, all sent in one write after the loop
             batched: list[Chunk] = []
             ending: list = []     # subscriptions that reached their count / duration
-            next_due = math.inf
             drop_lag = math.inf   # the smallest max_lag of the drop subscriptions
+            plain, general = session.send_order()
+            # the plain subscriptions' data messages, straight to JSON (wsgen.protocol.fanout)
+            texts, lags, counts, next_due, rest = take_plain(plain, now, max_block, now + RENDER_BUDGET_S) \
+                if plain else _NONE_PLAIN
             # Batched subscriptions come last in the send order: their chunks
             # are then taken and sent with no await between (a chunk held
             # while another send waits could go out after a "paused" or
             # "unsubscribed" reply).
-            for sub in session.send_order():
+            for sub in (rest + general if rest else general):
                 if clock() - now > RENDER_BUDGET_S:
                     # this wake-up had its share of the loop (each render is
                     # sized to the budget: many subscriptions add up): send
                     # what is held, let the others run, then go on
-                    if plain or batched:
+                    if texts or unbatched or batched:
                         started = clock()
-                        await self.send_wakeup(plain, batched)
+                        await self.send_wakeup(unbatched, batched, texts, lags, counts)
                         if drop_lag < math.inf:
                             receipts.data_sent(started)
-                        plain, batched = [], []
+                        unbatched, batched, texts, lags, counts = [], [], [], [], {}
                     await asyncio.sleep(0)
                     awaited, now = True, clock()
                 if awaited and live.get(sub.id) is not sub:
@@ -371,19 +383,20 @@ class Connection:
                         sub.drop_due(stalled_until, 1 << 62)  # no-op once dropped
                     chunk = sub.take(now, max_block)
                 if chunk is not None:
-                    (batched if sub.batch else plain).append(chunk)
+                    (batched if sub.batch else unbatched).append(chunk)
                 if (sub.end_seq is not None or sub.end_at is not None) and sub.finished(now):
                     ending.append(sub)
                     continue
                 due = sub.pacer.due_time(sub.generator.seq)   # sub.next_due(), inlined: not paused
                 if due < next_due:
                     next_due = due
-            if plain or batched:
+            sent = bool(texts or unbatched or batched)
+            if sent:
                 started = clock()
-                await self.send_wakeup(plain, batched)
+                await self.send_wakeup(unbatched, batched, texts, lags, counts)
                 if clock() - started > stall_s:
                     stalled_until = clock()
-            if drop_lag < math.inf and (plain or batched):
+            if drop_lag < math.inf and sent:
                 receipts.data_sent(now)
             if drop_lag < math.inf and receipts.want_ping(clock(), drop_lag / 4):
                 await self._read_receipt()

@@ -1,0 +1,189 @@
+"""wsgen.protocol.fanout: the plain subscriptions' data messages, written
+straight to JSON, are byte for byte those of ``take(now, limit).to_json()``
+at the same instants, whatever the schedule (late wake-ups, stalls longer
+than a block rendered ahead, pauses, updates of parameters and speed,
+unpaced spells); the subscriptions it does not serve are handed back."""
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import numpy as np
+import pytest
+
+from wsgen.engine import create
+from wsgen.protocol import encoding
+from wsgen.protocol.fanout import is_plain, take_plain
+from wsgen.protocol.session import Session
+
+KINDS = [("sine", {"frequency": 3.0}), ("square", {"duty_cycle": 0.3}), ("normal", {"std_dev": 2.0}),
+         ("uniform", {}), ("triangle", {}), ("sawtooth", {"phase": 0.25})]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 5000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def twins(subscribes: list[dict]) -> tuple[Session, Session, Clock]:
+    """Two sessions on one clock and one grid with the same subscriptions."""
+    clock = Clock()
+    a = Session(clock=clock, wall=lambda: 1.7e9 + clock.now)
+    b = Session(clock=clock, wall=lambda: 1.7e9 + clock.now)
+    b.grid = a.grid
+    for msg in subscribes:
+        for s in (a, b):
+            reply = s.handle(json.dumps(msg))[0]
+            assert reply["type"] == "subscribed", reply
+    return a, b, clock
+
+
+def general_text(sub, now: float, limit: int) -> bytes | None:
+    chunk = sub.take(now, limit)
+    return None if chunk is None else encoding.dumps(chunk.to_json())
+
+
+def step(a: Session, b: Session, now: float, limit: int = 8192) -> tuple[list[bytes], list[bytes]]:
+    """One wake-up of each twin: ``a`` through take_plain (and ``take`` for
+    what it hands back), ``b`` through ``take`` alone; their texts by id."""
+    plain, general = a.send_order()
+    got = take_plain(plain, now, limit)
+    texts = {json.loads(t)["id"]: t for t in got.texts}
+    assert len(texts) == len(got.texts) == len(got.lags)
+    for sub in got.rest + general:
+        text = general_text(sub, now, limit)
+        if text is not None:
+            texts[sub.id] = text
+    want = {}
+    for sub in b.subscriptions.values():
+        text = general_text(sub, now, limit)
+        if text is not None:
+            want[sub.id] = text
+    assert sum(got.samples.values()) == sum(len(json.loads(t)["values"]) for t in got.texts)
+    assert all(lag >= 0 for lag in got.lags)
+    return texts, want
+
+
+def test_one_sample_messages_are_the_general_paths_bytes():
+    subs = [{"type": "subscribe", "id": f"s{i}", "generator": kind, "params": {**params, "interval": 0.01},
+             "seed": 40 + i} for i, (kind, params) in enumerate(KINDS)]
+    a, b, clock = twins(subs)
+    assert [s.id for s in a.send_order()[0]] == [f"s{i}" for i in range(len(KINDS))]
+    sent = 0
+    for k in range(300):                         # every wake-up 0.3 ms after the grid point
+        clock.now = a.grid + math.ceil((5000.0 - a.grid) / 0.01) * 0.01 + k * 0.01 + 0.0003
+        texts, want = step(a, b, clock.now)
+        assert texts == want
+        sent += len(texts)
+    assert sent >= 300 * len(KINDS) - len(KINDS)
+    one = json.loads(texts["s0"])
+    assert list(one) == ["type", "id", "seq", "t", "dt", "values", "lag"]
+    assert one["dt"] == 0.01 and len(one["values"]) == 1 and one["lag"] == pytest.approx(0.0003, abs=2e-6)
+    # the values are the generator's own: a fresh sine with the same seed and params
+    ref = create("sine", {"frequency": 3.0, "interval": 0.01}, seed=40).take(one["seq"] + 1).values
+    assert one["values"][0] == ref[-1]
+
+
+def test_random_schedules_updates_and_pauses_give_the_same_bytes():
+    rng = random.Random(7)
+    for trial in range(12):
+        subs = []
+        for i in range(8):
+            kind, params = rng.choice(KINDS)
+            subs.append({"type": "subscribe", "id": f"t{i}", "generator": kind, "seed": rng.randrange(1 << 40),
+                         "params": {**params, "interval": rng.choice([0.001, 0.004, 0.01, 0.02, 0.1])},
+                         "speed": rng.choice([1, 1, 2, 0.5])})
+        a, b, clock = twins(subs)
+        handed_back = served = 0
+        for _ in range(200):
+            clock.now += rng.choice([0.0, 0.0005, 0.002, 0.01, 0.013, 0.05, 0.2, 1.5])
+            if rng.random() < 0.15:                    # the same message to both twins
+                i = rng.randrange(8)
+                msg = rng.choice([{"type": "pause", "id": f"t{i}"}, {"type": "resume", "id": f"t{i}"},
+                                  {"type": "update", "id": f"t{i}", "speed": rng.choice([1, 3, "max"])},
+                                  {"type": "update", "id": f"t{i}",
+                                   "params": {"interval": rng.choice([0.002, 0.01, 0.03])}}])
+                ra, rb = a.handle(json.dumps(msg)), b.handle(json.dumps(msg))
+                assert ra == rb
+            limit = rng.choice([8192, 8192, 3, 1])
+            texts, want = step(a, b, clock.now, limit)
+            assert texts == want, trial
+            served += len(texts)
+            handed_back += sum(1 for s in a.send_order()[0] if s.pacer.unpaced)
+        assert served > 100
+        for sa, sb in zip(a.subscriptions.values(), b.subscriptions.values()):
+            assert sa.generator.seq == sb.generator.seq
+            assert sa.stats == sb.stats
+
+
+def test_what_it_serves_and_what_it_hands_back():
+    a, _, clock = twins([{"type": "subscribe", "id": "p", "generator": "sine", "params": {"interval": 0.01}},
+                         {"type": "subscribe", "id": "bin", "generator": "sine", "encoding": "binary"},
+                         {"type": "subscribe", "id": "bat", "generator": "sine", "batch": True},
+                         {"type": "subscribe", "id": "drop", "generator": "sine", "backpressure": "drop"},
+                         {"type": "subscribe", "id": "cnt", "generator": "sine", "count": 5},
+                         {"type": "subscribe", "id": "lab", "generator": "random"},
+                         {"type": "subscribe", "id": "walk", "generator": "random-walk"},
+                         {"type": "subscribe", "id": "comp", "generator": {"base": {"kind": "sine"}}}])
+    plain, general = a.send_order()
+    assert [s.id for s in plain] == ["p"]
+    assert [s.id for s in general] == ["bin", "drop", "cnt", "lab", "walk", "comp", "bat"]
+    assert [is_plain(s) for s in a.subscriptions.values()] == [True] + [False] * 7
+    p = a.subscriptions["p"]
+    # a stall of more than a block rendered ahead: the general take serves it
+    clock.now += 64 * 0.01 + 0.001
+    got = take_plain(plain, clock.now, 8192)
+    assert got.texts == [] and got.rest == [p]
+    chunk = p.take(clock.now, 8192)
+    assert len(chunk.block) >= 64 and p.due(clock.now) == 0
+    # caught up: one sample, then nothing until the next is due
+    clock.now += 0.01
+    got = take_plain(plain, clock.now, 8192)
+    assert len(got.texts) == 1 and got.rest == [] and got.samples == {"sine": 1}
+    assert got.next_due == p.pacer.due_time(p.generator.seq) > clock.now
+    assert take_plain(plain, clock.now, 8192).texts == []
+    # paused: skipped; unpaced (speed max): handed back
+    a.handle(json.dumps({"type": "pause", "id": "p"}))
+    assert take_plain(plain, clock.now + 1, 8192) == ([], [], {}, math.inf, [])
+    a.handle(json.dumps({"type": "resume", "id": "p"}))
+    a.handle(json.dumps({"type": "update", "id": "p", "speed": "max"}))
+    assert take_plain(plain, clock.now + 1, 8192).rest == [p]
+
+
+def test_a_passed_deadline_hands_the_rest_back():
+    subs = [{"type": "subscribe", "id": f"s{i}", "generator": "sine", "params": {"interval": 0.01}}
+            for i in range(64 + 10)]
+    clock = Clock()
+    s = Session(clock=clock)
+    s.settings.max_subscriptions = 100
+    for msg in subs:
+        assert s.handle(json.dumps(msg))[0]["type"] == "subscribed"
+    plain = s.send_order()[0]
+    clock.now += 0.011
+    got = take_plain(plain, clock.now, 8192, deadline=0.0)     # the clock is looked at after 64
+    assert len(got.texts) == 64 and [x.id for x in got.rest] == [f"s{i}" for i in range(64, 74)]
+    got = take_plain(plain, clock.now, 8192)
+    assert len(got.texts) == 10 and got.rest == []
+
+
+def test_take_list_is_take_as_floats():
+    for kind, params in KINDS:
+        g1, g2 = create(kind, params, seed=3), create(kind, params, seed=3)
+        sizes = [1, 1, 5, 63, 1, 2, 30, 1]
+        for m in sizes:
+            assert g1.take_list(m) == g2.take(m).values.tolist()
+        change = {"amplitude": 2.0} if "amplitude" in type(g1.params).model_fields else {"mean": 1.5} \
+            if kind == "normal" else {"max_val": 3.0}
+        assert g1.update(change) == g2.update(change)
+        g1.seek(g1.seq + 100)
+        g2.seek(g2.seq + 100)
+        assert g1.take_list(7) == g2.take(7).values.tolist()
+        assert np.array_equal(np.array(g1.take_list(1)), g2.take(1).values)
+    with pytest.raises(ValueError, match="render_ahead"):
+        create("sine").take_list(64)
+    with pytest.raises(ValueError, match="render_ahead"):
+        create("random").take_list(1)
