@@ -106,7 +106,11 @@ def test_random_schedules_updates_and_pauses_give_the_same_bytes():
                 msg = rng.choice([{"type": "pause", "id": f"t{i}"}, {"type": "resume", "id": f"t{i}"},
                                   {"type": "update", "id": f"t{i}", "speed": rng.choice([1, 3, "max"])},
                                   {"type": "update", "id": f"t{i}",
-                                   "params": {"interval": rng.choice([0.002, 0.01, 0.03])}}])
+                                   "params": {"interval": rng.choice([0.002, 0.01, 0.03])}},
+                                  # values change (an error for the kinds without the parameter)
+                                  {"type": "update", "id": f"t{i}",
+                                   "params": rng.choice([{"amplitude": rng.uniform(0.5, 3)},
+                                                         {"mean": rng.uniform(-1, 1)}])}])
                 ra, rb = a.handle(json.dumps(msg)), b.handle(json.dumps(msg))
                 assert ra == rb
             limit = rng.choice([8192, 8192, 3, 1])
@@ -183,7 +187,42 @@ def test_take_list_is_take_as_floats():
         g2.seek(g2.seq + 100)
         assert g1.take_list(7) == g2.take(7).values.tolist()
         assert np.array_equal(np.array(g1.take_list(1)), g2.take(1).values)
+        peeked = g1.peek(40)
+        assert g1.seq == g2.seq and np.array_equal(peeked, g2.take(40).values)
+        assert g1.take_list(40) == peeked.tolist()
     with pytest.raises(ValueError, match="render_ahead"):
         create("sine").take_list(64)
     with pytest.raises(ValueError, match="render_ahead"):
         create("random").take_list(1)
+    with pytest.raises(ValueError, match="render_ahead"):
+        create("random-walk").peek(5)
+
+
+def test_texts_ahead_are_rewritten_when_values_or_stamps_change():
+    a, b, clock = twins([{"type": "subscribe", "id": "w", "generator": "sine", "params": {"interval": 0.01}}])
+    sub, twin = a.subscriptions["w"], b.subscriptions["w"]
+
+    def wake():
+        clock.now = sub.pacer.due_time(sub.generator.seq) + 0.0002
+        texts, want = step(a, b, clock.now)
+        assert texts == want and len(texts) == 1
+        return json.loads(texts["w"])
+
+    first = wake()
+    ahead = sub.texts_ahead
+    assert ahead.first == first["seq"] and 1 <= len(ahead.texts) <= 64
+    while sub.texts_ahead is ahead:              # served from the texts ahead until they run out
+        wake()
+    assert sub.texts_ahead.first == ahead.first + len(ahead.texts) and len(sub.texts_ahead.texts) == 64
+    for msg in ({"type": "update", "id": "w", "params": {"amplitude": 9.0}},      # the generator's version
+                {"type": "update", "id": "w", "speed": 2},                        # the pacer's epoch
+                {"type": "pause", "id": "w"}):
+        assert a.handle(json.dumps(msg)) == b.handle(json.dumps(msg))
+        if msg["type"] == "pause":
+            clock.now += 3.0
+            for s in (a, b):
+                s.handle(json.dumps({"type": "resume", "id": "w"}))
+        before = sub.texts_ahead
+        got = wake()
+        assert sub.texts_ahead is not before and sub.texts_ahead.first == got["seq"]
+    assert abs(got["values"][0]) <= 9.0 and twin.generator.seq == sub.generator.seq

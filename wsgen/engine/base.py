@@ -199,7 +199,13 @@ class Generator:
             params = params.model_dump()
         self.params: GeneratorParams = validate_params(self.Params, dict(params or {}))
         self.seed: int = check_seed(seed)
+        #: index of the next sample. A kind with ``render_ahead`` has no
+        #: other state that moves with it: the server's fan-out pass
+        #: (wsgen.protocol.fanout) advances it directly.
         self.seq: int = 0
+        #: bumped by every :meth:`update`: samples from ``seq`` on may differ
+        #: from what was computed before
+        self.version: int = 0
         self._ahead: np.ndarray | None = None   # values rendered ahead from _ahead_seq (render_ahead)
         self._ahead_list: list[float] | None = None   # the same as Python floats (take_list), made once
         self._ahead_seq = 0
@@ -237,6 +243,19 @@ class Generator:
         block = Block(n, values, labels)
         self.seq = n + m
         return block
+
+    def peek(self, m: int) -> np.ndarray:
+        """Values of the next ``m`` samples (``seq`` .. ``seq + m - 1``)
+        without advancing, for a kind with :attr:`render_ahead` (a function
+        of the sample index): the values :meth:`take` gives them, bit for
+        bit. wsgen.protocol.fanout writes their messages ahead with it.
+
+        Raises:
+            ValueError: for a kind without ``render_ahead``, or ``m < 1``.
+        """
+        if self.render_ahead < 2 or m < 1:
+            raise ValueError(f"peek needs a kind with render_ahead and m >= 1 ({self.name}, m={m})")
+        return self._render(self.seq, m)[0]
 
     def take_list(self, m: int) -> list[float]:
         """The next ``m`` values as Python floats, for a kind with
@@ -282,6 +301,7 @@ class Generator:
         old, self.params = self.params, new
         self._on_update(old, new, self.seq)
         self._ahead = self._ahead_list = None        # rendered with the old parameters
+        self.version += 1
         return new
 
     @property

@@ -73,6 +73,10 @@ class Pacer:
     pace: float = field(init=False, default=0.0)
     #: True when every sample is due at once (interval 0 or speed "max").
     unpaced: bool = field(init=False, default=True)
+    #: How many times the schedule was re-anchored (:meth:`retime`,
+    #: :meth:`resume`): stamps computed before a change of it may differ from
+    #: :meth:`stream_time` after (wsgen.protocol.fanout keeps stamps ahead).
+    epoch: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         if self.tseq0 is None:
@@ -190,6 +194,7 @@ class Pacer:
             due = prev_due + self.pace if old_pace else max(prev_due, time.monotonic() if now is None else now)
             wall = prev_wall + self.interval if old_interval else (time.time() if wall is None else wall)
         self.seq0, self.due0, self.wall0, self.tseq0 = seq, due, wall, seq
+        self.epoch += 1
 
     def resume(self, seq: int, now: float | None = None, wall: float | None = None,
                grid: float | None = None, align_max: float = 0.0) -> None:
@@ -198,6 +203,7 @@ class Pacer:
         point ``grid + k * pace`` >= now and stamped that much later."""
         now = time.monotonic() if now is None else now
         wall = time.time() if wall is None else wall
+        self.epoch += 1
         if grid is None or not 0.0 < self.pace <= align_max or now < grid:   # (grids lie in the past)
             self.seq0, self.due0, self.wall0, self.tseq0 = seq, now, wall, seq
             return

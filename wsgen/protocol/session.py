@@ -123,6 +123,8 @@ class SessionStream:
     held: bool = False
     #: served by :func:`wsgen.protocol.fanout.take_plain` (set at subscribe: its options)
     plain: bool = False
+    #: its next data messages, written ahead by take_plain (a ``fanout.TextsAhead``)
+    texts_ahead: Any = None
 
     def _budgets(self) -> tuple[RenderBudget, RenderBudget]:
         # a composition's samples cost from 0.1 to 30 us each: sized by time; the

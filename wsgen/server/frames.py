@@ -25,7 +25,7 @@ from typing import Iterable, Sequence
 from websockets.asyncio.connection import Connection
 from websockets.protocol import State
 
-__all__ = ["send_frames"]
+__all__ = ["send_frames", "write_texts"]
 
 _TEXT, _BINARY = 0x81, 0x82     # FIN + opcode (RFC 6455 section 5.2)
 #: Headers of the short text frames (a one-sample data message is ~110 bytes).
@@ -41,6 +41,21 @@ def _header(is_text: bool, n: int) -> bytes:
     if n < 65536:
         return bytes((first, 126)) + n.to_bytes(2, "big")
     return bytes((first, 127)) + n.to_bytes(8, "big")
+
+
+def write_texts(ws: Connection, texts: Sequence[bytes]) -> bool:
+    """Write a text frame for each of ``texts`` (UTF-8 JSON) on ``ws`` now,
+    in one write, if the connection is open with no extension; False when
+    it is not (then :func:`send_frames` sends them, or raises
+    ``ConnectionClosed``). The caller then waits while ``ws.paused`` (the
+    transport above its high-water mark: ``await ws.drain()``), as
+    :func:`send_frames` does."""
+    protocol, transport = ws.protocol, ws.transport
+    if protocol.state is not State.OPEN or protocol.extensions or transport.is_closing():
+        return False
+    short = _SHORT_TEXT
+    transport.write(b"".join([(short[n] if (n := len(p)) < 126 else _header(True, n)) + p for p in texts]))
+    return True
 
 
 async def send_frames(ws: Connection, frames: Iterable[tuple[bool, bytes]], texts: Sequence[bytes] = ()) -> None:

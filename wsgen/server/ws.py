@@ -32,7 +32,7 @@ from wsgen.server.config import Settings
 from wsgen.engine import ANOMALY_KINDS, GENERATORS
 from wsgen.server.logsummary import Summary
 from wsgen.server.receipts import ReadReceipts
-from wsgen.server.frames import send_frames
+from wsgen.server.frames import send_frames, write_texts
 from wsgen.protocol.fanout import PlainTake, take_plain
 from wsgen.protocol.session import Chunk, Session
 
@@ -334,18 +334,36 @@ class Connection:
         live = session.subscriptions
         max_block = s.max_block
         receipts = self.receipts
+        tick = s.tick_s
+        ws, metrics = self.ws, self.metrics
         while True:
             now = clock()
             self._poked = False
+            plain, general = session.send_order()
+            # the plain subscriptions' data messages, straight to JSON (wsgen.protocol.fanout)
+            texts, lags, counts, next_due, rest = take_plain(plain, now, max_block, now + RENDER_BUDGET_S) \
+                if plain else _NONE_PLAIN
+            if not general and not rest:
+                # only plain subscriptions, all served (fan-out's wake-up: the
+                # general one below, without what none of them can need)
+                if texts:
+                    started = clock()
+                    if not write_texts(ws, texts):
+                        await send_frames(ws, (), texts)
+                    elif ws.paused:
+                        await ws.drain()       # the block backpressure, as send_frames
+                    if metrics:
+                        metrics.sent_texts(lags, counts)
+                    if clock() - started > stall_s:
+                        stalled_until = clock()
+                if not self._poked:
+                    await self._sleep_until(max(next_due, now + tick))
+                continue
             busy = awaited = False
             unbatched: list[Chunk] = []   # one data message each, all sent in one write after the loop
             batched: list[Chunk] = []
             ending: list = []     # subscriptions that reached their count / duration
             drop_lag = math.inf   # the smallest max_lag of the drop subscriptions
-            plain, general = session.send_order()
-            # the plain subscriptions' data messages, straight to JSON (wsgen.protocol.fanout)
-            texts, lags, counts, next_due, rest = take_plain(plain, now, max_block, now + RENDER_BUDGET_S) \
-                if plain else _NONE_PLAIN
             # Batched subscriptions come last in the send order: their chunks
             # are then taken and sent with no await between (a chunk held
             # while another send waits could go out after a "paused" or
