@@ -1,0 +1,222 @@
+"""Fan-out's fast path (wsgen.protocol.fanout) through a real server and a
+real client: many plain subscriptions on one connection, mixed with general
+ones, under updates of parameters and speed (to "max" and back),
+pause/resume, unsubscribe then resubscribe with the same id, seeds and
+start_seq. From the client side every plain subscription's data must be
+what the general path sends: consecutive seqs, the values of a fresh
+generator with the same updates at the reported seqs, the stream time of
+docs/protocol.md, lag >= 0, and the ordering guarantees; /metrics counts
+what arrived."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import json
+import random
+import re
+
+import numpy as np
+import pytest
+import requests
+import websockets
+
+from servers import ServeProcess
+from wsgen.engine import create
+
+pytestmark = pytest.mark.timeout(60)
+
+PLAIN_KINDS = [("sine", {"amplitude": 2.0, "frequency": 3.0}), ("square", {"frequency": 2.0}),
+               ("normal", {}), ("uniform", {}), ("pulse", {}), ("steps", {}), ("seasonal", {})]
+GENERAL = [  # (subscribe message extras) general subscriptions sharing the connection
+    {"generator": "triangle", "encoding": "binary"},
+    {"generator": "sawtooth", "batch": True},
+    {"generator": "cosine", "backpressure": "drop"},
+    {"generator": "random-walk"},
+    {"generator": "triangle", "count": 150},
+]
+
+
+class Stream:
+    """What the client saw of one subscription (from subscribed to unsubscribed)."""
+
+    def __init__(self, msg: dict) -> None:
+        self.sub = msg
+        self.next_seq = msg["seq"]
+        self.rows: list[tuple[int, float, float, list]] = []   # of each data message: seq, t, dt, values
+        self.updates: list[dict] = []      # updated replies, in order
+        self.marks: list[tuple[str, int]] = []   # ("paused"/"resumed"/"updated", seq): stream-time anchors
+        self.paused = False
+        self.closed = False
+
+
+def check(stream: Stream, kind: str, params: dict) -> int:
+    """Assert a plain subscription's data; returns its samples."""
+    sub = stream.sub
+    gen = create(kind, params, seed=sub["seed"], start_seq=sub["seq"])
+    assert gen.render_ahead > 1
+    ups = list(stream.updates)
+    anchors = {seq for _, seq in stream.marks} | {sub["seq"]}
+    expected_dt = sub["interval"]
+    prev = None
+    rows = stream.rows
+    want = np.empty(sum(len(r[3]) for r in rows))
+    cuts = [u["seq"] - sub["seq"] for u in ups] + [len(want)]
+    start = 0
+    for cut, u in zip(cuts, [None] + ups):
+        if u is not None:
+            gen.update(u["changes"])
+        if cut > start:
+            want[start:cut] = gen.take(cut - start).values
+        start = max(start, cut)
+    got = np.array([v for r in rows for v in r[3]])
+    bad = np.flatnonzero(got != want)
+    assert not len(bad), (sub["id"], [(i + sub["seq"], got[i], want[i]) for i in bad[:5]])
+    for seq, t, dt, values in rows:
+        while ups and ups[0]["seq"] <= seq:
+            assert ups[0]["seq"] == seq, (sub["id"], seq, ups[0])   # the first data after updated
+            expected_dt = ups.pop(0)["params"]["interval"]
+        assert dt == expected_dt, (sub["id"], seq, dt, expected_dt)
+        if prev is not None and seq not in anchors:
+            # the next sample of the same stream clock
+            assert t == pytest.approx(prev[1] + (seq - prev[0]) * prev[2], abs=1e-6), (sub["id"], seq, t, prev)
+        prev = (seq, t, dt)
+    return len(got)
+
+
+async def _scenario(url: str, http_url: str, seed: int) -> None:
+    rnd = random.Random(seed)
+    streams: dict[str, list[Stream]] = {}
+    kinds: dict[str, tuple[str, dict]] = {}
+    pending_changes: dict[str, list[dict]] = {}
+    counts = {"messages": 0, "samples": 0}
+    async with websockets.connect(url, max_size=None, compression=None, ping_interval=None) as ws:
+        done = asyncio.Event()
+
+        async def reader() -> None:
+            try:
+                await read(ws)
+            except BaseException:
+                done.set()
+                raise
+
+        async def read(ws) -> None:
+            async for raw in ws:
+                if isinstance(raw, bytes):
+                    counts["messages"] += 1
+                    continue
+                msg = json.loads(raw)
+                typ, sid = msg["type"], msg.get("id")
+                if typ == "generators":
+                    done.set()
+                    continue
+                if typ == "batch":
+                    counts["messages"] += 1
+                    continue
+                if sid not in kinds:          # a general subscription: counted only
+                    if typ == "data":
+                        counts["messages"] += 1
+                    continue
+                cur = streams[sid][-1] if streams.get(sid) else None
+                if typ == "subscribed":
+                    streams.setdefault(sid, []).append(Stream(msg))
+                elif typ == "data":
+                    assert cur is not None and not cur.closed and not cur.paused, msg
+                    assert msg["seq"] == cur.next_seq, (msg, cur.next_seq)
+                    assert len(msg["values"]) >= 1 and msg.get("lag", 0) >= 0, msg
+                    assert set(msg) <= {"type", "id", "seq", "t", "dt", "values", "lag"}, msg
+                    cur.rows.append((msg["seq"], msg["t"], msg["dt"], msg["values"]))
+                    cur.next_seq += len(msg["values"])
+                    counts["messages"] += 1
+                    counts["samples"] += len(msg["values"])
+                elif typ == "updated":
+                    assert msg["seq"] == cur.next_seq, (msg, cur.next_seq)
+                    cur.updates.append({**msg, "changes": pending_changes[sid].pop(0)})
+                    cur.marks.append(("updated", msg["seq"]))
+                elif typ in ("paused", "resumed", "unsubscribed"):
+                    assert msg["seq"] == cur.next_seq, (msg, cur.next_seq)
+                    cur.marks.append((typ, msg["seq"]))
+                    cur.paused = typ == "paused"
+                    cur.closed = typ == "unsubscribed"
+                elif typ == "error":
+                    raise AssertionError(msg)
+
+
+        task = asyncio.create_task(reader())
+        ids = [f"p{i}" for i in range(40)]
+        for i, sid in enumerate(ids):
+            kind, params = PLAIN_KINDS[i % len(PLAIN_KINDS)]
+            params = {**params, "interval": rnd.choice([0.005, 0.01, 0.02])}
+            kinds[sid] = (kind, params)
+            pending_changes[sid] = []
+            await ws.send(json.dumps({"type": "subscribe", "id": sid, "generator": kind, "params": params,
+                                      "seed": 1000 + i, "start_seq": rnd.choice([0, 0, 7, 123456])}))
+        for j, extra in enumerate(GENERAL):
+            await ws.send(json.dumps({"type": "subscribe", "id": f"g{j}", "params": {"interval": 0.01},
+                                      **extra}))
+        for step in range(80):
+            await asyncio.sleep(rnd.uniform(0, 0.03))
+            sid = rnd.choice(ids)
+            kind, _ = kinds[sid]
+            action = rnd.random()
+            if action < 0.3:
+                changes = {"interval": rnd.choice([0.004, 0.01, 0.015])}
+                if kind in ("sine", "square"):
+                    changes["frequency"] = rnd.choice([1.0, 5.0])
+                if kind == "sine":
+                    changes["amplitude"] = rnd.choice([0.5, 3.0])
+                pending_changes[sid].append(changes)
+                msg = {"type": "update", "id": sid, "params": changes}
+                if rnd.random() < 0.4:
+                    msg["speed"] = rnd.choice([1, 3, 0.5])
+                await ws.send(json.dumps(msg))
+            elif action < 0.45:
+                pending_changes[sid].append({})
+                await ws.send(json.dumps({"type": "update", "id": sid, "speed": "max"}))
+                await asyncio.sleep(rnd.uniform(0, 0.005))
+                pending_changes[sid].append({})
+                await ws.send(json.dumps({"type": "update", "id": sid, "speed": rnd.choice([1, 2])}))
+            elif action < 0.65:
+                await ws.send(json.dumps({"type": "pause", "id": sid}))
+                await asyncio.sleep(rnd.uniform(0, 0.05))
+                await ws.send(json.dumps({"type": "resume", "id": sid}))
+            elif action < 0.8:
+                await ws.send(json.dumps({"type": "unsubscribe", "id": sid}))
+                kind, params = kinds[sid]
+                await ws.send(json.dumps({"type": "subscribe", "id": sid, "generator": kind, "params": params,
+                                          "seed": rnd.randrange(1 << 32), "start_seq": rnd.choice([0, 99])}))
+        for sid in ids:
+            pending_changes[sid].append({})
+            await ws.send(json.dumps({"type": "update", "id": sid, "speed": 1}))
+            await ws.send(json.dumps({"type": "unsubscribe", "id": sid}))
+        for j in range(len(GENERAL)):
+            await ws.send(json.dumps({"type": "unsubscribe", "id": f"g{j}"}))
+        await ws.send(json.dumps({"type": "list"}))
+        await asyncio.wait_for(done.wait(), 30)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    text = requests.get(http_url + "/metrics", timeout=10).text
+    sent = {m.group(1): float(m.group(2)) for m in
+            re.finditer(r'^wsgen_samples_sent_total\{generator="([^"]+)",path="ws"\} (\S+)$', text, re.M)}
+    messages = float(re.search(r'^wsgen_messages_sent_total\{path="ws"\} (\S+)$', text, re.M).group(1))
+    assert messages == counts["messages"]
+    total = 0
+    by_kind: dict[str, int] = {}
+    for sid, ss in streams.items():
+        for s in ss:
+            n = check(s, *kinds[sid])
+            total += n
+            by_kind[kinds[sid][0]] = by_kind.get(kinds[sid][0], 0) + n
+    assert total > 1000
+    assert {k: sent[k] for k in by_kind} == by_kind
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_plain_subscriptions_mixed_with_general_ones_under_changes(seed, tmp_path):
+    log = tmp_path / "server.log"
+    with open(log, "w") as err, ServeProcess(stderr=err) as srv:
+        t0 = time.monotonic()
+        await _scenario(srv.url, srv.http_url, seed)
+        print("scenario", time.monotonic() - t0)
+    assert "Traceback" not in log.read_text()
