@@ -31,7 +31,8 @@ from wsgen.engine import create
 pytestmark = pytest.mark.timeout(60)
 
 PLAIN_KINDS = [("sine", {"amplitude": 2.0, "frequency": 3.0}), ("square", {"frequency": 2.0}),
-               ("normal", {}), ("uniform", {}), ("pulse", {}), ("steps", {}), ("seasonal", {})]
+               ("normal", {}), ("uniform", {}), ("pulse", {}), ("steps", {}), ("seasonal", {}),
+               ("pattern", {"values": [0.0, 1.0, 2.5, -1.0], "samples_per_value": 3, "interpolation": "linear"})]
 GENERAL = [  # (subscribe message extras) general subscriptions sharing the connection
     {"generator": "triangle", "encoding": "binary"},
     {"generator": "sawtooth", "batch": True},
@@ -158,7 +159,7 @@ async def _scenario(url: str, seed: int) -> tuple[int, dict[str, int]]:
         for j, extra in enumerate(GENERAL):
             await ws.send(json.dumps({"type": "subscribe", "id": f"g{j}", "params": {"interval": 0.01},
                                       **extra}))
-        for step in range(80):
+        for step in range(150):
             await asyncio.sleep(rnd.uniform(0, 0.03))
             sid = rnd.choice(ids)
             kind, _ = kinds[sid]
@@ -211,7 +212,7 @@ async def _scenario(url: str, seed: int) -> tuple[int, dict[str, int]]:
     return counts["messages"], by_kind
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [1])
 def test_plain_subscriptions_mixed_with_general_ones_under_changes(seed, tmp_path):
     log = tmp_path / "server.log"
     with open(log, "w") as err, ServeProcess(stderr=err) as srv:
