@@ -48,6 +48,7 @@ class Stream:
     def __init__(self, msg: dict) -> None:
         self.sub = msg
         self.next_seq = msg["seq"]
+        self.interval = msg["interval"]
         self.rows: list[tuple[int, float, float, list]] = []   # of each data message: seq, t, dt, values
         self.updates: list[dict] = []      # updated replies, in order
         self.marks: list[tuple[str, int]] = []   # ("paused"/"resumed"/"updated", seq): stream-time anchors
@@ -61,7 +62,7 @@ def check(stream: Stream, kind: str, params: dict) -> int:
     gen = create(kind, params, seed=sub["seed"], start_seq=sub["seq"])
     assert gen.render_ahead > 1
     ups = list(stream.updates)
-    anchors = {seq for _, seq in stream.marks} | {sub["seq"]}
+    anchors = {seq for mark, seq in stream.marks if mark == "anchor"} | {sub["seq"]}
     expected_dt = sub["interval"]
     prev = None
     rows = stream.rows
@@ -70,7 +71,7 @@ def check(stream: Stream, kind: str, params: dict) -> int:
     start = 0
     for cut, u in zip(cuts, [None] + ups):
         if u is not None:
-            gen.update(u["changes"])
+            gen.update({k: v for k, v in u["changes"].items() if k != "speed"})
         if cut > start:
             want[start:cut] = gen.take(cut - start).values
         start = max(start, cut)
@@ -82,10 +83,10 @@ def check(stream: Stream, kind: str, params: dict) -> int:
             assert ups[0]["seq"] == seq, (sub["id"], seq, ups[0])   # the first data after updated
             expected_dt = ups.pop(0)["params"]["interval"]
         assert dt == expected_dt, (sub["id"], seq, dt, expected_dt)
-        if prev is not None and seq not in anchors:
-            # the next sample of the same stream clock
-            assert t == pytest.approx(prev[1] + (seq - prev[0]) * prev[2], abs=1e-6), (sub["id"], seq, t, prev)
-        prev = (seq, t, dt)
+        if prev is None or seq in anchors:
+            prev = (seq, t)      # started, resumed or re-timed: sample seq is stamped t0 (docs/protocol.md)
+        else:                    # t0 + (n - n0) * interval, exactly
+            assert t == prev[1] + (seq - prev[0]) * dt, (sub["id"], seq, t, prev, dt)
     return len(got)
 
 
@@ -136,11 +137,14 @@ async def _scenario(url: str, seed: int) -> tuple[int, dict[str, int]]:
                     counts["samples"] += len(msg["values"])
                 elif typ == "updated":
                     assert msg["seq"] == cur.next_seq, (msg, cur.next_seq)
-                    cur.updates.append({**msg, "changes": pending_changes[sid].pop(0)})
-                    cur.marks.append(("updated", msg["seq"]))
+                    changes = pending_changes[sid].pop(0)
+                    retimed = "speed" in changes or msg["params"]["interval"] != cur.interval
+                    cur.interval = msg["params"]["interval"]
+                    cur.updates.append({**msg, "changes": changes})
+                    cur.marks.append(("anchor" if retimed else "updated", msg["seq"]))
                 elif typ in ("paused", "resumed", "unsubscribed"):
                     assert msg["seq"] == cur.next_seq, (msg, cur.next_seq)
-                    cur.marks.append((typ, msg["seq"]))
+                    cur.marks.append(("anchor" if typ == "resumed" else typ, msg["seq"]))
                     cur.paused = typ == "paused"
                     cur.closed = typ == "unsubscribed"
                 elif typ == "error":
@@ -170,17 +174,17 @@ async def _scenario(url: str, seed: int) -> tuple[int, dict[str, int]]:
                     changes["frequency"] = rnd.choice([1.0, 5.0])
                 if kind == "sine":
                     changes["amplitude"] = rnd.choice([0.5, 3.0])
-                pending_changes[sid].append(changes)
                 msg = {"type": "update", "id": sid, "params": changes}
                 if rnd.random() < 0.4:
                     msg["speed"] = rnd.choice([1, 3, 0.5])
+                pending_changes[sid].append({**changes, **({"speed": msg["speed"]} if "speed" in msg else {})})
                 await ws.send(json.dumps(msg))
             elif action < 0.45:
-                pending_changes[sid].append({})
+                pending_changes[sid].append({"speed": "max"})
                 await ws.send(json.dumps({"type": "update", "id": sid, "speed": "max"}))
                 await asyncio.sleep(rnd.uniform(0, 0.005))
-                pending_changes[sid].append({})
-                await ws.send(json.dumps({"type": "update", "id": sid, "speed": rnd.choice([1, 2])}))
+                pending_changes[sid].append({"speed": rnd.choice([1, 2])})
+                await ws.send(json.dumps({"type": "update", "id": sid, "speed": pending_changes[sid][-1]["speed"]}))
             elif action < 0.65:
                 await ws.send(json.dumps({"type": "pause", "id": sid}))
                 await asyncio.sleep(rnd.uniform(0, 0.05))
@@ -191,7 +195,7 @@ async def _scenario(url: str, seed: int) -> tuple[int, dict[str, int]]:
                 await ws.send(json.dumps({"type": "subscribe", "id": sid, "generator": kind, "params": params,
                                           "seed": rnd.randrange(1 << 32), "start_seq": rnd.choice([0, 99])}))
         for sid in ids:
-            pending_changes[sid].append({})
+            pending_changes[sid].append({"speed": 1})
             await ws.send(json.dumps({"type": "update", "id": sid, "speed": 1}))
             await ws.send(json.dumps({"type": "unsubscribe", "id": sid}))
         for j in range(len(GENERAL)):
