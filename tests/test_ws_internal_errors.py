@@ -9,16 +9,19 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError
 
 import wsgen.protocol.session
+from wsgen.engine.waveforms import Sine
 
 
-async def test_failing_pump_closes_with_1011_and_is_logged(server, monkeypatch, caplog):
-    def broken_take(self, *args, **kwargs):
+# a plain subscription (the fan-out pass, wsgen.protocol.fanout) and one of the general path
+@pytest.mark.parametrize("options", [{}, {"encoding": "binary"}])
+async def test_failing_pump_closes_with_1011_and_is_logged(server, monkeypatch, caplog, options):
+    def broken_render(self, *args, **kwargs):
         raise RuntimeError("simulated bug in sample production")
 
-    monkeypatch.setattr(wsgen.protocol.session.SessionStream, "take", broken_take)
+    monkeypatch.setattr(Sine, "_render", broken_render)
     caplog.set_level(logging.ERROR, logger="wsgen.server.ws")
     async with connect(server.ws_url) as ws:
-        await ws.send(json.dumps({"type": "subscribe", "id": "s", "generator": "sine"}))
+        await ws.send(json.dumps({"type": "subscribe", "id": "s", "generator": "sine", **options}))
         assert json.loads(await ws.recv())["type"] == "subscribed"
         with pytest.raises(ConnectionClosedError):
             while True:
