@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import tempfile
 import time
 
@@ -21,7 +22,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from servers import ServeProcess  # noqa: E402  (tests/ is on sys.path under pytest)
+from servers import WSGEN, ServeProcess, free_port  # noqa: E402  (tests/ is on sys.path under pytest)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -99,3 +100,31 @@ async def test_sigterm_gives_a_slow_reader_its_1001_within_the_grace_period_then
     closes = re.findall(r"ws close 127\.0\.0\.1:\d+ sent=(\S+) received=(\S+)", log)
     assert sorted(closes) == [("1001", "-"), ("1001", "1001"), ("1001", "1001")], closes
     assert "Traceback" not in log
+
+
+def test_sigterm_as_soon_as_the_port_answers_is_a_graceful_exit():
+    """The ports open inside start-up, before the server has finished it
+    (catalogues, a full garbage collection): a SIGTERM then is still a
+    graceful stop (exit 0), not the default action (killed by the signal).
+    A supervisor or an orchestrator may send it at any moment."""
+    http_port = free_port()
+    for attempt in range(3):
+        proc = subprocess.Popen([*WSGEN, "serve", "--port", "0", "--http-port", str(http_port)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:       # poll the HTTP port: SIGTERM the moment it accepts
+                try:
+                    socket.create_connection(("127.0.0.1", http_port), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.002)
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(30)
+            err = proc.stderr.read()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert code == 0, (attempt, code, err)
+        assert "Traceback" not in err

@@ -255,6 +255,12 @@ async def start(settings: Settings) -> Running:
 
 async def serve_forever(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT; return the exit status (0)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    # first: a signal during start-up (the ports already open) stops gracefully
+    # once started, instead of killing the process by the default action
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: sys.exit(1) if stop.is_set() else stop.set())
     running = await start(settings)
     # What start-up made (modules, catalogues, schemas: ~10^5 objects) lives
     # as long as the process: out of the collector's sight, a full collection
@@ -262,10 +268,6 @@ async def serve_forever(settings: Settings) -> int:
     # stalled event loop every few seconds under fan-out).
     gc.collect()
     gc.freeze()
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: sys.exit(1) if stop.is_set() else stop.set())
     log.debug("wsgen serving WebSocket on %s%s", running.ws_url,
              f" and HTTP on {running.http_url}" if running.http_url else "")
     print(f"wsgen: WebSocket {running.ws_url}" + (f"  HTTP {running.http_url}" if running.http_url else ""),
