@@ -129,6 +129,11 @@ def test_wsgen_score_command(tmp_path, capsys):
     code = cli.main(["score", "--generator", "sine", "--seed", "1", "--last", "9",
                      "--detections", str(tmp_path / "alarms.csv")])
     assert code == 2 and "'sine' has no ground truth" in capsys.readouterr().err
+    # no seed: the truth cannot be regenerated; say how to give it
+    code = cli.main(["score", "--spec", str(tmp_path / "composition.json"), "--last", "999",
+                     "--detections", str(tmp_path / "alarms.csv")])
+    err = capsys.readouterr().err
+    assert code == 2 and "seed is required: give --seed N" in err and "Field required" not in err
 
 
 def test_wsgen_score_takes_the_range_from_a_per_sample_csv(tmp_path, capsys):

@@ -93,6 +93,11 @@ def run(args: argparse.Namespace) -> int:
             data["last"] = max(seqs)
             print(f"wsgen score: scoring seqs {data.get('first', 0)}..{data['last']} (the last seq of the CSV); "
                   "give --last for another range", file=sys.stderr)
+        if data.get("seed") is None:
+            # the truth is regenerated from the seed: pydantic's "Field required" said too little
+            raise DefinitionError("the stream's seed is required: give --seed N (the seed its subscribed "
+                                  "reply carried), or \"seed\" in the --spec file",
+                                  [{"field": "seed", "value": None, "message": "required: an integer in [0, 2**64)"}])
         defn = parse(data)
         figures = score_definition(defn, seqs, scores)
     except (OSError, ValueError) as exc:     # DefinitionError is a ValueError; so is bad JSON
