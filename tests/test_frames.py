@@ -11,7 +11,7 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 from websockets.frames import Frame, Opcode
 
-from wsgen.server.frames import _header, send_frames
+from wsgen.server.frames import _header, _text_frames, send_frames
 
 
 @pytest.mark.parametrize("n", [0, 1, 125, 126, 127, 65535, 65536, 70000])
@@ -20,6 +20,11 @@ def test_header_is_rfc6455_framing_as_websockets_writes_it(n, is_text):
     payload = b"x" * n
     expected = Frame(Opcode.TEXT if is_text else Opcode.BINARY, payload).serialize(mask=False)
     assert _header(is_text, n) + payload == expected
+
+
+def test_text_frames_from_the_header_table_are_websockets_framing():
+    payloads = [b"y" * n for n in (0, 1, 125, 126, 127, 4095, 4096, 65535, 65536)]
+    assert _text_frames(payloads) == [Frame(Opcode.TEXT, p).serialize(mask=False) for p in payloads]
 
 
 @pytest.mark.parametrize("texts", [0, 12])     # messages given as ready JSON texts, sent first

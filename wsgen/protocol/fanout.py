@@ -142,10 +142,7 @@ def take_plain(subs: list["SessionStream"], now: float, limit: int, deadline: fl
     ends: dict[float, bytes] = {}          # lag -> the end of a text ahead (the wake-up's subscriptions share few)
     next_due = math.inf
     dumps = orjson.dumps
-    for i, sub in enumerate(subs):
-        if not i % _CLOCK_EVERY and i and clock() > deadline:
-            rest.extend(subs[i:])
-            break
+    for sub in subs if len(subs) <= _CLOCK_EVERY else _until(subs, deadline, clock, rest):
         if sub.paused or sub.held:
             continue
         pacer = sub.pacer
@@ -196,3 +193,14 @@ def take_plain(subs: list["SessionStream"], now: float, limit: int, deadline: fl
         if due < next_due:
             next_due = due
     return PlainTake(texts, lags, samples, next_due, rest)
+
+
+def _until(subs: list, deadline: float, clock, rest: list):
+    """``subs`` one by one, until ``clock()`` (looked at every
+    :data:`_CLOCK_EVERY`) passes ``deadline``; those not given are put in
+    ``rest``."""
+    for start in range(0, len(subs), _CLOCK_EVERY):
+        if start and clock() > deadline:
+            rest.extend(subs[start:])
+            return
+        yield from subs[start:start + _CLOCK_EVERY]

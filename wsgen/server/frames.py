@@ -28,8 +28,6 @@ from websockets.protocol import State
 __all__ = ["send_frames", "write_texts"]
 
 _TEXT, _BINARY = 0x81, 0x82     # FIN + opcode (RFC 6455 section 5.2)
-#: Headers of the short text frames (a one-sample data message is ~110 bytes).
-_SHORT_TEXT = [bytes((_TEXT, n)) for n in range(126)]
 
 
 def _header(is_text: bool, n: int) -> bytes:
@@ -43,6 +41,17 @@ def _header(is_text: bool, n: int) -> bytes:
     return bytes((first, 127)) + n.to_bytes(8, "big")
 
 
+#: Headers of the text frames shorter than 4 KiB (a one-sample data message
+#: is 110-130 bytes: either side of the 7-bit length), by payload length.
+_TEXT_HEADERS = [_header(True, n) for n in range(4096)]
+
+
+def _text_frames(texts: Sequence[bytes]) -> list[bytes]:
+    """A text frame (header and payload) for each of ``texts``."""
+    short = _TEXT_HEADERS
+    return [(short[n] if (n := len(p)) < 4096 else _header(True, n)) + p for p in texts]
+
+
 def write_texts(ws: Connection, texts: Sequence[bytes]) -> bool:
     """Write a text frame for each of ``texts`` (UTF-8 JSON) on ``ws`` now,
     in one write, if the connection is open with no extension; False when
@@ -53,8 +62,7 @@ def write_texts(ws: Connection, texts: Sequence[bytes]) -> bool:
     protocol, transport = ws.protocol, ws.transport
     if protocol.state is not State.OPEN or protocol.extensions or transport.is_closing():
         return False
-    short = _SHORT_TEXT
-    transport.write(b"".join([(short[n] if (n := len(p)) < 126 else _header(True, n)) + p for p in texts]))
+    transport.write(b"".join(_text_frames(texts)))
     return True
 
 
@@ -69,8 +77,7 @@ async def send_frames(ws: Connection, frames: Iterable[tuple[bool, bytes]], text
         # wake-up): open, so its entry check passes; nothing went through the
         # protocol object, so it has nothing to flush; then its drain: wait
         # while the transport is paused above its high-water mark
-        short = _SHORT_TEXT
-        parts = [(short[n] if (n := len(p)) < 126 else _header(True, n)) + p for p in texts]
+        parts = _text_frames(texts)
         parts += [_header(is_text, len(p)) + p for is_text, p in frames]
         transport.write(b"".join(parts))
         if ws.paused:
