@@ -184,6 +184,13 @@ def test_sub_server_errors_exit_2(url):
     assert "Traceback" not in r.stderr
 
 
+def test_sub_to_a_path_the_websocket_port_does_not_serve_says_what_it_serves(url):
+    r = run("sub", "sine", "--url", url + "/nosuch", "--count", "1")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "HTTP 404 (no generator at /nosuch; connect to / and send messages, or to /<generator>: sine, " \
+        in r.stderr, r.stderr
+
+
 def test_sub_unreachable_server_and_bad_arguments():
     r = run("sub", "sine", "--url", "ws://127.0.0.1:1", "--count", "1")
     assert r.returncode == 1 and "cannot connect" in r.stderr and "Traceback" not in r.stderr

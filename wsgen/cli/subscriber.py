@@ -100,8 +100,10 @@ def _token_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _refusal_message(exc: BaseException) -> str | None:
-    """The ``message`` of the JSON body a server refused a handshake with
-    (wsgen says there where the WebSocket endpoint is), if any."""
+    """What the body a server refused a handshake with says, if anything:
+    the ``message`` of a JSON body (the HTTP port says there where the
+    WebSocket endpoint is), or a short text body (the WebSocket port names
+    its generators), its first 300 characters."""
     response = getattr(exc, "response", None)
     body = getattr(response, "body", None)
     if not body:
@@ -109,7 +111,11 @@ def _refusal_message(exc: BaseException) -> str | None:
     try:
         said = orjson.loads(body)
     except (ValueError, UnicodeDecodeError):
-        return None
+        try:
+            text = " ".join(body.decode("utf-8").split())
+        except UnicodeDecodeError:
+            return None
+        return (text[:300] + "...") if len(text) > 300 else text or None
     return said.get("message") if isinstance(said, dict) and isinstance(said.get("message"), str) else None
 
 
