@@ -14,7 +14,8 @@ import pytest
 
 from wsgen.engine import create
 from wsgen.protocol import encoding
-from wsgen.protocol.fanout import is_plain, take_plain
+from wsgen.protocol import messages
+from wsgen.protocol.fanout import batch_text, is_plain, take_plain
 from wsgen.protocol.session import Session
 
 KINDS = [("sine", {"frequency": 3.0}), ("square", {"duty_cycle": 0.3}), ("normal", {"std_dev": 2.0}),
@@ -50,8 +51,8 @@ def general_text(sub, now: float, limit: int) -> bytes | None:
 def step(a: Session, b: Session, now: float, limit: int = 8192) -> tuple[list[bytes], list[bytes]]:
     """One wake-up of each twin: ``a`` through take_plain (and ``take`` for
     what it hands back), ``b`` through ``take`` alone; their texts by id."""
-    plain, general = a.send_order()
-    got = take_plain(plain, now, limit)
+    plain, batched, general = a.send_order()
+    got = take_plain(plain + batched, now, limit)
     texts = {json.loads(t)["id"]: t for t in got.texts}
     assert len(texts) == len(got.texts) == len(got.lags)
     for sub in got.rest + general:
@@ -72,7 +73,7 @@ def test_one_sample_messages_are_the_general_paths_bytes():
     subs = [{"type": "subscribe", "id": f"s{i}", "generator": kind, "params": {**params, "interval": 0.01},
              "seed": 40 + i} for i, (kind, params) in enumerate(KINDS)]
     a, b, clock = twins(subs)
-    assert [s.id for s in a.send_order()[0]] == [f"s{i}" for i in range(len(KINDS))]
+    assert [s.id for s in a.send_order().plain] == [f"s{i}" for i in range(len(KINDS))]
     sent = 0
     for k in range(300):                         # every wake-up 0.3 ms after the grid point
         clock.now = a.grid + math.ceil((5000.0 - a.grid) / 0.01) * 0.01 + k * 0.01 + 0.0003
@@ -96,7 +97,7 @@ def test_random_schedules_updates_and_pauses_give_the_same_bytes():
             kind, params = rng.choice(KINDS)
             subs.append({"type": "subscribe", "id": f"t{i}", "generator": kind, "seed": rng.randrange(1 << 40),
                          "params": {**params, "interval": rng.choice([0.001, 0.004, 0.01, 0.02, 0.1])},
-                         "speed": rng.choice([1, 1, 2, 0.5])})
+                         "speed": rng.choice([1, 1, 2, 0.5]), "batch": rng.random() < 0.3})
         a, b, clock = twins(subs)
         handed_back = served = 0
         for _ in range(200):
@@ -117,7 +118,7 @@ def test_random_schedules_updates_and_pauses_give_the_same_bytes():
             texts, want = step(a, b, clock.now, limit)
             assert texts == want, trial
             served += len(texts)
-            handed_back += sum(1 for s in a.send_order()[0] if s.pacer.unpaced)
+            handed_back += sum(1 for s in a.send_order().plain if s.pacer.unpaced)
         assert served > 100
         for sa, sb in zip(a.subscriptions.values(), b.subscriptions.values()):
             assert sa.generator.seq == sb.generator.seq
@@ -133,10 +134,10 @@ def test_what_it_serves_and_what_it_hands_back():
                          {"type": "subscribe", "id": "lab", "generator": "random"},
                          {"type": "subscribe", "id": "walk", "generator": "random-walk"},
                          {"type": "subscribe", "id": "comp", "generator": {"base": {"kind": "sine"}}}])
-    plain, general = a.send_order()
-    assert [s.id for s in plain] == ["p"]
-    assert [s.id for s in general] == ["bin", "drop", "cnt", "lab", "walk", "comp", "bat"]
-    assert [is_plain(s) for s in a.subscriptions.values()] == [True] + [False] * 7
+    plain, batched, general = a.send_order()
+    assert [s.id for s in plain] == ["p"] and [s.id for s in batched] == ["bat"]
+    assert [s.id for s in general] == ["bin", "drop", "cnt", "lab", "walk", "comp"]
+    assert [is_plain(s) for s in a.subscriptions.values()] == [True, False, True] + [False] * 5
     p = a.subscriptions["p"]
     # a stall of more than a block rendered ahead: the general take serves it
     clock.now += 64 * 0.01 + 0.001
@@ -166,7 +167,7 @@ def test_a_passed_deadline_hands_the_rest_back():
     s.settings.max_subscriptions = 100
     for msg in subs:
         assert s.handle(json.dumps(msg))[0]["type"] == "subscribed"
-    plain = s.send_order()[0]
+    plain = s.send_order().plain
     clock.now += 0.011
     got = take_plain(plain, clock.now, 8192, deadline=0.0)     # the clock is looked at after 64
     assert len(got.texts) == 64 and [x.id for x in got.rest] == [f"s{i}" for i in range(64, 74)]
@@ -226,3 +227,10 @@ def test_texts_ahead_are_rewritten_when_values_or_stamps_change():
         got = wake()
         assert sub.texts_ahead is not before and sub.texts_ahead.first == got["seq"]
     assert abs(got["values"][0]) <= 9.0 and twin.generator.seq == sub.generator.seq
+
+
+def test_batch_text_is_the_batch_messages_json():
+    texts = [encoding.dumps({"type": "data", "id": f"b{i}", "seq": i, "t": 1.5, "dt": 0.25, "values": [i / 3]})
+             for i in range(3)]
+    assert batch_text(texts) == encoding.dumps(messages.batch([json.loads(t) for t in texts]))
+    assert batch_text(texts[:1]) == encoding.dumps(messages.batch([json.loads(texts[0])]))

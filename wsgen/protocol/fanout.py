@@ -9,7 +9,7 @@ dict, and most of a data message's server time went there, not to the
 sample itself.
 
 A *plain* subscription (:func:`is_plain`) is one whose data message has no
-optional part but ``lag``: JSON, not batched, backpressure ``block``, not
+optional part but ``lag``: JSON, backpressure ``block``, not
 scored, no ``count`` / ``duration`` / end of data, a kind whose samples are
 rendered ahead in blocks (``render_ahead``: no labels, and no state but
 ``seq``). :func:`take_plain` walks a connection's plain subscriptions once
@@ -29,6 +29,10 @@ The message texts of one connection's wake-up are mostly written from
 memory that another connection's wake-up has since pushed out of the CPU's
 caches: writing 63 at once from one subscription's state is what makes them
 cheap, more than the fewer Python steps.
+
+A batched plain subscription's message goes in the wake-up's ``batch``
+message, whose text is the data messages' texts joined
+(:func:`batch_text`).
 
 The texts are those :func:`wsgen.protocol.encoding.dumps` makes of
 ``take(now, limit).to_json()`` at the same instant, byte for byte: the same
@@ -52,7 +56,7 @@ import orjson
 if TYPE_CHECKING:
     from wsgen.protocol.session import SessionStream
 
-__all__ = ["PlainTake", "TextsAhead", "is_plain", "take_plain"]
+__all__ = ["PlainTake", "SendOrder", "TextsAhead", "batch_text", "is_plain", "take_plain"]
 
 #: Plain subscriptions served between two looks at the clock: one wake-up
 #: stops at ``deadline`` and hands the rest back (a few microseconds each).
@@ -68,10 +72,33 @@ def is_plain(sub: "SessionStream") -> bool:
     wake-up (an ``update`` of ``speed`` may make it unpaced)."""
     from wsgen.protocol.session import SessionStream
     gen = sub.generator
-    return (type(sub) is SessionStream and sub.encoding == "json" and not sub.batch
+    return (type(sub) is SessionStream and sub.encoding == "json"
             and sub.backpressure == "block" and sub.score is None and sub.end_seq is None
             and sub.end_at is None and gen.render_ahead > 1 and gen.render_limit is None
             and not gen.anomalous)
+
+
+class SendOrder(NamedTuple):
+    """A connection's subscriptions as a wake-up serves them
+    (:meth:`Session.send_order <wsgen.protocol.session.Session.send_order>`).
+
+    Attributes:
+        plain: plain subscriptions sending their own frames (:func:`take_plain`).
+        batched: plain subscriptions whose messages share the ``batch`` message.
+        general: the others (``take``): those sending their own frames
+            first, the batched ones last.
+    """
+
+    plain: list["SessionStream"]
+    batched: list["SessionStream"]
+    general: list["SessionStream"]
+
+
+def batch_text(texts: list[bytes]) -> bytes:
+    """The ``batch`` message holding the data messages ``texts`` (JSON):
+    the bytes :func:`wsgen.protocol.encoding.dumps` makes of
+    ``messages.batch`` of them (orjson writes no whitespace)."""
+    return b'{"type":"batch","messages":[' + b",".join(texts) + b"]}"
 
 
 class PlainTake(NamedTuple):

@@ -255,7 +255,7 @@ class Session:
         self.grid = self.clock() - grid_phase(next(_sessions), self.settings.align_s)
         self._auto_ids = itertools.count(1)
         self.errors: list[str] = _Recent()   # codes of the latest errors replied
-        self._order: tuple[list[SessionStream], list[SessionStream]] | None = None   # cache of send_order()
+        self._order: fanout.SendOrder | None = None   # cache of send_order()
         #: ``offload(fn, *args)``: an awaitable running ``fn(*args)`` off the
         #: event loop (:func:`wsgen.server.offload.run`), or None. When set, a
         #: subscribe whose generator may be costly to build (a composition, a
@@ -352,15 +352,18 @@ class Session:
         """Earliest monotonic time any subscription has a sample due."""
         return min((s.next_due() for s in self.subscriptions.values()), default=math.inf)
 
-    def send_order(self) -> tuple[list[SessionStream], list[SessionStream]]:
-        """The subscriptions in two lists (cached until one is added or
+    def send_order(self) -> "fanout.SendOrder":
+        """The subscriptions in three lists (cached until one is added or
         removed): the plain ones (:func:`wsgen.protocol.fanout.take_plain`
-        serves them), and the others, those sending their own frames first
-        and the batched ones last."""
+        serves them) sending their own frames, the plain batched ones, and
+        the others, those sending their own frames first and the batched
+        ones last."""
         if self._order is None:
             subs = list(self.subscriptions.values())
-            self._order = ([s for s in subs if s.plain],
-                           [s for s in subs if not s.plain and not s.batch] + [s for s in subs if s.batch])
+            self._order = fanout.SendOrder([s for s in subs if s.plain and not s.batch],
+                                           [s for s in subs if s.plain and s.batch],
+                                           [s for s in subs if not s.plain and not s.batch]
+                                           + [s for s in subs if not s.plain and s.batch])
         return self._order
 
     def close(self) -> None:

@@ -25,7 +25,6 @@ from websockets.http11 import Request, Response
 
 from wsgen.protocol import encoding
 from wsgen.server import offload
-from wsgen.protocol import messages as protocol
 from wsgen.server.budget import RENDER_BUDGET_S
 from wsgen.server.access import HOST_REFUSED, host_allowed, token_ok
 from wsgen.server.config import Settings
@@ -33,7 +32,7 @@ from wsgen.engine import ANOMALY_KINDS, GENERATORS
 from wsgen.server.logsummary import Summary
 from wsgen.server.receipts import ReadReceipts
 from wsgen.server.frames import send_frames, write_texts
-from wsgen.protocol.fanout import PlainTake, take_plain
+from wsgen.protocol.fanout import PlainTake, batch_text, take_plain
 from wsgen.protocol.session import Chunk, Session
 
 log = logging.getLogger("wsgen.server.ws")
@@ -203,23 +202,15 @@ class Connection:
     async def send(self, message: dict) -> None:
         await self.ws.send(encoding.dumps(message), text=True)
 
-    async def send_chunk(self, chunk: Chunk) -> None:
-        if chunk.sub.encoding == "binary":
-            b = chunk.block
-            await self.ws.send(encoding.encode_binary(chunk.sub.id, b.seq, chunk.t, chunk.dt, b.values,
-                                                      b.labels, chunk.lag, chunk.skipped))
-        else:
-            await self.ws.send(encoding.dumps(chunk.to_json()), text=True)
-        if self.metrics:
-            self.metrics.sent(chunk)
-
     async def send_wakeup(self, unbatched: list[Chunk], batched: list[Chunk], texts: list[bytes] = (),
-                          lags: list[float] = (), counts: dict[str, int] | None = None) -> None:
+                          lags: list[float] = (), counts: dict[str, int] | None = None,
+                          btexts: list[bytes] = ()) -> None:
         """The data of one wake-up, in one transport write (wsgen.server.frames):
         the data messages ``texts`` already in JSON (wsgen.protocol.fanout:
-        their ``lags`` and samples by generator ``counts``, for the metrics),
-        a data message per ``unbatched`` chunk (JSON text or binary frame), then
-        one ``batch`` message holding the ``batched`` ones."""
+        the ``lags`` and samples by generator ``counts`` of these and of
+        ``btexts``, for the metrics), a data message per ``unbatched`` chunk
+        (JSON text or binary frame), then one ``batch`` message holding the
+        data messages ``btexts`` (JSON) and the ``batched`` chunks."""
         frames = []
         for chunk in unbatched:
             if chunk.sub.encoding == "binary":
@@ -228,21 +219,14 @@ class Connection:
                                                              b.labels, chunk.lag, chunk.skipped)))
             else:
                 frames.append((True, encoding.dumps(chunk.to_json())))
-        if batched:
-            frames.append((True, encoding.dumps(protocol.batch([c.to_json() for c in batched]))))
+        if batched or btexts:
+            frames.append((True, batch_text([*btexts, *(encoding.dumps(c.to_json()) for c in batched)])))
         await send_frames(self.ws, frames, texts)
         if self.metrics:
-            if texts:
+            if lags:
                 self.metrics.sent_texts(lags, counts)
             if unbatched or batched:
                 self.metrics.sent_many(unbatched + batched if batched else unbatched)
-
-    async def send_batch(self, chunks: list[Chunk]) -> None:
-        """The data of every batched subscription due in this wake-up, as one
-        ``batch`` message (one frame, one write)."""
-        await self.ws.send(encoding.dumps(protocol.batch([c.to_json() for c in chunks])), text=True)
-        if self.metrics:
-            self.metrics.sent_many(chunks)
 
     async def replies(self, messages: list[dict]) -> None:
         for message in messages:
@@ -339,17 +323,25 @@ class Connection:
         while True:
             now = clock()
             self._poked = False
-            plain, general = session.send_order()
+            plain, batched_plain, general = session.send_order()
             # the plain subscriptions' data messages, straight to JSON (wsgen.protocol.fanout)
             texts, lags, counts, next_due, rest = take_plain(plain, now, max_block, now + RENDER_BUDGET_S) \
                 if plain else _NONE_PLAIN
-            if not general and not rest:
+            btexts, blags, bcounts, bnext_due, brest = \
+                take_plain(batched_plain, now, max_block, now + RENDER_BUDGET_S) if batched_plain else _NONE_PLAIN
+            if btexts:
+                lags = lags + blags
+                counts = {k: counts.get(k, 0) + bcounts.get(k, 0) for k in counts.keys() | bcounts.keys()}
+            if bnext_due < next_due:
+                next_due = bnext_due
+            if not general and not rest and not brest:
                 # only plain subscriptions, all served (fan-out's wake-up: the
                 # general one below, without what none of them can need)
-                if texts:
+                if texts or btexts:
                     started = clock()
-                    if not write_texts(ws, texts):
-                        await send_frames(ws, (), texts)
+                    out = texts + [batch_text(btexts)] if btexts else texts
+                    if not write_texts(ws, out):
+                        await send_frames(ws, (), out)
                     elif ws.paused:
                         await ws.drain()       # the block backpressure, as send_frames
                     if metrics:
@@ -368,17 +360,17 @@ class Connection:
             # are then taken and sent with no await between (a chunk held
             # while another send waits could go out after a "paused" or
             # "unsubscribed" reply).
-            for sub in (rest + general if rest else general):
+            for sub in (rest + brest + general if rest or brest else general):
                 if clock() - now > RENDER_BUDGET_S:
                     # this wake-up had its share of the loop (each render is
                     # sized to the budget: many subscriptions add up): send
                     # what is held, let the others run, then go on
-                    if texts or unbatched or batched:
+                    if texts or btexts or unbatched or batched:
                         started = clock()
-                        await self.send_wakeup(unbatched, batched, texts, lags, counts)
+                        await self.send_wakeup(unbatched, batched, texts, lags, counts, btexts)
                         if drop_lag < math.inf:
                             receipts.data_sent(started)
-                        unbatched, batched, texts, lags, counts = [], [], [], [], {}
+                        unbatched, batched, texts, btexts, lags, counts = [], [], [], [], [], {}
                     await asyncio.sleep(0)
                     awaited, now = True, clock()
                 if awaited and live.get(sub.id) is not sub:
@@ -408,10 +400,10 @@ class Connection:
                 due = sub.pacer.due_time(sub.generator.seq)   # sub.next_due(), inlined: not paused
                 if due < next_due:
                     next_due = due
-            sent = bool(texts or unbatched or batched)
+            sent = bool(texts or btexts or unbatched or batched)
             if sent:
                 started = clock()
-                await self.send_wakeup(unbatched, batched, texts, lags, counts)
+                await self.send_wakeup(unbatched, batched, texts, lags, counts, btexts)
                 if clock() - started > stall_s:
                     stalled_until = clock()
             if drop_lag < math.inf and sent:
