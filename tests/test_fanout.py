@@ -234,3 +234,18 @@ def test_batch_text_is_the_batch_messages_json():
              for i in range(3)]
     assert batch_text(texts) == encoding.dumps(messages.batch([json.loads(t) for t in texts]))
     assert batch_text(texts[:1]) == encoding.dumps(messages.batch([json.loads(texts[0])]))
+
+
+def test_metrics_of_plain_messages():
+    from wsgen.server.metrics import LATENESS_BUCKETS, Metrics
+    m = Metrics()
+    m.sent_texts([0.0001, 0.0001, 0.003, 0.0001, 0.0005, 7.0], {"sine": 5, "square": 2})
+    d = m.delivery
+    want = [0] * (len(LATENESS_BUCKETS) + 1)
+    want[0], want[3], want[-1] = 4, 1, 1          # <= 0.5 ms (0.0005 itself included), <= 5 ms, +Inf
+    assert d.buckets == want
+    assert d.lateness_sum == pytest.approx(7.0038)
+    assert d.messages["ws"] == 6 and d.samples == {("sine", "ws"): 5, ("square", "ws"): 2}
+    text = m.render().decode()
+    assert 'wsgen_schedule_lateness_seconds_bucket{le="0.0005"} 4.0' in text
+    assert 'wsgen_samples_sent_total{generator="square",path="ws"} 2.0' in text

@@ -131,8 +131,11 @@ class Metrics:
         (seconds, one per message) and ``samples`` by generator name."""
         d = self.delivery
         buckets, bounds = d.buckets, LATENESS_BUCKETS
-        for lag in lags:
-            buckets[bisect_left(bounds, lag)] += 1
+        last, i = None, 0
+        for lag in lags:             # one wake-up's messages on one grid share their lag
+            if lag != last:
+                last, i = lag, bisect_left(bounds, lag)
+            buckets[i] += 1
         d.lateness_sum += sum(lags)
         counts = d.samples
         for name, n in samples.items():
