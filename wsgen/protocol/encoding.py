@@ -34,6 +34,12 @@ assert HEADER.size == 40
 _OPTS = orjson.OPT_SERIALIZE_NUMPY
 
 
+def wire_lag(lag: float) -> float:
+    """A data message's ``lag`` as it is sent: seconds (>= 0) to the
+    microsecond, rounded half up (``round()`` costs four times more)."""
+    return int(lag * 1e6 + 0.5) / 1e6
+
+
 def dumps(message: dict[str, Any]) -> bytes:
     """JSON bytes of a server message (numpy arrays allowed)."""
     return orjson.dumps(message, option=_OPTS)

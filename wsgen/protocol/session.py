@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping
 
 from wsgen.server import offload
 from wsgen.protocol import fanout
+from wsgen.protocol.encoding import wire_lag
 from wsgen.protocol import messages as P
 from wsgen.server.budget import COMPOSITION_BUDGET_S, COMPOSITION_MAX_RENDER, FIRST_RENDER, UNLIMITED, RenderBudget
 from wsgen.server.config import Settings
@@ -87,7 +88,7 @@ class Chunk:
                 msg["seqs"] = self.block.seqs
                 msg["ts"] = self.t + self.block.offsets - self.block.seq * self.dt
         if self.lag:
-            msg["lag"] = int(self.lag * 1e6 + 0.5) / 1e6   # to the microsecond (round() costs 4x more)
+            msg["lag"] = wire_lag(self.lag)
         if self.skipped:
             msg["skipped"] = self.skipped
         return msg

@@ -22,6 +22,7 @@ import weakref
 from typing import Any, Callable, Mapping
 
 from wsgen.protocol import messages as P
+from wsgen.protocol.encoding import wire_lag
 from wsgen.streams.named import (FORBIDDEN, INVALID_PARAMS, Change, NamedError, NamedStreams, SharedStream, UNKNOWN_STREAM,
                     _Cursor)
 from wsgen.protocol.session import Chunk, Session, SessionStream
@@ -43,7 +44,7 @@ class NamedChunk(Chunk):
         msg = self.template[0].copy()
         msg["id"] = self.sub.id
         if self.lag:
-            msg["lag"] = int(self.lag * 1e6 + 0.5) / 1e6
+            msg["lag"] = wire_lag(self.lag)
         if self.skipped:
             msg["skipped"] = self.skipped
         return msg
