@@ -185,6 +185,16 @@ def test_replay_as_a_composition_base(data_dir):
     b = create_composite(spec, seed=1).take(40)
     assert b.labels.nonzero()[0].tolist() == [5]
     assert np.delete(b.values, 5).tolist() == np.delete(VALUES, 5).tolist()
+    # a missing file is named where the composition holds it: the shared base, or a channel's own
+    with pytest.raises(InvalidParams) as exc:
+        create_composite({**spec, "base": {"kind": "replay", "params": {"file": "gone.csv"}}}, seed=1)
+    assert [(d["field"], d["value"]) for d in exc.value.details] == [("base.params.file", "gone.csv")]
+    assert "no such file in the data directory: 'gone.csv'" in exc.value.details[0]["message"]
+    channels = {"base": {"kind": "sine"}, "channels": ["a", "b"],
+                "bases": {"b": {"kind": "replay", "params": {"file": "gone.csv"}}}}
+    with pytest.raises(InvalidParams) as exc:
+        create_composite(channels, seed=1)
+    assert [(d["field"], d["value"]) for d in exc.value.details] == [("bases.b.params.file", "gone.csv")]
 
 
 # -- on the wire --------------------------------------------------------------------------

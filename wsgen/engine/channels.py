@@ -104,14 +104,13 @@ from pydantic import Discriminator, Field, Tag, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
 from wsgen.engine.base import RandomStream
-from wsgen.engine.composite import (composition_seed, NOISE_KEY, SEEK_BUDGET_S, BaseSpec, Composite, CompositeBlock,
-                                    CompositionSpec, Constant, _details, merge_changes, validate_spec)
+from wsgen.engine.composite import (base_generator, composition_seed, NOISE_KEY, SEEK_BUDGET_S, BaseSpec, Composite, CompositeBlock,
+                                    CompositionSpec, _details, merge_changes, validate_spec)
 from wsgen.engine.faults import Faults
 from wsgen.engine.fields import MAX_LEVEL, interval
 from wsgen.engine.injectors import Model, StreamKey, tagged
 from wsgen.engine.parts import InjectorPart, default_key
 from wsgen.engine.params import GeneratorParams, InvalidParams, _jsonable, summary
-from wsgen.engine.registry import get_spec
 
 #: Most channels of one composition: a take costs about 0.3 ms per channel with 16 injectors
 #: (each channel is a composition), so a one-sample take of 32 stays near 10 ms of the loop.
@@ -488,7 +487,7 @@ class _Channel(Composite):
         super().__init__(spec.inner(c), seed=seed)
 
     def _setup_channel(self, spec: ChannelSpec, seed: int, normals: _Normals | None, row) -> None:
-        name = spec.channels[self._c]
+        self._name = name = spec.channels[self._c]
         self._targets = frozenset(i for i, a in enumerate(spec.anomalies) if name in a["channels"])
         self._own = name in spec.bases
         self._base_seed = seed if not self._own else int(
@@ -509,8 +508,8 @@ class _Channel(Composite):
             part.__class__ = InjectorPart if i in self._targets else _MutedPart
 
     def _make_base(self, base: BaseSpec, at: int):
-        cls = Constant if base.kind == "constant" else get_spec(base.kind).cls
-        return _ChannelBase(cls(base.params, seed=self._base_seed, start_seq=at), self._gain, self._normals, self._row)
+        path = f"bases.{self._name}" if self._own else "base"
+        return _ChannelBase(base_generator(base, self._base_seed, at, path), self._gain, self._normals, self._row)
 
     def _new_part(self, i: int, inj, at: int) -> InjectorPart:
         cls = InjectorPart if i in self._targets else _MutedPart

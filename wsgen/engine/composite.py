@@ -453,6 +453,23 @@ def composition_seed(seed: int | None, start_seq: int) -> int:
 
 
 
+def base_generator(base: BaseSpec, seed: int, at: int, path: str = "base") -> Generator:
+    """The generator of a composition's ``base`` (``constant`` or a named
+    kind) with ``seed``, from sample ``at``.
+
+    Raises:
+        InvalidParams: what the kind checks only when its generator is made
+            (replay's ``file``), its fields named from the composition:
+            ``<path>.params.<field>`` (``path``: ``base``, or a channel's
+            ``bases.<name>``).
+    """
+    cls = Constant if base.kind == "constant" else get_spec(base.kind).cls
+    try:
+        return cls(base.params, seed=seed, start_seq=at)
+    except InvalidParams as exc:
+        raise InvalidParams([{**d, "field": f"{path}.params.{d['field']}"} for d in exc.details]) from None
+
+
 class Composite(Generator):
     """A running composition (see the module doc).
 
@@ -499,8 +516,7 @@ class Composite(Generator):
         self._decide(self.seq + 1)
 
     def _make_base(self, base: BaseSpec, at: int) -> Generator:
-        cls = Constant if base.kind == "constant" else get_spec(base.kind).cls
-        return cls(base.params, seed=self.seed, start_seq=at)
+        return base_generator(base, self.seed, at)
 
     def _new_part(self, i: int, inj, at: int) -> InjectorPart:
         """The part of injector ``i`` from sample ``at`` (a channel's composite
