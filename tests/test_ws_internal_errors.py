@@ -35,6 +35,29 @@ async def test_failing_pump_closes_with_1011_and_is_logged(server, monkeypatch, 
         assert json.loads(await ws.recv())["type"] == "data"
 
 
+async def test_a_failure_in_a_plain_wake_up_run_as_a_loop_callback_closes_with_1011(server, monkeypatch, caplog):
+    """Once streaming, a connection of plain subscriptions wakes as loop
+    callbacks (Connection._plain_tick), not in the pump task: a bug there
+    must still reach the pump, be logged and close with 1011."""
+    caplog.set_level(logging.ERROR, logger="wsgen.server.ws")
+    async with connect(server.ws_url) as ws:
+        await ws.send(json.dumps({"type": "subscribe", "id": "s", "generator": "sine",
+                                  "params": {"interval": 0.005}}))
+        assert json.loads(await ws.recv())["type"] == "subscribed"
+        seqs = [json.loads(await ws.recv())["seq"] for _ in range(5)]
+        assert seqs == list(range(seqs[0], seqs[0] + 5))
+
+        def broken_render(self, *args, **kwargs):
+            raise RuntimeError("simulated bug in sample production")
+
+        monkeypatch.setattr(Sine, "_render", broken_render)   # the next texts ahead (<= 64 samples) fail
+        with pytest.raises(ConnectionClosedError):
+            while True:
+                await ws.recv()
+        assert ws.close_code == 1011
+    assert any("pump failed" in r.getMessage() and "simulated bug" in str(r.exc_info[1]) for r in caplog.records)
+
+
 async def test_failing_message_handler_replies_internal_error_and_connection_goes_on(server, monkeypatch, caplog):
     async with connect(server.ws_url) as ws:
         await ws.send(json.dumps({"type": "subscribe", "id": "keep", "generator": "sine", "seed": 1,
