@@ -331,3 +331,44 @@ def test_slow_reader_blocks_the_plain_subscriptions_then_an_abrupt_disconnect(tm
     assert "wsgen_samples_dropped_total" not in text or re.search(
         r'^wsgen_samples_dropped_total\{[^}]*\} [1-9]', text, re.MULTILINE) is None
     assert "Traceback" not in log.read_text()
+
+
+async def test_only_plain_subscriptions_all_paused_then_resumed_and_a_general_one_added(server):
+    """A connection of plain subscriptions only wakes as loop callbacks; with
+    every one paused nothing is due (no timer at all), and a message wakes
+    it: resume goes on gap-free, and a general subscription added later is
+    served beside them."""
+    async with websockets.connect(server.ws_url) as ws:
+        for i in range(3):
+            await ws.send(json.dumps({"type": "subscribe", "id": f"p{i}", "generator": "sine", "seed": i,
+                                      "params": {"interval": 0.005}}))
+        seen: dict[str, list[int]] = {}
+
+        async def until(pred):
+            while True:
+                msg = json.loads(await asyncio.wait_for(ws.recv(), 20))
+                if msg["type"] == "data":
+                    assert "p" not in msg["id"] or seen.get(msg["id"], [msg["seq"] - 1])[-1] == msg["seq"] - 1
+                    seen.setdefault(msg["id"], []).extend(range(msg["seq"], msg["seq"] + len(msg["values"])))
+                if pred(msg):
+                    return msg
+
+        await until(lambda m: all(len(seen.get(f"p{i}", [])) >= 5 for i in range(3)))
+        paused = {}
+        for i in range(3):
+            await ws.send(json.dumps({"type": "pause", "id": f"p{i}"}))
+        for i in range(3):
+            reply = await until(lambda m: m["type"] == "paused")
+            paused[reply["id"]] = reply["seq"]
+        counts = {k: len(v) for k, v in seen.items()}
+        await asyncio.sleep(0.3)
+        for i in range(3):
+            await ws.send(json.dumps({"type": "resume", "id": f"p{i}"}))
+        await ws.send(json.dumps({"type": "subscribe", "id": "g", "generator": "random-walk", "seed": 1,
+                                  "params": {"interval": 0.005}}))
+        await until(lambda m: all(len(seen.get(k, [])) >= counts.get(k, 0) + 5 for k in ("p0", "p1", "p2", "g")))
+        for i in range(3):
+            s = seen[f"p{i}"]
+            assert s == list(range(s[0], s[0] + len(s)))        # no gap, no repeat across the pause
+            assert s[counts[f"p{i}"]] == paused[f"p{i}"]         # resumed at the seq the pause named
+        assert seen["g"][:5] == [0, 1, 2, 3, 4]

@@ -450,12 +450,14 @@ class Connection:
         next callback)."""
         loop = asyncio.get_running_loop()
         self._waiter = waiter = loop.create_future()
-        self._tick_handle = loop.call_at(when, self._plain_tick)
+        # nothing due (none, or all paused): no timer; a message pokes
+        self._tick_handle = None if math.isinf(when) else loop.call_at(when, self._plain_tick)
         try:
             await waiter
         finally:
             self._waiter = None
-            self._tick_handle.cancel()
+            if self._tick_handle is not None:
+                self._tick_handle.cancel()
 
     def _plain_tick(self) -> None:
         """One wake-up of a connection holding only plain subscriptions, as
@@ -482,8 +484,8 @@ class Connection:
             if rest or brest or self.ws.paused:
                 waiter.set_result(None)
                 return
-            self._tick_handle = asyncio.get_running_loop().call_at(max(next_due, now + self.settings.tick_s),
-                                                                   self._plain_tick)
+            self._tick_handle = None if math.isinf(next_due) else \
+                asyncio.get_running_loop().call_at(max(next_due, now + self.settings.tick_s), self._plain_tick)
         except Exception as exc:           # a bug of ours: the pump fails with it (1011, logged)
             waiter.set_exception(exc)
 
