@@ -207,7 +207,6 @@ class Generator:
         #: from what was computed before
         self.version: int = 0
         self._ahead: np.ndarray | None = None   # values rendered ahead from _ahead_seq (render_ahead)
-        self._ahead_list: list[float] | None = None   # the same as Python floats (take_list), made once
         self._ahead_seq = 0
         self._setup()
         if start_seq:
@@ -236,7 +235,7 @@ class Generator:
             ahead, i = self._ahead, n - self._ahead_seq
             if ahead is None or i < 0 or i + m > len(ahead):
                 ahead, i = self._render(n, self.render_ahead)[0], 0
-                self._ahead, self._ahead_seq, self._ahead_list = ahead, n, None
+                self._ahead, self._ahead_seq = ahead, n
             values, labels = ahead[i:i + m].copy(), None
         else:
             values, labels = self._render(n, m)
@@ -256,28 +255,6 @@ class Generator:
         if self.render_ahead < 2 or m < 1:
             raise ValueError(f"peek needs a kind with render_ahead and m >= 1 ({self.name}, m={m})")
         return self._render(self.seq, m)[0]
-
-    def take_list(self, m: int) -> list[float]:
-        """The next ``m`` values as Python floats, for a kind with
-        :attr:`render_ahead` (no labels) and ``0 < m < render_ahead``: the
-        values :meth:`take` gives (the same block rendered ahead, the same
-        floats), without building arrays (the server's one-sample messages:
-        ``wsgen.protocol.fanout``).
-
-        Raises:
-            ValueError: for a kind without ``render_ahead`` or ``m`` outside
-                ``(0, render_ahead)``.
-        """
-        if not 0 < m < self.render_ahead:
-            raise ValueError(f"take_list needs 0 < m < render_ahead ({self.render_ahead}), got {m}")
-        n = self.seq
-        ahead, i = self._ahead_list, n - self._ahead_seq
-        if ahead is None or i < 0 or i + m > len(ahead):
-            if self._ahead is None or i < 0 or i + m > len(self._ahead):
-                self._ahead, self._ahead_seq, i = self._render(n, self.render_ahead)[0], n, 0
-            ahead = self._ahead_list = self._ahead.tolist()
-        self.seq = n + m
-        return ahead[i:i + m]
 
     def seek(self, n: int) -> None:
         """Move forward to sample ``n`` (n >= seq) without producing the
@@ -300,7 +277,7 @@ class Generator:
         new = validate_params(self.Params, merged)
         old, self.params = self.params, new
         self._on_update(old, new, self.seq)
-        self._ahead = self._ahead_list = None        # rendered with the old parameters
+        self._ahead = None        # rendered with the old parameters
         self.version += 1
         return new
 

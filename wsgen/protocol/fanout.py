@@ -22,8 +22,8 @@ per wake-up and writes each due message straight to its JSON text:
   ``version``) or the pacer re-anchors its stream clock (its ``epoch``).
   A subscription's first texts ahead are fewer, 1 to 64 by its id, so that
   subscriptions started together do not all write theirs at one wake-up;
-* a few samples (a late wake-up): the JSON of a dict, the samples as floats
-  (:meth:`~wsgen.engine.base.Generator.take_list`).
+* a few samples (a late wake-up): the JSON of a dict, the samples from
+  :meth:`~wsgen.engine.base.Generator.take` as floats.
 
 The message texts of one connection's wake-up are mostly written from
 memory that another connection's wake-up has since pushed out of the CPU's
@@ -209,7 +209,7 @@ def take_plain(subs: list["SessionStream"], now: float, limit: int, deadline: fl
             lag = now - (due0 + (seq + m - 1 - seq0) * pace)   # of the last sample
             interval = pacer.interval
             msg = {"type": "data", "id": sub.id, "seq": seq, "t": pacer.wall0 + (seq - pacer.tseq0) * interval,
-                   "dt": interval, "values": gen.take_list(m)}
+                   "dt": interval, "values": gen.take(m).values.tolist()}
             if lag:
                 msg["lag"] = wire_lag(lag)
             texts.append(dumps(msg))
