@@ -15,7 +15,7 @@ import pytest
 from wsgen.engine import create
 from wsgen.protocol import encoding
 from wsgen.protocol import messages
-from wsgen.protocol.fanout import batch_text, is_plain, take_plain
+from wsgen.protocol.fanout import PlainTake, batch_text, is_plain, take_plain
 from wsgen.protocol.session import Session
 
 KINDS = [("sine", {"frequency": 3.0}), ("square", {"duty_cycle": 0.3}), ("normal", {"std_dev": 2.0}),
@@ -48,11 +48,21 @@ def general_text(sub, now: float, limit: int) -> bytes | None:
     return None if chunk is None else encoding.dumps(chunk.to_json())
 
 
-def step(a: Session, b: Session, now: float, limit: int = 8192) -> tuple[list[bytes], list[bytes]]:
-    """One wake-up of each twin: ``a`` through take_plain (and ``take`` for
-    what it hands back), ``b`` through ``take`` alone; their texts by id."""
-    plain, batched, general = a.send_order()
-    got = take_plain(plain + batched, now, limit)
+def plain_pass(order, now: float, limit: int) -> PlainTake:
+    """The send order's two passes at ``now``, as one PlainTake."""
+    p, b = order.plain_pass.take(now, limit), order.batched_pass.take(now, limit)
+    samples = {k: p.samples.get(k, 0) + b.samples.get(k, 0) for k in p.samples.keys() | b.samples.keys()}
+    return PlainTake(p.texts + b.texts, p.lags + b.lags, samples, min(p.next_due, b.next_due), p.rest + b.rest)
+
+
+def step(a: Session, b: Session, now: float, limit: int = 8192, via: str = "take_plain") -> tuple[list[bytes], list[bytes]]:
+    """One wake-up of each twin: ``a`` through take_plain (``via="pass"``:
+    the send order's PlainPass objects, as the server) and ``take`` for
+    what it hands back, ``b`` through ``take`` alone; their texts by id."""
+    order = a.send_order()
+    general = order.general
+    got = take_plain(order.plain + order.batched, now, limit) if via == "take_plain" else \
+        plain_pass(order, now, limit)
     texts = {json.loads(t)["id"]: t for t in got.texts}
     assert len(texts) == len(got.texts) == len(got.lags)
     for sub in got.rest + general:
@@ -69,7 +79,8 @@ def step(a: Session, b: Session, now: float, limit: int = 8192) -> tuple[list[by
     return texts, want
 
 
-def test_one_sample_messages_are_the_general_paths_bytes():
+@pytest.mark.parametrize("via", ["take_plain", "pass"])
+def test_one_sample_messages_are_the_general_paths_bytes(via):
     subs = [{"type": "subscribe", "id": f"s{i}", "generator": kind, "params": {**params, "interval": 0.01},
              "seed": 40 + i} for i, (kind, params) in enumerate(KINDS)]
     a, b, clock = twins(subs)
@@ -77,7 +88,7 @@ def test_one_sample_messages_are_the_general_paths_bytes():
     sent = 0
     for k in range(300):                         # every wake-up 0.3 ms after the grid point
         clock.now = a.grid + math.ceil((5000.0 - a.grid) / 0.01) * 0.01 + k * 0.01 + 0.0003
-        texts, want = step(a, b, clock.now)
+        texts, want = step(a, b, clock.now, via=via)
         assert texts == want
         sent += len(texts)
     assert sent >= 300 * len(KINDS) - len(KINDS)
@@ -89,7 +100,8 @@ def test_one_sample_messages_are_the_general_paths_bytes():
     assert one["values"][0] == ref[-1]
 
 
-def test_random_schedules_updates_and_pauses_give_the_same_bytes():
+@pytest.mark.parametrize("via", ["take_plain", "pass"])
+def test_random_schedules_updates_and_pauses_give_the_same_bytes(via):
     rng = random.Random(7)
     for trial in range(12):
         subs = []
@@ -115,7 +127,7 @@ def test_random_schedules_updates_and_pauses_give_the_same_bytes():
                 ra, rb = a.handle(json.dumps(msg)), b.handle(json.dumps(msg))
                 assert ra == rb
             limit = rng.choice([8192, 8192, 3, 1])
-            texts, want = step(a, b, clock.now, limit)
+            texts, want = step(a, b, clock.now, limit, via)
             assert texts == want, trial
             served += len(texts)
             handed_back += sum(1 for s in a.send_order().plain if s.pacer.unpaced)
@@ -134,7 +146,7 @@ def test_what_it_serves_and_what_it_hands_back():
                          {"type": "subscribe", "id": "lab", "generator": "random"},
                          {"type": "subscribe", "id": "walk", "generator": "random-walk"},
                          {"type": "subscribe", "id": "comp", "generator": {"base": {"kind": "sine"}}}])
-    plain, batched, general = a.send_order()
+    plain, batched, general = a.send_order()[:3]
     assert [s.id for s in plain] == ["p"] and [s.id for s in batched] == ["bat"]
     assert [s.id for s in general] == ["bin", "drop", "cnt", "lab", "walk", "comp"]
     assert [is_plain(s) for s in a.subscriptions.values()] == [True, False, True] + [False] * 5
@@ -245,3 +257,77 @@ def test_metrics_of_plain_messages():
     text = m.render().decode()
     assert 'wsgen_schedule_lateness_seconds_bucket{le="0.0005"} 4.0' in text
     assert 'wsgen_samples_sent_total{generator="square",path="ws"} 2.0' in text
+
+
+def test_lockstep_groups_give_the_same_bytes_across_renewals_and_late_wake_ups():
+    """Subscriptions at one pace on the connection's grid form one lockstep
+    group whatever their start (another grid point, a ``start_seq``); its
+    messages stay the general path's bytes over many renewals of the texts
+    ahead, late wake-ups (several samples: the group steps aside, then forms
+    again) and wake-ups exactly on the due time (no ``lag``)."""
+    clock = Clock()
+    a = Session(clock=clock, wall=lambda: 1.7e9 + clock.now)
+    b = Session(clock=clock, wall=lambda: 1.7e9 + clock.now)
+    b.grid = a.grid
+    rng = random.Random(11)
+    for i in range(12):
+        kind, params = KINDS[i % len(KINDS)]
+        msg = {"type": "subscribe", "id": f"g{i}", "generator": kind, "seed": 100 + i,
+               "params": {**params, "interval": 0.01}, "start_seq": rng.choice([0, 0, 7, 1000])}
+        for s in (a, b):
+            assert s.handle(json.dumps(msg))[0]["type"] == "subscribed"
+        clock.now += rng.choice([0.0, 0.004, 0.01, 0.023])       # another grid point
+        step(a, b, clock.now, via="pass")
+    msg = {"type": "subscribe", "id": "slow", "generator": "sine", "params": {"interval": 0.03}}
+    for s in (a, b):
+        s.handle(json.dumps(msg))
+    order = a.send_order()
+    first = a.subscriptions["g0"]
+    grouped = late = 0
+    for k in range(400):
+        due = first.pacer.due_time(first.generator.seq)
+        clock.now = rng.choice([due, due + 0.0004, due + 0.0004, due + 0.0004, due + 0.015, due + 0.031])
+        late += clock.now >= due + 0.01
+        texts, want = step(a, b, clock.now, via="pass")
+        assert texts == want, k
+        groups = order.plain_pass.groups
+        if groups:
+            assert [len(g.subs) for g in groups] == [12] and "slow" not in [s.id for s in groups[0].subs]
+            grouped += 1
+    assert late > 50 and grouped > 200
+    renewed = [s.texts_ahead.first for s in order.plain]
+    assert len(set(renewed)) > 3        # the members' texts ahead end at different wake-ups
+    for sa, sb in zip(a.subscriptions.values(), b.subscriptions.values()):
+        assert sa.generator.seq == sb.generator.seq and sa.stats == sb.stats
+
+
+def test_a_message_gives_a_new_pass_and_a_moved_seq_steps_the_group_aside():
+    subs = [{"type": "subscribe", "id": f"m{i}", "generator": "sine", "params": {"interval": 0.01}, "seed": i}
+            for i in range(4)]
+    a, b, clock = twins(subs)
+    order = a.send_order()
+    for _ in range(3):
+        clock.now += 0.01
+        texts, want = step(a, b, clock.now, via="pass")
+        assert texts == want and len(texts) == 4
+    assert [len(g.subs) for g in order.plain_pass.groups] == [4]
+    for s in (a, b):
+        s.handle(json.dumps({"type": "pause", "id": "m2"}))
+    assert a.send_order() is not order              # any message: a new order, groups formed again
+    order = a.send_order()
+    clock.now += 0.01
+    texts, want = step(a, b, clock.now, via="pass")
+    assert texts == want and sorted(texts) == ["m0", "m1", "m3"]
+    assert [[s.id for s in g.subs] for g in order.plain_pass.groups] == [["m0", "m1", "m3"]]
+    assert [s.id for s in order.plain_pass.loose] == ["m2"]
+    # a member's seq moved by something else (as the general take would): not served by the group
+    for s in (a, b):
+        s.subscriptions["m1"].generator.seek(s.subscriptions["m1"].generator.seq + 5)
+    clock.now += 0.01
+    texts, want = step(a, b, clock.now, via="pass")
+    assert texts == want and sorted(texts) == ["m0", "m3"]      # m1 is 5 samples ahead of its schedule
+    assert order.plain_pass.groups is None          # formed again at the next take
+    clock.now += 0.01
+    texts, want = step(a, b, clock.now, via="pass")
+    assert texts == want
+    assert [[s.id for s in g.subs] for g in order.plain_pass.groups] == [["m0", "m3"]]

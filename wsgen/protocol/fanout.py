@@ -30,6 +30,12 @@ memory that another connection's wake-up has since pushed out of the CPU's
 caches: writing 64 at once from one subscription's state is what makes them
 cheap, more than the fewer Python steps.
 
+Subscriptions at one pace on the connection's pacing grid fall due at the
+same instants: :class:`PlainPass` serves each such *lockstep* group with
+one look at its schedule, and each member's message is then its text ahead
+and the group's shared end. The pump serves a connection's plain
+subscriptions through the passes of its send order.
+
 A batched plain subscription's message goes in the wake-up's ``batch``
 message, whose text is the data messages' texts joined
 (:func:`batch_text`).
@@ -58,7 +64,7 @@ from wsgen.protocol.encoding import wire_lag
 if TYPE_CHECKING:
     from wsgen.protocol.session import SessionStream
 
-__all__ = ["PlainTake", "SendOrder", "TextsAhead", "batch_text", "is_plain", "take_plain"]
+__all__ = ["PlainPass", "PlainTake", "SendOrder", "TextsAhead", "batch_text", "is_plain", "take_plain"]
 
 #: Plain subscriptions served between two looks at the clock: one wake-up
 #: stops at ``deadline`` and hands the rest back (a few microseconds each).
@@ -82,18 +88,31 @@ def is_plain(sub: "SessionStream") -> bool:
 
 class SendOrder(NamedTuple):
     """A connection's subscriptions as a wake-up serves them
-    (:meth:`Session.send_order <wsgen.protocol.session.Session.send_order>`).
+    (:meth:`Session.send_order <wsgen.protocol.session.Session.send_order>`),
+    valid until a message changes them.
 
     Attributes:
         plain: plain subscriptions sending their own frames (:func:`take_plain`).
         batched: plain subscriptions whose messages share the ``batch`` message.
         general: the others (``take``): those sending their own frames
             first, the batched ones last.
+        plain_pass: the pass serving ``plain`` (:class:`PlainPass`).
+        batched_pass: the pass serving ``batched``.
     """
 
     plain: list["SessionStream"]
     batched: list["SessionStream"]
     general: list["SessionStream"]
+    plain_pass: "PlainPass"
+    batched_pass: "PlainPass"
+
+    @classmethod
+    def of(cls, subs: list["SessionStream"]) -> "SendOrder":
+        """The order of ``subs`` (plain ones flagged ``plain`` at subscribe)."""
+        plain = [s for s in subs if s.plain and not s.batch]
+        batched = [s for s in subs if s.plain and s.batch]
+        general = [s for s in subs if not s.plain and not s.batch] + [s for s in subs if not s.plain and s.batch]
+        return cls(plain, batched, general, PlainPass(plain), PlainPass(batched))
 
 
 def batch_text(texts: list[bytes]) -> bytes:
@@ -233,3 +252,166 @@ def _until(subs: list, deadline: float, clock, rest: list):
             rest.extend(subs[start:])
             return
         yield from subs[start:start + _CLOCK_EVERY]
+
+
+class PlainPass:
+    """:func:`take_plain` over one list of plain subscriptions, with those
+    in lockstep served together.
+
+    Subscriptions on one pacing grid at one pace fall due at the same
+    instants (pacing.py: a connection's streams of up to ``align_s``
+    between samples start on its grid): their due times are the same float
+    while none is paused, updated or late. A *lockstep* group is such a set
+    (two or more with the same ``pace``, ``due0`` and ``seq - seq0``). At a
+    wake-up one look at the group's schedule says whether one sample of
+    each is due, and then each member's message is its text ahead and the
+    shared end (``lag``): the per-subscription part is a list index, a
+    concatenation and three counters. The texts are those take_plain
+    writes, byte for byte (the same :class:`TextsAhead`, the same due time
+    and ``lag``).
+
+    The groups are formed at the first take and again after one could not
+    be served this way (a late wake-up owing more than one sample, or a
+    member's ``seq`` moved by something else). Subscriptions in no group
+    (alone at their pace, paused, unpaced) go through take_plain. A message
+    changes the send order, and so the pass
+    (:meth:`Session.send_order <wsgen.protocol.session.Session.send_order>`):
+    a group never outlives a pause, resume or update of a member.
+    """
+
+    __slots__ = ("subs", "groups", "loose")
+
+    def __init__(self, subs: list["SessionStream"]) -> None:
+        self.subs = subs
+        self.groups: list[_Lockstep] | None = None    # formed at the first take
+        self.loose: list["SessionStream"] = subs
+
+    def take(self, now: float, limit: int, deadline: float = math.inf, clock=time.monotonic) -> PlainTake:
+        """:func:`take_plain` of the subscriptions at ``now``: the same
+        messages (lockstep groups first), lags, samples, next due time and
+        subscriptions handed back."""
+        if self.groups is None:
+            self._regroup()
+        if not self.groups:
+            return take_plain(self.loose, now, limit, deadline, clock)
+        texts: list[bytes] = []
+        lags: list[float] = []
+        samples: dict[str, int] = {}
+        next_due = math.inf
+        aside: list = []
+        for group in self.groups:
+            due = group.take(now, texts, lags, samples)
+            if due is None:
+                aside += group.subs
+                if group.broken:
+                    self.groups = None        # formed again at the next take
+            elif due < next_due:
+                next_due = due
+        loose = aside + self.loose if aside else self.loose
+        if not loose:
+            return PlainTake(texts, lags, samples, next_due, [])
+        got = take_plain(loose, now, limit, deadline, clock)
+        texts += got.texts
+        lags += got.lags
+        for name, n in got.samples.items():
+            samples[name] = samples.get(name, 0) + n
+        return PlainTake(texts, lags, samples, min(next_due, got.next_due), got.rest)
+
+    def _regroup(self) -> None:
+        by_schedule: dict[tuple, list] = {}
+        loose = []
+        for sub in self.subs:
+            pacer = sub.pacer
+            if sub.paused or sub.held or not pacer.pace:
+                loose.append(sub)
+            else:
+                by_schedule.setdefault((pacer.pace, pacer.due0, sub.generator.seq - pacer.seq0), []).append(sub)
+        groups = []
+        for members in by_schedule.values():
+            if len(members) > 1:
+                groups.append(_Lockstep(members))
+            else:
+                loose += members
+        self.groups, self.loose = groups, loose
+
+
+class _Lockstep:
+    """Plain subscriptions falling due at the same instants
+    (:class:`PlainPass`). Positions are counted in ``j = seq - seq0``, the
+    same for every member; member ``i``'s ``seq`` is ``j + offsets[i]``.
+
+    Attributes:
+        broken: True once the members' ``seq`` no longer keep their
+            offsets (nothing does that while the pass lives, but a group
+            checks it at every take).
+    """
+
+    __slots__ = ("subs", "gens", "pacer", "offsets", "refs", "renew", "names", "broken")
+
+    def __init__(self, subs: list["SessionStream"]) -> None:
+        self.subs = subs
+        self.gens = [s.generator for s in subs]
+        self.pacer = pacer = subs[0].pacer
+        j = subs[0].generator.seq - pacer.seq0
+        self.offsets = [g.seq - j for g in self.gens]
+        self.broken = False
+        self.names: dict[str, int] = {}
+        for g in self.gens:
+            self.names[g.name] = self.names.get(g.name, 0) + 1
+        self.refs: list[tuple[list[bytes], int]] = []
+        for sub, gen, offset in zip(subs, self.gens, self.offsets):
+            ahead = sub.texts_ahead           # as take_plain checks it
+            if ahead is None:
+                ahead = sub.texts_ahead = TextsAhead(sub, 1 + zlib.crc32(sub.id.encode()) % AHEAD)
+            elif not 0 <= gen.seq - ahead.first < len(ahead.texts) or ahead.epoch != sub.pacer.epoch \
+                    or ahead.version != gen.version:
+                ahead = sub.texts_ahead = TextsAhead(sub)
+            self.refs.append((ahead.texts, ahead.first - offset))     # text of j: texts[j - (first - offset)]
+        self.renew = min(len(texts) + start for texts, start in self.refs)   # the first j some member lacks
+
+    def take(self, now: float, texts: list[bytes], lags: list[float], samples: dict[str, int]) -> float | None:
+        """Append each member's message if one sample each is due at
+        ``now``; return the next due time, or None (nothing taken: the
+        members go through take_plain) when more than one sample is due (a
+        late wake-up) or the group is :attr:`broken`."""
+        gens, offsets = self.gens, self.offsets
+        j = gens[0].seq - offsets[0]
+        for gen, offset in zip(gens, offsets):
+            if gen.seq - offset != j:
+                self.broken = True
+                return None
+        pacer = self.pacer
+        due0, pace = pacer.due0, pacer.pace
+        # the members' own expression, due0 + (seq - seq0) * pace: seq - seq0 == j for each
+        due = due0 + j * pace
+        if due > now:
+            return due
+        next_due = due0 + (j + 1) * pace
+        if next_due <= now:
+            return None                   # a late wake-up: take_plain's several-sample messages
+        lag = now - due
+        end = b',"lag":%b}' % orjson.dumps(wire_lag(lag)) if lag else b"}"
+        if j >= self.renew:
+            self._renew(j)
+        texts += [t[j - start] + end for t, start in self.refs]
+        lags += [lag] * len(gens)
+        for gen in gens:
+            gen.seq += 1
+        for sub in self.subs:
+            sub.samples_sent += 1
+            sub.messages_sent += 1
+        for name, n in self.names.items():
+            samples[name] = samples.get(name, 0) + n
+        return next_due
+
+    def _renew(self, j: int) -> None:
+        """Point at the texts ahead of ``j`` of each member, written anew
+        for those that have none (their last ones were sent, or a late
+        wake-up went past them)."""
+        refs, subs, offsets = self.refs, self.subs, self.offsets
+        for i, (texts, start) in enumerate(refs):
+            if not 0 <= j - start < len(texts):
+                sub = subs[i]
+                ahead = sub.texts_ahead = TextsAhead(sub)
+                refs[i] = (ahead.texts, ahead.first - offsets[i])
+        self.renew = min(len(texts) + start for texts, start in refs)

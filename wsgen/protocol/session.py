@@ -288,6 +288,7 @@ class Session:
         if named_session.wants(self, msg):
             return named_session.apply(self, msg)
         handler = getattr(self, "_on_" + msg.type)
+        self._order = None       # what a wake-up serves, and how, may change (fanout.PlainPass)
         return handler(msg)
 
     def subscribe_url(self, name: str, query: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -354,17 +355,14 @@ class Session:
         return min((s.next_due() for s in self.subscriptions.values()), default=math.inf)
 
     def send_order(self) -> "fanout.SendOrder":
-        """The subscriptions in three lists (cached until one is added or
-        removed): the plain ones (:func:`wsgen.protocol.fanout.take_plain`
+        """The subscriptions in three lists, and the passes serving the
+        plain ones (cached until a message is applied: a pause, resume or
+        update changes what a pass may assume): the plain ones (:func:`wsgen.protocol.fanout.take_plain`
         serves them) sending their own frames, the plain batched ones, and
         the others, those sending their own frames first and the batched
         ones last."""
         if self._order is None:
-            subs = list(self.subscriptions.values())
-            self._order = fanout.SendOrder([s for s in subs if s.plain and not s.batch],
-                                           [s for s in subs if s.plain and s.batch],
-                                           [s for s in subs if not s.plain and not s.batch]
-                                           + [s for s in subs if not s.plain and s.batch])
+            self._order = fanout.SendOrder.of(list(self.subscriptions.values()))
         return self._order
 
     def close(self) -> None:
@@ -543,6 +541,7 @@ class Session:
         """The reply to an update applied off the event loop (``self.offload``);
         the pump takes nothing from the stream meanwhile (``sub.held``)."""
         old, sub.held = sub.generator.params, True
+        self._order = None
         try:
             new = await self.offload(self._apply_update, sub.generator, msg)
             return self._updated(sub, msg, old, new)[0]
@@ -556,6 +555,7 @@ class Session:
                            "the server); the connection and its other subscriptions go on", msg.id)
         finally:
             sub.held = False
+            self._order = None
 
     def _updated(self, sub: "SessionStream", msg: P.Update, old: GeneratorParams,
                  new: GeneratorParams) -> list[dict[str, Any]]:

@@ -32,7 +32,7 @@ from wsgen.engine import ANOMALY_KINDS, GENERATORS
 from wsgen.server.logsummary import Summary
 from wsgen.server.receipts import ReadReceipts
 from wsgen.server.frames import send_frames, write_texts
-from wsgen.protocol.fanout import PlainTake, batch_text, take_plain
+from wsgen.protocol.fanout import PlainTake, batch_text
 from wsgen.protocol.session import Chunk, Session
 
 log = logging.getLogger("wsgen.server.ws")
@@ -423,11 +423,11 @@ class Connection:
         and samples by generator, the next due time, and the subscriptions
         handed back (unbatched, batched)."""
         limit, deadline = self.settings.max_block, now + RENDER_BUDGET_S
-        texts, lags, counts, next_due, rest = take_plain(order.plain, now, limit, deadline) \
+        texts, lags, counts, next_due, rest = order.plain_pass.take(now, limit, deadline) \
             if order.plain else _NONE_PLAIN
         if not order.batched:
             return texts, [], lags, counts, next_due, rest, []
-        btexts, blags, bcounts, bnext_due, brest = take_plain(order.batched, now, limit, deadline)
+        btexts, blags, bcounts, bnext_due, brest = order.batched_pass.take(now, limit, deadline)
         if btexts:
             lags = lags + blags
             counts = {k: counts.get(k, 0) + bcounts.get(k, 0) for k in counts.keys() | bcounts.keys()}
