@@ -35,7 +35,7 @@ def test_text_rules_and_their_limits():
     opts, errors = controls_from_text({"count": "0", "duration": "inf", "start_seq": str(MAX_SEQ + 1),
                                        "speed": "0", "format": "xml"}, {"duration": "stream_duration"})
     assert {(e["field"], e["value"], e["message"]) for e in errors} == {
-        ("count", "0", "must be an integer in [1, 2**53] (samples)"),
+        ("count", "0", "must be an integer in [1, 2**53] (samples), with start_seq + count <= 2**53"),
         ("stream_duration", "inf", f"must be a number of seconds in (0, {MAX_DURATION_S:g}]"),
         ("start_seq", str(MAX_SEQ + 1), "must be an integer in [0, 2**53]"),
         ("speed", "0", 'must be a number in (0, 1e6] or "max"'),
@@ -47,6 +47,28 @@ def test_text_rules_and_their_limits():
         with pytest.raises(P.ProtocolError) as exc:
             P.parse_client_message(json.dumps({"type": "subscribe", "generator": "sine", **bad}))
         assert exc.value.details[0]["field"] == next(iter(bad))
+
+
+def test_no_seq_of_a_counted_stream_passes_2_53():
+    """start_seq + count (the ``ended`` message's next seq) stays within the
+    integers JavaScript holds exactly, on both transports."""
+    opts, errors = controls_from_text({"start_seq": str(MAX_SEQ - 3), "count": "3"})
+    assert errors == [] and (opts.start_seq, opts.count) == (MAX_SEQ - 3, 3)
+    opts, errors = controls_from_text({"start_seq": str(MAX_SEQ - 3), "count": "4"})
+    assert errors == [{"field": "count", "value": "4",
+                       "message": "must be an integer in [1, 2**53] (samples), with start_seq + count <= 2**53"}]
+    assert (opts.start_seq, opts.count) == (MAX_SEQ - 3, None)
+    with pytest.raises(P.ProtocolError) as exc:
+        P.parse_client_message(json.dumps({"type": "subscribe", "generator": "sine", "start_seq": MAX_SEQ - 3,
+                                           "count": 4}))
+    assert exc.value.details[0]["field"] == "count"
+    assert exc.value.details[0]["message"] == ("start_seq + count must be at most 2**53 (the seq after the last "
+                                               f"sample): with start_seq {MAX_SEQ - 3}, count must be at most 3")
+    with pytest.raises(P.ProtocolError) as exc:
+        P.parse_client_message(json.dumps({"type": "subscribe", "generator": "sine", "start_seq": MAX_SEQ,
+                                           "count": 1}))
+    assert exc.value.details[0]["message"].endswith("with start_seq 9007199254740992, no count fits")
+    assert P.parse_client_message(json.dumps({"type": "subscribe", "generator": "sine", "start_seq": MAX_SEQ}))
 
 
 def test_openapi_parameters_are_generated_from_the_model():

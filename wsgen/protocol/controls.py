@@ -26,7 +26,8 @@ import math
 import re
 from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo,
+                      WithJsonSchema, field_validator)
 
 from wsgen.engine.base import SEED_LIMIT, SEED_RULE
 from wsgen.protocol import lines
@@ -132,6 +133,19 @@ class StreamControls(BaseModel):
                           "the first sample's (stream seconds; at speed 1 also seconds of delivery). Default: "
                           "endless.")
 
+    @field_validator("count")
+    @classmethod
+    def _last_seq_fits(cls, count: int | None, info: ValidationInfo) -> int | None:
+        """Every seq the stream reports (up to ``start_seq + count``, the
+        ``ended`` message's next seq) is at most :data:`MAX_SEQ` (the
+        integers JavaScript holds exactly)."""
+        start = info.data.get("start_seq", 0)
+        if count is not None and start + count > MAX_SEQ:
+            room = f"count must be at most {MAX_SEQ - start}" if start < MAX_SEQ else "no count fits"
+            raise ValueError(f"start_seq + count must be at most 2**53 (the seq after the last sample): "
+                             f"with start_seq {start}, {room}")
+        return count
+
 
 class HttpStreamControls(StreamControls):
     """:class:`StreamControls` plus those of an HTTP response."""
@@ -171,7 +185,7 @@ CONTROLS: dict[str, dict[str, Any]] = {
 TEXT_RULES: dict[str, str] = {
     "seed": SEED_RULE,
     "speed": SPEED_RULE,
-    "count": "must be an integer in [1, 2**53] (samples)",
+    "count": "must be an integer in [1, 2**53] (samples), with start_seq + count <= 2**53",
     "duration": f"must be a number of seconds in (0, {MAX_DURATION_S:g}]",
     "start_seq": "must be an integer in [0, 2**53]",
     "format": "must be one of: " + ", ".join(lines.FORMATS),
