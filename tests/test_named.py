@@ -203,6 +203,37 @@ def test_effective_seq_is_one_margin_ahead_and_late_requests_are_refused():
     assert info.value.code == "unknown_stream" and TEMP in info.value.message
 
 
+def base_params(params: dict) -> dict:
+    """A waveform stream's own parameters (it runs as a composition over its kind)."""
+    return params["base"]["params"]
+
+
+def test_params_at_a_seq_are_those_its_sample_is_generated_with():
+    clock = [1_800_000_000.0]
+    named = NamedStreams(margin_s=0.25, clock=lambda: clock[0])
+    for e in _entries(named):
+        named.apply(e)
+    s = named.streams[TEMP]
+    o = s.origin
+    first = base_params(s.latest)
+    named.apply({"op": "update", "name": TEMP, "seq": o + 100, "params": {"amplitude": 2}})
+    named.apply({"op": "update", "name": TEMP, "seq": o + 300, "params": {"offset": 10}})
+    assert base_params(s.params_at(o)) == base_params(s.params_at(o + 99)) == first
+    assert base_params(s.params_at(o + 100)) == base_params(s.params_at(o + 299)) == {**first, "amplitude": 2.0}
+    assert s.params_at(o + 300) == s.latest
+    assert base_params(s.latest) == {**first, "amplitude": 2.0, "offset": 10.0}
+    assert [(c.seq, base_params(p)["offset"]) for c, p in s.changes_after(o + 100)] == [(o + 300, 10.0)]
+    assert [c.seq for c, _ in s.changes_after(o + 99)] == [o + 100, o + 300]
+    assert s.changes_after(o + 300) == []
+    # the generator agrees: each sample is the plain generator's with the params at its seq
+    s.advance(o + 400)
+    got = s.read(o + 50, o + 400).values
+    for seq in (o + 50, o + 99, o + 100, o + 299, o + 300, o + 399):
+        ref = create("sine", base_params(s.params_at(seq)), seed=7)
+        ref.seek(seq - o)
+        assert ref.take(1).values[0] == got[seq - o - 50], seq
+
+
 # -- a real server -------------------------------------------------------------------------
 
 @pytest.fixture
@@ -288,6 +319,46 @@ async def test_two_subscribers_same_values_and_an_update_from_the_same_seq(plant
         assert min(got) == start
         assert all(got[s] == expect[s] for s in got if s in expect)
         del back
+
+
+async def test_a_subscriber_hears_of_the_changes_its_samples_will_cross(plant):
+    """A change set ahead (or one a history start crosses) was announced
+    before the subscriber came: its ``subscribed`` carries the params of its
+    first sample, then an ``updated`` for each later change."""
+    async with connect(plant.ws_url) as ws:
+        r = Reader(ws)
+        await ws.send(json.dumps({"type": "subscribe", "id": "a", "stream": TEMP}))
+        await r.pump(lambda: r.of("subscribed"))
+        await ws.send(json.dumps({"type": "update", "id": "op1", "stream": TEMP, "params": {"offset": 0},
+                                  "admin_token": ADMIN}))
+        await r.pump(lambda: any(m.get("id") == "op1" for m in r.of("updated")))
+        near = next(m for m in r.of("updated") if m["id"] == "op1")["seq"]
+        await r.pump(lambda: r.values and max(r.values) > near + 2)
+        at = max(r.values) + 1500                             # 30 s ahead
+        await ws.send(json.dumps({"type": "update", "id": "op2", "stream": TEMP, "params": {"amplitude": 50},
+                                  "seq": at, "admin_token": ADMIN}))
+        await r.pump(lambda: any(m.get("id") == "op2" for m in r.of("updated")))
+
+        async def subscribe(id: str, told: int, **extra) -> tuple[dict, list[dict]]:
+            await ws.send(json.dumps({"type": "subscribe", "id": id, "stream": TEMP, **extra}))
+            await r.pump(lambda: len([m for m in r.of("updated") if m["id"] == id]) >= told)
+            sub = next(m for m in r.of("subscribed") if m["id"] == id)
+            updates = [m for m in r.of("updated") if m["id"] == id]
+            assert r.other.index(updates[0]) == r.other.index(sub) + 1       # right after its subscribed
+            return sub, updates
+
+        sub, told = await subscribe("b", 1)                   # live: the change ahead
+        assert sub["seq"] < at
+        assert (base_params(sub["params"])["offset"], base_params(sub["params"])["amplitude"]) == (0.0, 5.0)
+        assert [(m["seq"], m["op"], base_params(m["params"])["amplitude"], m["changes"]) for m in told] == \
+            [(at, "update", 50.0, {"amplitude": 50})]
+        sub, told = await subscribe("c", 1, start_seq=near)   # from the first changed sample
+        assert (sub["seq"], base_params(sub["params"])["offset"], base_params(sub["params"])["amplitude"]) == \
+            (near, 0.0, 5.0)
+        assert [m["seq"] for m in told] == [at]
+        sub, told = await subscribe("d", 2, start_seq=near - 1)   # from the sample before it: both changes
+        assert (base_params(sub["params"])["offset"], base_params(sub["params"])["amplitude"]) == (80.0, 5.0)
+        assert [(m["seq"], m["changes"]) for m in told] == [(near, {"offset": 0}), (at, {"amplitude": 50})]
 
 
 async def test_http_stream_list_and_operator_endpoints(plant):

@@ -49,6 +49,7 @@ import logging
 import math
 import time
 import weakref
+from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -306,8 +307,12 @@ class SharedStream:
         self.subscribers: weakref.WeakSet = weakref.WeakSet()
         #: latest parameters after every change in the log (validation of new requests)
         self.latest: dict[str, Any] = self._initial_params()
+        self._initial = self.latest
+        #: the parameters after each change of ``changes`` (:meth:`params_at`)
+        self._after: list[dict[str, Any]] = []
         for c in self.changes:
             self.latest = self._merged(c)
+            self._after.append(self.latest)
         # the shared schedule: sample n due at monotonic epoch + n * interval - (wall - mono)
         wall, mono = time.time(), time.monotonic()
         seq0 = max(origin, self.seq_due_at(wall))
@@ -356,6 +361,18 @@ class SharedStream:
         spec = get_spec(self.d.generator)
         return validate_params(spec.params_model, {**self.latest, **c.payload}).model_dump()
 
+    def params_at(self, seq: int) -> dict[str, Any]:
+        """The parameters sample ``seq`` is generated with: those after the
+        last change at or before ``seq`` (changes are kept in seq order)."""
+        i = bisect_right([c.seq for c in self.changes], seq)
+        return self._after[i - 1] if i else self._initial
+
+    def changes_after(self, seq: int) -> list[tuple[Change, dict[str, Any]]]:
+        """The changes applying after sample ``seq``, each with the
+        parameters after it, in seq order."""
+        i = bisect_right([c.seq for c in self.changes], seq)
+        return list(zip(self.changes[i:], self._after[i:]))
+
     def check_change(self, op: str, payload: dict[str, Any]) -> None:
         """Refuse a change that cannot apply (NamedError ``invalid_params`` or
         ``not_supported``), before it goes into the log."""
@@ -398,6 +415,7 @@ class SharedStream:
             log.warning("named stream %s: %s at seq %d cannot apply (%s); skipped", self.name, c.op, c.seq, exc)
             return c, False
         self.changes.append(c)
+        self._after.append(self.latest)
         late = c.seq < self.gen_seq and self.gen is not None
         if late:
             self.late_rebuilds += 1

@@ -215,10 +215,12 @@ def _on_subscribe(session: Session, msg: P.Subscribe) -> list[Any]:
     session.subscriptions[sub_id] = sub
     session._order = None
     stream.subscribers.add(sub)
-    reply = P.subscribed(sub_id, stream.kind, stream.latest, stream.d.effective_seed, seq, 1.0, msg.backpressure,
-                         msg.encoding, stream.interval, msg.batch)
+    # the parameters of its first sample; then each change its samples will cross (those at
+    # later seqs, already in the log), as the stream's subscribers were told of it
+    reply = P.subscribed(sub_id, stream.kind, stream.params_at(seq), stream.d.effective_seed, seq, 1.0,
+                         msg.backpressure, msg.encoding, stream.interval, msg.batch)
     reply.update(stream=stream.name, epoch=stream.epoch, origin=stream.origin, live_seq=live, oldest_seq=oldest)
-    return [reply]
+    return [reply] + [updated(sub_id, stream.name, change, params) for change, params in stream.changes_after(seq)]
 
 
 def subscribe_url(session: Session, name: str, query: Mapping[str, str]) -> list[dict[str, Any]]:
