@@ -91,6 +91,24 @@ def test_scenario_errors_name_file_stream_and_field(text, expected):
     assert expected in str(info.value), str(info.value)
 
 
+def test_a_definition_reports_its_params_problems_with_its_other_ones():
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario("streams:\n - {name: a, generator: sine, params: {amplitude: fast}, interval: 1, "
+                       "history: -5}\n - {name: b, generator: normal, params: {std_dev: -1}, interval: 0.1, "
+                       "epoch: x}", "plant.yaml")
+    lines = str(info.value).splitlines()
+    assert [line.split(":")[1:3] for line in lines] == [
+        [" streams[0] (a)", " history"], [" streams[0] (a)", " params.amplitude"],
+        [" streams[1] (b)", " epoch"], [" streams[1] (b)", " params.std_dev"]], lines
+    # params are checked with the interval: not when the interval itself is wrong
+    with pytest.raises(InvalidParams) as exc:
+        validate_def({"name": "a", "generator": "sine", "params": {"amplitude": "fast"}, "interval": 0})
+    assert [d["field"] for d in exc.value.details] == ["interval"]
+    with pytest.raises(InvalidParams) as exc:
+        validate_def({"name": "a", "generator": "sine", "params": {"interval": 2}, "interval": 1, "history": -1})
+    assert [d["field"] for d in exc.value.details] == ["history", "params.interval"]
+
+
 def test_a_missing_interval_is_named_with_what_it_takes():
     with pytest.raises(ScenarioError) as info:
         parse_scenario("streams:\n - {name: a, generator: sine}", "plant.yaml")

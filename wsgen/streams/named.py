@@ -181,9 +181,38 @@ def validate_def(data: Mapping[str, Any] | StreamDef) -> StreamDef:
         try:
             d = StreamDef.model_validate(data)
         except ValidationError as exc:
-            raise InvalidParams(_pydantic_details(exc)) from None
+            details = _pydantic_details(exc)
+            raise InvalidParams(details + _params_details(data, details)) from None
     build(d)
     return d
+
+
+def _params_details(data: Mapping[str, Any], details: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The problems of a registry kind's ``params`` in a definition whose
+    other fields failed (``details``), so that one pass reports them all;
+    none when the kind, the params or the interval (which the params are
+    checked with) are among the failures, or for a composition."""
+    failed = {str(d.get("field", "")).split(".")[0] for d in details}
+    kind, params = data.get("generator"), data.get("params", {})
+    if failed & {"generator", "params", "interval"} or not isinstance(kind, str) or not isinstance(params, Mapping):
+        return []
+    try:
+        spec = get_spec(kind)
+    except UnknownGenerator:
+        return []
+    field_name = spec.interval_field
+    if field_name in params:
+        return [_interval_in_params(field_name, params[field_name])]
+    try:
+        validate_params(spec.params_model, {**params, field_name: data["interval"]})
+    except InvalidParams as exc:
+        return _prefixed(exc.details, "params.")
+    return []
+
+
+def _interval_in_params(field_name: str, value: Any) -> dict[str, Any]:
+    return {"field": f"params.{field_name}", "value": value,
+            "message": "a named stream's interval is its top-level interval; leave it out of params"}
 
 
 def _wrapped(d: StreamDef) -> bool:
@@ -237,9 +266,7 @@ def build(d: StreamDef, start: int = 0) -> Generator:
         raise InvalidParams([{"field": "generator", "value": d.generator, "message": str(exc)}]) from None
     field_name = spec.interval_field
     if field_name in d.params:
-        raise InvalidParams([{"field": f"params.{field_name}", "value": d.params[field_name],
-                              "message": "a named stream's interval is its top-level interval; leave it out "
-                                         "of params"}])
+        raise InvalidParams([_interval_in_params(field_name, d.params[field_name])])
     if _wrapped(d):
         # validate as the kind itself first, so errors name params.<field>
         try:
