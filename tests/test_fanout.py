@@ -331,3 +331,25 @@ def test_a_message_gives_a_new_pass_and_a_moved_seq_steps_the_group_aside():
     texts, want = step(a, b, clock.now, via="pass")
     assert texts == want
     assert [[s.id for s in g.subs] for g in order.plain_pass.groups] == [["m0", "m3"]]
+
+
+def test_subscriptions_apart_when_the_groups_formed_come_into_one_group():
+    subs = [{"type": "subscribe", "id": f"k{i}", "generator": "sine", "params": {"interval": 0.01}, "seed": i}
+            for i in range(4)]
+    a, b, clock = twins(subs)
+    order = a.send_order()
+    first = a.subscriptions["k0"]
+    due = first.pacer.due_time(first.generator.seq)
+    clock.now = due + 0.0002
+    got = take_plain([a.subscriptions["k0"], a.subscriptions["k1"]], clock.now, 8192)   # k2, k3 stay behind
+    assert len(got.texts) == 2
+    for s in ("k0", "k1"):
+        b.subscriptions[s].take(clock.now, 8192)
+    sizes = []
+    for k in range(80):
+        clock.now = due + (k + 1) * 0.01 + 0.0002
+        texts, want = step(a, b, clock.now, via="pass")
+        assert texts == want and len(texts) == 4, k
+        sizes.append(sorted(len(g.subs) for g in order.plain_pass.groups))
+    assert sizes[0] == [2, 2] and sizes[-1] == [4]
+    assert sizes.index([4]) <= 65

@@ -72,6 +72,9 @@ _CLOCK_EVERY = 64
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 #: One-sample data messages written ahead at once (:class:`TextsAhead`).
 AHEAD = 64
+#: Takes between two formings of a pass's lockstep groups while some of its
+#: subscriptions are in none (:class:`PlainPass`).
+REGROUP_EVERY = 64
 
 
 def is_plain(sub: "SessionStream") -> bool:
@@ -270,21 +273,25 @@ class PlainPass:
     writes, byte for byte (the same :class:`TextsAhead`, the same due time
     and ``lag``).
 
-    The groups are formed at the first take and again after one could not
-    be served this way (a late wake-up owing more than one sample, or a
-    member's ``seq`` moved by something else). Subscriptions in no group
-    (alone at their pace, paused, unpaced) go through take_plain. A message
+    The groups are formed at the first take, again after one broke (a
+    member's ``seq`` moved by something else), and every
+    :data:`REGROUP_EVERY` takes while some subscriptions are in none
+    (formed at a late wake-up, two of one schedule may have been a sample
+    apart). Subscriptions in no group (alone at their pace, paused,
+    unpaced) go through take_plain; so do a group's members at a late
+    wake-up (owing more than one sample). A message
     changes the send order, and so the pass
     (:meth:`Session.send_order <wsgen.protocol.session.Session.send_order>`):
     a group never outlives a pause, resume or update of a member.
     """
 
-    __slots__ = ("subs", "groups", "loose")
+    __slots__ = ("subs", "groups", "loose", "_until_regroup")
 
     def __init__(self, subs: list["SessionStream"]) -> None:
         self.subs = subs
         self.groups: list[_Lockstep] | None = None    # formed at the first take
         self.loose: list["SessionStream"] = subs
+        self._until_regroup = 0
 
     def take(self, now: float, limit: int, deadline: float = math.inf, clock=time.monotonic) -> PlainTake:
         """:func:`take_plain` of the subscriptions at ``now``: the same
@@ -292,6 +299,9 @@ class PlainPass:
         subscriptions handed back."""
         if self.groups is None:
             self._regroup()
+        elif self._until_regroup <= 0:
+            self._regroup()              # subscriptions that were apart may have come into step
+        self._until_regroup -= 1
         if not self.groups:
             return take_plain(self.loose, now, limit, deadline, clock)
         texts: list[bytes] = []
@@ -333,6 +343,10 @@ class PlainPass:
             else:
                 loose += members
         self.groups, self.loose = groups, loose
+        # formed at a late wake-up, streams of one schedule may have been apart (one behind):
+        # look again after a while while some are not in a group or one schedule has two
+        apart = loose or len({(g.pacer.pace, g.pacer.due0) for g in groups}) < len(groups)
+        self._until_regroup = REGROUP_EVERY if apart else 1 << 62
 
 
 class _Lockstep:
