@@ -353,3 +353,29 @@ def test_subscriptions_apart_when_the_groups_formed_come_into_one_group():
         sizes.append(sorted(len(g.subs) for g in order.plain_pass.groups))
     assert sizes[0] == [2, 2] and sizes[-1] == [4]
     assert sizes.index([4]) <= 65
+
+
+@pytest.mark.parametrize("via", ["take_plain", "pass"])
+def test_an_update_that_gives_a_replay_labels_takes_it_off_the_plain_pass(via):
+    """A replay given a ``label_column`` by an update has labels (and no
+    samples rendered ahead): its data messages carry ``labels``, from the
+    general path, as its twin's; without the label column again it is
+    plain again. (The pass used to write texts ahead of it: ValueError from
+    ``peek``, and the server closed the connection with 1011.)"""
+    a, b, clock = twins([{"type": "subscribe", "id": f"r{i}", "generator": "replay", "params": {"interval": 0.01}}
+                         for i in range(3)])
+    for _ in range(5):
+        clock.now += 0.01
+        texts, want = step(a, b, clock.now, via=via)
+        assert texts == want and len(texts) == 3
+    for change, labelled in (({"label_column": "label"}, True), ({"label_column": ""}, False)):
+        msg = json.dumps({"type": "update", "id": "r0", "params": change})
+        assert a.handle(msg) == b.handle(msg)
+        assert [s.id for s in a.send_order().plain] == (["r1", "r2"] if labelled else ["r0", "r1", "r2"])
+        for _ in range(70):                         # past the texts ahead written before the update
+            clock.now += 0.01
+            texts, want = step(a, b, clock.now, via=via)
+            assert texts == want and len(texts) == 3
+            assert ("labels" in json.loads(texts["r0"])) is labelled
+    for sa, sb in zip(a.subscriptions.values(), b.subscriptions.values()):
+        assert sa.generator.seq == sb.generator.seq and sa.stats == sb.stats

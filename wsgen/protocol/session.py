@@ -122,7 +122,8 @@ class SessionStream:
     seek_budget: RenderBudget | None = None
     #: True while an update is applied off the event loop: nothing is taken
     held: bool = False
-    #: served by :func:`wsgen.protocol.fanout.take_plain` (set at subscribe: its options)
+    #: served by :func:`wsgen.protocol.fanout.take_plain` (set at subscribe: its options; again
+    #: at an update, which may change the generator's, e.g. a replay given a ``label_column``)
     plain: bool = False
     #: its next data messages, written ahead by take_plain (a ``fanout.TextsAhead``)
     texts_ahead: Any = None
@@ -563,6 +564,11 @@ class Session:
         if new.sample_interval != old.sample_interval or msg.speed is not None:
             sub.pacer.retime(gen.seq, interval=new.sample_interval, speed=msg.speed,
                              now=self.clock(), wall=self.wall())
+        # an update may change what the fan-out pass may serve (a replay given a
+        # label_column has labels: no texts ahead); the send order is renewed
+        plain = fanout.is_plain(sub)
+        if plain != sub.plain:
+            sub.plain, sub.texts_ahead, self._order = plain, None, None
         return [P.updated(sub.id, gen.seq, new.model_dump(), P.speed_to_wire(sub.pacer.speed))]
 
     def _on_pause(self, msg: P.Pause) -> list[dict[str, Any]]:
