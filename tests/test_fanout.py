@@ -379,3 +379,46 @@ def test_an_update_that_gives_a_replay_labels_takes_it_off_the_plain_pass(via):
             assert ("labels" in json.loads(texts["r0"])) is labelled
     for sa, sb in zip(a.subscriptions.values(), b.subscriptions.values()):
         assert sa.generator.seq == sb.generator.seq and sa.stats == sb.stats
+
+
+def test_lockstep_groups_of_one_pace_from_different_intervals_batched_and_past_a_deadline():
+    """Intervals 0.01, 0.02 at speed 2 and 0.005 at speed 0.5 are one pace:
+    one lockstep group (each message its own ``dt`` and ``t``), and the
+    batched ones another; with more than 64 subscriptions and a deadline
+    already passed, late wake-ups (the group steps aside, take_plain hands
+    some back for ``take``) keep every subscription the general path's
+    bytes, and the groups form again once on time."""
+    clock = Clock()
+    a = Session(clock=clock, wall=lambda: 1.7e9 + clock.now)
+    b = Session(clock=clock, wall=lambda: 1.7e9 + clock.now)
+    b.grid = a.grid
+    for s in (a, b):
+        s.settings.max_subscriptions = 100
+    for i in range(90):
+        interval, speed = [(0.01, 1), (0.02, 2), (0.005, 0.5)][i % 3]
+        kind, params = KINDS[i % len(KINDS)]
+        msg = json.dumps({"type": "subscribe", "id": f"s{i}", "generator": kind, "seed": i, "speed": speed,
+                          "params": {**params, "interval": interval}, "batch": i % 5 == 0})
+        assert a.handle(msg) == b.handle(msg)
+    order = a.send_order()
+    first = a.subscriptions["s1"]
+    dts = set()
+    for k in range(120):
+        due = first.pacer.due_time(first.generator.seq)
+        clock.now = due + [0.0003, 0.0003, 0.025, 0.9][k % 4]        # on time, 2 samples late, 90 late
+        p = order.plain_pass.take(clock.now, 8192, deadline=0.0)
+        q = order.batched_pass.take(clock.now, 8192, deadline=0.0)
+        texts = {json.loads(t)["id"]: t for t in p.texts + q.texts}
+        assert len(texts) == len(p.texts) + len(q.texts)
+        for sub in p.rest + q.rest:
+            assert sub.id not in texts
+            texts[sub.id] = general_text(sub, clock.now, 8192)
+        want = {s.id: general_text(s, clock.now, 8192) for s in b.subscriptions.values()}
+        assert texts == want and len(texts) == 90, k
+        if k % 4 == 0:
+            assert [len(g.subs) for g in order.plain_pass.groups] == [72]
+            assert [len(g.subs) for g in order.batched_pass.groups] == [18]
+            dts |= {json.loads(t)["dt"] for t in p.texts}
+    assert dts == {0.01, 0.02, 0.005}
+    for sa, sb in zip(a.subscriptions.values(), b.subscriptions.values()):
+        assert sa.generator.seq == sb.generator.seq and sa.stats == sb.stats
