@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import subprocess
 
 import httpx
@@ -21,6 +22,7 @@ from wsgen.engine import datasets
 from wsgen.client import Client
 from wsgen.engine import InvalidParams
 from wsgen.engine.composite import create_composite
+from wsgen.protocol.session import Session
 
 from servers import WSGEN, ServeProcess, running_server  # noqa: E402  (tests/ is on sys.path under pytest)
 
@@ -169,6 +171,38 @@ def test_update_switches_file_at_the_same_row_and_a_bad_file_changes_nothing(dat
     with pytest.raises(InvalidParams) as info:
         g.update({"at_end": "end"})
     assert info.value.details[0]["field"] == "at_end"
+
+
+def test_a_replay_paced_by_its_timestamps_keeps_their_spacing_across_updates(data_dir):
+    """pace "timestamps": the stream's interval is the file's median spacing.
+    An update of ``interval`` (not used by this pace) leaves the schedule and
+    ``dt`` alone (it used to re-time the stream to it: data at 0.5 s with a
+    60 s spacing); a new file of another spacing re-times it from the next
+    sample, ``t`` going on from the last one."""
+    write_csv(data_dir / "a.csv")
+    write_csv(data_dir / "b.csv", [(ROWS[0][0] + 30 * i, v, lab) for i, (_, v, lab) in enumerate(ROWS)])   # 30 s apart
+    clock = [5000.0]
+    s = Session(clock=lambda: clock[0], wall=lambda: 1.7e9 + clock[0])
+    reply = s.handle(json.dumps({"type": "subscribe", "id": "r", "generator": "replay", "speed": 600,
+                                 "params": {"file": "a.csv", "time_column": "timestamp", "pace": "timestamps"}}))[0]
+    assert reply["interval"] == 60.0
+    sub = s.subscriptions["r"]
+
+    def data(n):
+        clock[0] = sub.pacer.due_time(sub.generator.seq + n - 1)
+        return sub.take(clock[0], 8192).to_json()
+
+    first = data(3)
+    assert first["dt"] == 60.0 and first["t"] == 1.7e9 + 5000.0 and len(first["values"]) == 3
+    updated = s.handle(json.dumps({"type": "update", "id": "r", "params": {"interval": 0.5}}))[0]
+    assert updated["type"] == "updated" and updated["params"]["interval"] == 0.5
+    msg = data(2)
+    assert msg["dt"] == 60.0 and msg["t"] == first["t"] + 3 * 60.0
+    assert sub.pacer.pace == 60.0 / 600 and sub.pacer.epoch == 1        # not re-timed
+    s.handle(json.dumps({"type": "update", "id": "r", "params": {"file": "b.csv"}}))
+    msg = data(2)
+    assert msg["dt"] == 30.0 and msg["t"] == first["t"] + 4 * 60.0 + 30.0
+    assert msg["values"] == VALUES[5:7].tolist()
 
 
 def test_replay_is_built_off_the_event_loop():

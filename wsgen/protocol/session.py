@@ -522,7 +522,7 @@ class Session:
         if self.offload is not None and gen.name == "composite":
             # a composition re-decides its events from here: off the event loop, the stream held
             return [self._update_when_applied(sub, msg)]
-        return self._updated(sub, msg, old, self._apply_update(gen, msg))
+        return self._updated(sub, msg, self._apply_update(gen, msg))
 
     def _apply_update(self, gen: Generator, msg: P.Update) -> GeneratorParams:
         """``gen.update`` (raises ProtocolError; may run in a worker thread)."""
@@ -541,11 +541,11 @@ class Session:
     async def _update_when_applied(self, sub: "SessionStream", msg: P.Update) -> dict[str, Any]:
         """The reply to an update applied off the event loop (``self.offload``);
         the pump takes nothing from the stream meanwhile (``sub.held``)."""
-        old, sub.held = sub.generator.params, True
+        sub.held = True
         self._order = None
         try:
             new = await self.offload(self._apply_update, sub.generator, msg)
-            return self._updated(sub, msg, old, new)[0]
+            return self._updated(sub, msg, new)[0]
         except P.ProtocolError as exc:
             self.errors.append(exc.code)
             return exc.to_message()
@@ -558,12 +558,13 @@ class Session:
             sub.held = False
             self._order = None
 
-    def _updated(self, sub: "SessionStream", msg: P.Update, old: GeneratorParams,
-                 new: GeneratorParams) -> list[dict[str, Any]]:
+    def _updated(self, sub: "SessionStream", msg: P.Update, new: GeneratorParams) -> list[dict[str, Any]]:
         gen = sub.generator
-        if new.sample_interval != old.sample_interval or msg.speed is not None:
-            sub.pacer.retime(gen.seq, interval=new.sample_interval, speed=msg.speed,
-                             now=self.clock(), wall=self.wall())
+        # the stream's own interval, as at subscribe (a replay paced by its file's
+        # timestamps: their median spacing, whatever its interval parameter)
+        interval = gen.sample_interval
+        if interval != sub.pacer.interval or msg.speed is not None:
+            sub.pacer.retime(gen.seq, interval=interval, speed=msg.speed, now=self.clock(), wall=self.wall())
         # an update may change what the fan-out pass may serve (a replay given a
         # label_column has labels: no texts ahead); the send order is renewed
         plain = fanout.is_plain(sub)
