@@ -16,7 +16,7 @@ async def test_batched_subscriptions_share_frames_with_exact_gap_free_data(serve
                                       "params": {"interval": 0.01, "amplitude": k + 1}, "batch": True}))
         await ws.send(json.dumps({"type": "subscribe", "id": "solo", "generator": "cosine",
                                   "params": {"interval": 0.01}}))
-        acks, values, seqs, frames_with_many = 0, {}, {}, 0
+        acks, values, frames_with_many = 0, {}, 0
         while min((len(v) for v in values.values()), default=0) < 40 or len(values) < 6:
             frame = json.loads(await ws.recv())
             if frame["type"] == "subscribed":

@@ -20,7 +20,6 @@ from websockets.asyncio.client import connect
 
 from wsgen import create
 from wsgen.server.config import Settings
-from wsgen.engine.composite import create_composite
 from wsgen.engine.params import InvalidParams
 from wsgen.streams.named import NamedError, NamedStreams, StreamDef, validate_def
 from wsgen.streams.scenario import ScenarioError, parse_scenario
