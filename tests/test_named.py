@@ -182,11 +182,17 @@ def test_log_replay_gives_identical_values_late_replica_and_late_change():
     np.testing.assert_array_equal(sa.read(sa.origin + 900, sa.origin + 1200).values, ref.take(1200).values[900:])
 
 
-def test_effective_seq_is_one_margin_ahead_and_late_requests_are_refused():
-    clock = [1_800_000_000.0]
+def loaded(clock: list[float]) -> NamedStreams:
+    """The scenario's streams, their log applied, on ``clock`` (a 0.25 s margin)."""
     named = NamedStreams(margin_s=0.25, clock=lambda: clock[0])
     for e in _entries(named):
         named.apply(e)
+    return named
+
+
+def test_effective_seq_is_one_margin_ahead_and_late_requests_are_refused():
+    clock = [1_800_000_000.0]
+    named = loaded(clock)
     s = named.streams[TEMP]
     entry = named.request_update(TEMP, {"amplitude": 2})
     assert entry["seq"] == s.seq_due_at(clock[0] + 0.25) == s.origin + 13      # 0.25 / 0.02 = 12.5 -> 13
@@ -226,10 +232,7 @@ def base_params(params: dict) -> dict:
 
 
 def test_params_at_a_seq_are_those_its_sample_is_generated_with():
-    clock = [1_800_000_000.0]
-    named = NamedStreams(margin_s=0.25, clock=lambda: clock[0])
-    for e in _entries(named):
-        named.apply(e)
+    named = loaded([1_800_000_000.0])
     s = named.streams[TEMP]
     o = s.origin
     first = base_params(s.latest)
