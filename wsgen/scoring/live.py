@@ -38,6 +38,7 @@ event that would pass the limit (``scored_last``); the stream goes on.
 from __future__ import annotations
 
 import bisect
+import math
 import secrets
 import weakref
 from array import array
@@ -96,7 +97,10 @@ class LiveScore:
         self._seen: set[int] = set()      # composition event ids recorded
         self._sent_end, self._sent_at = [], []   # per data message: end seq (exclusive), monotonic time made
         self._sent_from = start                  # first seq of the oldest message in those lists
-        self._alarms: dict[int, tuple[float | None, int]] = {}   # seq -> (latency s, samples behind)
+        self._alarms: set[int] = set()    # the alarms' seqs; per alarm, in the order they came:
+        self._alarm_seqs = array("q")     # its seq,
+        self._alarm_secs = array("d")     # its latency in seconds (NaN: its message is no longer kept),
+        self._alarm_behind = array("q")   # how many samples had been sent after it
         self.token: str | None = None     # watch token (register)
         self.watchers: list[tuple[weakref.ref, str]] = []   # (watcher session, its watch id)
         #: the owner's delivery speed now, as the wire writes it (set by announce)
@@ -172,7 +176,10 @@ class LiveScore:
         for s in new:
             i = bisect.bisect_right(self._sent_end, s)
             made = self._sent_at[i] if s >= self._sent_from else None   # (i < len: s < self.next)
-            self._alarms[s] = (None if made is None else now - made, behind - s)
+            self._alarms.add(s)
+            self._alarm_seqs.append(s)
+            self._alarm_secs.append(math.nan if made is None else now - made)
+            self._alarm_behind.append(behind - s)
         if new and self.watchers:
             _notify(self, lambda wid: {"type": "detections", "id": wid, "seqs": new})
         return new
@@ -198,13 +205,14 @@ class LiveScore:
         n = len(self._firsts)
         events = np.stack([np.frombuffer(self._firsts, np.int64, n), np.frombuffer(self._lasts, np.int64, n)],
                           axis=1) if n else np.zeros((0, 2), np.int64)
-        alarms = np.fromiter(self._alarms, np.int64, len(self._alarms))
+        m = len(self._alarm_seqs)
+        alarms = np.frombuffer(self._alarm_seqs, np.int64, m) if m else np.zeros(0, np.int64)
         kept = alarms <= last
         f = score(events, alarms[kept], window=self.options.window, probation=self.options.probation,
                   start=self.start, length=last - self.start + 1, interval=interval or None)
-        lat = [v for v, k in zip(self._alarms.values(), kept.tolist()) if k]
-        secs = np.array([s for s, _ in lat if s is not None])
-        behind = np.array([b for _, b in lat])
+        secs = np.frombuffer(self._alarm_secs, np.float64, m)[kept] if m else np.zeros(0)
+        secs = secs[~np.isnan(secs)]
+        behind = np.frombuffer(self._alarm_behind, np.int64, m)[kept] if m else np.zeros(0, np.int64)
         f["latency"] = {
             "seconds": {"median": float(np.median(secs)) if len(secs) else None,
                         "max": float(secs.max()) if len(secs) else None},
