@@ -274,7 +274,7 @@ def test_many_costly_subscriptions_on_one_connection_take_turns_with_the_others(
                 elif msg["type"] == "data" and len(subscribed) == 40:
                     data += 1
                     assert msg["labels"] == [True] * len(msg["values"])
-            worst = watch.worst_cpu
+            worst, costs = watch.worst_cpu, sorted(c for c, _ in watch.cpu)
             for i in range(40):
                 await ws.send(orjson.dumps({"type": "unsubscribe", "id": f"c{i}"}).decode())
             left = 40
@@ -284,10 +284,14 @@ def test_many_costly_subscriptions_on_one_connection_take_turns_with_the_others(
         stop.set()
         stream.cancel()
         await asyncio.gather(stream, return_exceptions=True)
-        return worst
+        return worst, costs
 
-    worst = asyncio.run(run())
-    assert worst.seconds < MAX_STEP_S, worst
+    worst, costs = asyncio.run(run())
+    # steps of 4-9 ms at load 4; one may be stretched by the host (36 ms was seen once in a
+    # CI run: a virtual machine's stolen time counts as the thread's CPU), while a wake-up
+    # rendering all 40 held the loop for 40 renders at every round (37 steps of 43-45 ms)
+    assert len(costs) > 10 and costs[-2] < MAX_STEP_S, (costs[-5:], worst)
+    assert worst.seconds < 3 * MAX_STEP_S, worst
 
 
 def test_pipelined_catalogue_requests_take_turns_with_a_paced_stream(watched):
