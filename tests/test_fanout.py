@@ -301,6 +301,36 @@ def test_lockstep_groups_give_the_same_bytes_across_renewals_and_late_wake_ups()
         assert sa.generator.seq == sb.generator.seq and sa.stats == sb.stats
 
 
+def test_every_message_type_renews_the_send_order_or_changes_no_subscription():
+    from wsgen.protocol.messages import CLIENT_TYPES
+    from wsgen.protocol.session import CHANGING, UNCHANGING
+    assert CHANGING | UNCHANGING == set(CLIENT_TYPES) and not CHANGING & UNCHANGING
+    a, b, clock = twins([{"type": "subscribe", "id": f"u{i}", "generator": "sine", "params": {"interval": 0.01}}
+                         for i in range(3)])
+    order = a.send_order()
+    for msg in ({"type": "list"}, {"type": "score", "id": "u0"}, {"type": "unwatch", "id": "w"}):
+        a.handle(json.dumps(msg))                  # (errors for these ids: still nothing changed)
+        assert a.send_order() is order
+    a.handle(json.dumps({"type": "resume", "id": "u0"}))
+    assert a.send_order() is not order
+
+
+def test_a_paused_member_steps_the_group_aside_even_without_a_message():
+    """Defence in depth: a member's state changed behind the session's back
+    (no handler does it) breaks the group rather than serving it."""
+    a, b, clock = twins([{"type": "subscribe", "id": f"q{i}", "generator": "sine", "params": {"interval": 0.01}}
+                         for i in range(3)])
+    order = a.send_order()
+    clock.now += 0.01
+    texts, want = step(a, b, clock.now, via="pass")
+    assert texts == want and len(texts) == 3 and len(order.plain_pass.groups) == 1
+    for s in (a, b):
+        s.subscriptions["q1"].paused = True
+    clock.now += 0.01
+    texts, want = step(a, b, clock.now, via="pass")
+    assert texts == want and sorted(texts) == ["q0", "q2"] and order.plain_pass.groups is None
+
+
 def test_a_message_gives_a_new_pass_and_a_moved_seq_steps_the_group_aside():
     subs = [{"type": "subscribe", "id": f"m{i}", "generator": "sine", "params": {"interval": 0.01}, "seed": i}
             for i in range(4)]

@@ -279,8 +279,9 @@ class PlainPass:
     (formed at a late wake-up, two of one schedule may have been a sample
     apart). Subscriptions in no group (alone at their pace, paused,
     unpaced) go through take_plain; so do a group's members at a late
-    wake-up (owing more than one sample). A message
-    changes the send order, and so the pass
+    wake-up (owing more than one sample). A message that may change a
+    subscription (subscribe, update, pause, resume, unsubscribe) renews the
+    send order, and so the pass
     (:meth:`Session.send_order <wsgen.protocol.session.Session.send_order>`):
     a group never outlives a pause, resume or update of a member.
     """
@@ -356,8 +357,8 @@ class _Lockstep:
 
     Attributes:
         broken: True once the members' ``seq`` no longer keep their
-            offsets (nothing does that while the pass lives, but a group
-            checks it at every take).
+            offsets, or one is paused or held (nothing does that while the
+            pass lives, but a group checks it at every take).
     """
 
     __slots__ = ("subs", "gens", "pacer", "offsets", "refs", "renew", "names", "broken")
@@ -390,8 +391,8 @@ class _Lockstep:
         late wake-up) or the group is :attr:`broken`."""
         gens, offsets = self.gens, self.offsets
         j = gens[0].seq - offsets[0]
-        for gen, offset in zip(gens, offsets):
-            if gen.seq - offset != j:
+        for sub, gen, offset in zip(self.subs, gens, offsets):
+            if gen.seq - offset != j or sub.paused or sub.held:
                 self.broken = True
                 return None
         pacer = self.pacer

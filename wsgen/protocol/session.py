@@ -29,6 +29,12 @@ from wsgen.engine.pacing import Pacer, grid_phase
 log = logging.getLogger("wsgen.protocol.session")
 
 _sessions = itertools.count()   # numbers the sessions, for their grid phases
+#: The messages that may change a subscription's state (options, pace,
+#: parameters, pause): the send order and its passes are renewed after them.
+#: :data:`UNCHANGING` change none (tests/test_fanout.py checks every message
+#: type is in one of the two).
+CHANGING = frozenset({"subscribe", "update", "pause", "resume", "unsubscribe", "inject"})
+UNCHANGING = frozenset({"detect", "score", "watch", "unwatch", "list"})
 
 #: Query keys of a URL subscription that are subscription options, not params
 #: (``count``/``duration`` are called ``stream_count``/``stream_duration`` on a
@@ -289,7 +295,8 @@ class Session:
         if named_session.wants(self, msg):
             return named_session.apply(self, msg)
         handler = getattr(self, "_on_" + msg.type)
-        self._order = None       # what a wake-up serves, and how, may change (fanout.PlainPass)
+        if msg.type in CHANGING:
+            self._order = None   # what a wake-up serves, and how, may change (fanout.PlainPass)
         return handler(msg)
 
     def subscribe_url(self, name: str, query: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -357,9 +364,9 @@ class Session:
 
     def send_order(self) -> "fanout.SendOrder":
         """The subscriptions in three lists, and the passes serving the
-        plain ones (cached until a message is applied: a pause, resume or
-        update changes what a pass may assume): the plain ones (:func:`wsgen.protocol.fanout.take_plain`
-        serves them) sending their own frames, the plain batched ones, and
+        plain ones (cached until a message of :data:`CHANGING` is applied:
+        a pause, resume or update changes what a pass may assume): the
+        plain ones (:func:`wsgen.protocol.fanout.take_plain` serves them) sending their own frames, the plain batched ones, and
         the others, those sending their own frames first and the batched
         ones last."""
         if self._order is None:
