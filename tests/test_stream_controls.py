@@ -56,7 +56,8 @@ def test_no_seq_of_a_counted_stream_passes_2_53():
     assert errors == [] and (opts.start_seq, opts.count) == (MAX_SEQ - 3, 3)
     opts, errors = controls_from_text({"start_seq": str(MAX_SEQ - 3), "count": "4"})
     assert errors == [{"field": "count", "value": "4",
-                       "message": "must be an integer in [1, 2**53] (samples), with start_seq + count <= 2**53"}]
+                       "message": "start_seq + count must be at most 2**53 (the seq after the last sample): "
+                                  f"with start_seq {MAX_SEQ - 3}, count must be at most 3"}]
     assert (opts.start_seq, opts.count) == (MAX_SEQ - 3, None)
     with pytest.raises(P.ProtocolError) as exc:
         P.parse_client_message(json.dumps({"type": "subscribe", "generator": "sine", "start_seq": MAX_SEQ - 3,

@@ -219,8 +219,11 @@ def controls_from_text(given: Mapping[str, str], fields: Mapping[str, str] | Non
     try:
         return HttpStreamControls.model_validate(values), errors
     except ValidationError as exc:
-        bad = {str(e["loc"][0]) for e in exc.errors(include_url=False)}
-    errors += [{"field": (fields or {}).get(n, n), "value": given[n], "message": TEXT_RULES[n]} for n in sorted(bad)]
+        # a rule between controls (count with start_seq) says what fits; the others, their text rule
+        bad = {str(e["loc"][0]): str(e["ctx"]["error"]) if e["type"] == "value_error" and e["loc"][0] == "count"
+               else None for e in exc.errors(include_url=False)}
+    errors += [{"field": (fields or {}).get(n, n), "value": given[n], "message": bad[n] or TEXT_RULES[n]}
+               for n in sorted(bad)]
     return HttpStreamControls.model_validate({k: v for k, v in values.items() if k not in bad}), errors
 
 
