@@ -8,7 +8,9 @@ connections (the handshake and the subscribe frames by hand), subscribes
 ``N`` sine streams at 100 samples/s and then only drains the sockets
 (``recv_into``, no parsing). After 2 s of warm-up it reads the server's
 CPU seconds (``/proc``, workers included) and its own count of data
-messages (``/metrics``) over the window and prints CPU per data message.
+messages (``/metrics``) over the window and prints CPU per data message,
+and the kernel's part of it (system time: the ``send`` calls and the
+loopback delivery to the clients).
 
     python scripts/fanout_raw.py [--subscriptions 1000] [--connections 20] [--seconds 10] [--batch] [--workers 1]
 """
@@ -57,19 +59,22 @@ def open_connection(port: int, subscriptions: int, interval: float, batch: bool,
     return s
 
 
-def server_cpu_seconds(pid: int) -> float:
-    pids, i, ticks = [pid], 0, 0
+def server_cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of the server and its workers."""
+    pids, i, user, system = [pid], 0, 0, 0
     while i < len(pids):
         try:
             with open(f"/proc/{pids[i]}/task/{pids[i]}/children") as f:
                 pids += [int(p) for p in f.read().split()]
             with open(f"/proc/{pids[i]}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])
+            user += int(fields[11])
+            system += int(fields[12])
         except OSError:
             pass
         i += 1
-    return ticks / os.sysconf("SC_CLK_TCK")
+    hz = os.sysconf("SC_CLK_TCK")
+    return user / hz, system / hz
 
 
 def server_messages(http_url: str) -> tuple[float, float]:
@@ -120,13 +125,16 @@ def main() -> int:
     finally:
         proc.terminate()
         proc.wait(30)
-    elapsed, cpu, messages, samples = t1 - t0, cpu1 - cpu0, m1 - m0, s1 - s0
+    elapsed, messages, samples = t1 - t0, m1 - m0, s1 - s0
+    user, system = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+    cpu = user + system
     print(json.dumps({"subscriptions": a.subscriptions, "connections": a.connections, "batch": a.batch,
                       "workers": a.workers, "seconds": round(elapsed, 2),
                       "messages_per_s": round(messages / elapsed), "samples_per_s": round(samples / elapsed),
                       "samples_due_per_s": round(a.subscriptions / a.interval),
                       "server_cpu_pct": round(100 * cpu / elapsed, 1),
-                      "server_cpu_us_per_msg": round(1e6 * cpu / messages, 2) if messages else None}))
+                      "server_cpu_us_per_msg": round(1e6 * cpu / messages, 2) if messages else None,
+                      "of_which_kernel_us": round(1e6 * system / messages, 2) if messages else None}))
     return 0
 
 
