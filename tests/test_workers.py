@@ -216,3 +216,27 @@ async def test_workers_start_from_a_folder_holding_a_wsgen_checkout(tmp_path):
         proc.terminate()
         assert proc.wait(60) == 0
     assert "shadow package" not in proc.stderr.read()
+
+
+def test_workers_on_a_taken_port_refuse_in_one_line_even_against_other_workers():
+    # a running `wsgen serve --workers 2` binds with SO_REUSEPORT: a second one on the same ports
+    # used to start too, and the kernel split new connections between the two servers
+    with workers("--workers", "2") as proc:
+        for flag, port in (("--port", proc.port), ("--http-port", proc.http_port)):
+            other = "--http-port" if flag == "--port" else "--port"
+            run = subprocess.run([sys.executable, "-m", "wsgen.cli", "serve", "--workers", "2", flag, str(port),
+                                  other, "0", "--log-level", "warning"], capture_output=True, text=True,
+                                 timeout=60)
+            zero = "0 picks a free one" if flag == "--port" else "0 turns HTTP off"
+            assert run.returncode == 2, run.stderr
+            assert run.stderr.strip() == (f"wsgen: cannot start: port {port} on 127.0.0.1 is already in use "
+                                          f"(another wsgen serve?); stop that process or pick another port "
+                                          f"with {flag} N ({zero})")
+        assert proc.stop() == 0
+    # a single-process server on the port: the same line (it was "[Errno 98] Address already in use")
+    with ServeProcess("--http-port", "0") as single:
+        run = subprocess.run([sys.executable, "-m", "wsgen.cli", "serve", "--workers", "2", "--port",
+                              str(single.port), "--http-port", "0"], capture_output=True, text=True, timeout=60)
+        assert run.returncode == 2 and run.stderr.strip().startswith(
+            f"wsgen: cannot start: port {single.port} on 127.0.0.1 is already in use"), run.stderr
+        assert single.stop() == 0

@@ -306,11 +306,11 @@ def run(args) -> int:
     try:
         return asyncio.run(serve_forever(settings))
     except (OSError, ScenarioError) as exc:
-        print(f"wsgen: cannot start: {_start_problem(exc, settings)}", file=sys.stderr)
+        print(f"wsgen: cannot start: {start_problem(exc, settings)}", file=sys.stderr)
         return 2
 
 
-def _start_problem(exc: BaseException, settings: Settings) -> str:
+def start_problem(exc: BaseException, settings: Settings) -> str:
     """What went wrong at start, in one line; for a port in use, which
     option picks another."""
     if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:

@@ -79,8 +79,23 @@ def resolve_workers(value: str | int) -> int:
 
 
 def _reserve(host: str, port: int) -> socket.socket:
-    """A bound, not listening ``SO_REUSEPORT`` socket on ``host:port``."""
+    """A bound, not listening ``SO_REUSEPORT`` socket on ``host:port``.
+
+    A port already bound by anyone (a single ``wsgen serve``, another
+    ``wsgen serve --workers`` whose sockets also have ``SO_REUSEPORT``, any
+    program) raises ``OSError(EADDRINUSE)`` naming ``(host, port)``: a
+    probe bind without ``SO_REUSEPORT`` comes first, as the kernel would
+    otherwise let a second supervisor share the port and split connections
+    between two unrelated servers."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if port:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # TIME_WAIT leftovers are no owner
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                raise OSError(exc.errno, f"error while attempting to bind on address {(host, port)!r}: "
+                                         f"{exc.strerror}") from exc
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -155,7 +170,8 @@ def supervise(settings: Settings, n: int) -> int:
             reserved.append(_reserve(settings.host, http_port or 0))
             http_port = reserved[1].getsockname()[1]
     except OSError as exc:
-        print(f"wsgen: cannot start: {exc}", file=sys.stderr)
+        from wsgen.server.serve import start_problem
+        print(f"wsgen: cannot start: {start_problem(exc, settings)}", file=sys.stderr)
         return 2
     folder = tempfile.mkdtemp(prefix="wsgen-metrics-")
     worker_settings = dataclasses.replace(settings, port=port, http_port=http_port, reuse_port=True)
