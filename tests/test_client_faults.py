@@ -226,3 +226,21 @@ async def test_websocket_upgrade_on_the_http_port_names_the_websocket_endpoint(f
             assert json.loads(await ws.recv())["type"] == "subscribed"
     assert "ERROR" not in caplog.text and "Traceback" not in caplog.text
     assert sum("http websocket upgrade refused" in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_behind_a_proxy_the_this_port_hint_is_the_address_the_client_asked_for(full_server):
+    # nginx passes the Host the client used (deploy/nginx.conf): the hint named the replica's own
+    # port (ws://127.0.0.1:<replica http port>/ws/sine), which the client cannot reach
+    upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+    ws_port = full_server.ws_port
+    cases = (("localhost:18090", "ws://localhost:18090/ws/sine", f"ws://localhost:{ws_port}/sine"),  # a proxy
+             ("localhost", "ws://localhost/ws/sine", f"ws://localhost:{ws_port}/sine"),   # the default port
+             ("[::1]:9", "ws://[::1]:9/ws/sine", f"ws://[::1]:{ws_port}/sine"))
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{full_server.http_port}", timeout=10) as http:
+        for host, here, dedicated in cases:
+            r = await http.get("/sine?interval=0.1", headers={**upgrade, "Host": host})
+            body = r.json()
+            assert r.status_code == 404 and body["ws_url_this_port"] == here, (host, body)
+            # the dedicated port's hint keeps the server's WebSocket port (a proxy's is unknown to it)
+            assert body["ws_url"] == dedicated and here in body["message"] and dedicated in body["message"]

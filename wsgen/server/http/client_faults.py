@@ -58,9 +58,21 @@ def ws_endpoint(host_header: str | None, bind_host: str, ws_port: int, path: str
 
 
 def _here(host_header: str | None, bind_host: str, scope: Scope, path: str) -> str:
-    """The same endpoint under this port's ``/ws`` paths (:mod:`wsgen.server.http.websocket`)."""
+    """The same endpoint under this port's ``/ws`` paths (:mod:`wsgen.server.http.websocket`),
+    at the address the client asked for: its ``Host`` header as sent (name and
+    port; behind a proxy, the proxy's), else the address and port the server
+    is bound to."""
+    ws_path = WS_PATH + (path if path != "/" else "")
+    try:
+        asked = urlsplit("//" + (host_header or ""))
+        name, port = asked.hostname, asked.port
+    except ValueError:
+        name = port = None
+    if name:
+        name = f"[{name}]" if ":" in name else name
+        return f"ws://{name}{f':{port}' if port else ''}{ws_path}"
     port = (scope.get("server") or (None, None))[1]
-    return ws_endpoint(host_header, bind_host, port, WS_PATH + (path if path != "/" else ""))
+    return ws_endpoint(host_header, bind_host, port, ws_path)
 
 
 class WebSocketElsewhere:
