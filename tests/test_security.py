@@ -300,6 +300,7 @@ async def test_total_limit_refuses_with_503_retry_after_and_serves_the_others(ca
         assert [code for code, _ in results] == [503] * 30
         for _, response in results:
             assert int(response.headers["Retry-After"]) > 0 and b"too many connections" in response.body
+            assert bytes(response.body) == b"too many connections in total (--max-connections 3); retry later\n"
         assert running.gate.open == 3 and running.metrics.registry.get_sample_value("wsgen_connections") == 3
         # the three inside kept streaming, gap-free, meanwhile
         for ws, seq in zip(inside, last):
@@ -334,6 +335,8 @@ async def test_per_address_limit_counts_each_client_address_separately():
         a = [await opens(url, sock=socket_from("127.0.0.1", port)) for _ in range(2)]
         r = await refused(url, 503, sock=socket_from("127.0.0.1", port))
         assert r.headers["Retry-After"]
+        # the body names the limit that was hit (behind a proxy, every client shares one address)
+        assert bytes(r.body) == b"too many connections from this address (--max-connections-per-ip 2); retry later\n"
         b = [await opens(url, sock=socket_from("127.0.0.2", port)) for _ in range(2)]
         await refused(url, 503, sock=socket_from("127.0.0.2", port))
         assert running.gate.per_ip == {"127.0.0.1": 2, "127.0.0.2": 2}

@@ -127,8 +127,11 @@ class Gate:
                            f"connect to {root.rstrip('/') or '/'} and send messages, or to {root}<generator>: {names}"))
         ip = _peer_ip(connection)
         if self.open >= s.max_connections or self.per_ip.get(ip, 0) >= s.max_connections_per_ip:
+            # which limit: behind a proxy every client shares the proxy's address (README, "Deploying")
+            which = (f"in total (--max-connections {s.max_connections})" if self.open >= s.max_connections
+                     else f"from this address (--max-connections-per-ip {s.max_connections_per_ip})")
             return Refusal("limit_reached", _response(http.HTTPStatus.SERVICE_UNAVAILABLE,
-                           "too many connections; retry later", {"Retry-After": "5"}))
+                           f"too many connections {which}; retry later", {"Retry-After": "5"}))
         return None
 
     def enter(self, ip: str) -> None:
