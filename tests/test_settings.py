@@ -91,6 +91,12 @@ def test_every_option_is_in_serve_help_with_its_env_var(clean_env):
         assert f"env {opt.env}" in blocks[opt.flag], blocks[opt.flag]
         assert opt.help.split(";")[0].split("(")[0].strip() in blocks[opt.flag]
     assert "named streams:" in out.stdout and "recorded series:" in out.stdout
+    # the defaults an operator needs to size a shutdown budget (deploy/kubernetes/deployment.yaml)
+    assert "(default 5; env WSGEN_GRACEFUL_TIMEOUT)" in blocks["--graceful-timeout"]
+    assert "(default 0; env WSGEN_DRAIN_DELAY)" in blocks["--drain-delay"]
+    assert "(default 1000; env WSGEN_MAX_CONNECTIONS_PER_IP)" in blocks["--max-connections-per-ip"]
+    assert "(default: none, open for local use) (env WSGEN_TOKEN)" in blocks["--token"]      # said once only
+    assert "/healthz, /readyz, the page" in blocks["--token"]
     assert set(blocks) == {"-h"} | {opt.flag for _, opt in OPTIONS} | {"usage:"}
 
 

@@ -42,13 +42,24 @@ def add_settings_options(parser: argparse.ArgumentParser) -> None:
             kwargs["help"] = f"{opt.help} (repeatable; env {opt.env}, comma-separated)"
         else:
             kwargs["default"] = text if text is not None else default_of(f)
-            kwargs["help"] = f"{opt.help} (env {opt.env})"
+            kwargs["help"] = f"{opt.help} ({_default_text(opt.help, default_of(f))}env {opt.env})"
             if opt.parse is not None:
                 kwargs["type"] = opt.parse
             if opt.choices is not None:     # checked in ``type`` too: argparse does not check a default's choice
                 kwargs["choices"] = list(opt.choices)
                 kwargs["type"] = _one_of(opt.choices)
         target.add_argument(opt.flag, **kwargs)
+
+
+def _default_text(help_text: str, default) -> str:
+    """``"default 5; "`` for the help of an option whose default is a value
+    its help does not already name (``--graceful-timeout``: ``default 5``),
+    else ``""``."""
+    if default is None or "default" in help_text:
+        return ""
+    if isinstance(default, float):
+        default = f"{default:g}"
+    return f"default {default}; "
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -147,7 +147,7 @@ class Settings:
             past it the connection is closed (slowloris guard). A POST body
             (/composite) gets as long again after its head (422 past it).
             Answers and streams are not limited by it. 0 turns it off.
-        token: bearer token required on every endpoint but /healthz, the page and its files (None: off).
+        token: bearer token required on every endpoint but /healthz, /readyz, the page and its files (None: off).
         allow_origins: extra WebSocket origins allowed besides the server's
             own HTTP origin and clients sending no Origin.
         reuse_port: bind both ports with ``SO_REUSEPORT`` (set for each
@@ -211,7 +211,7 @@ class Settings:
                                                "(from connecting, or from the first byte of its next request); "
                                                "slower ones are disconnected. 0: off")
     token: str | None = option(None, flag="--token", env="WSGEN_TOKEN", blank_is_none=True,
-                               help="bearer token required on every endpoint but /healthz, the page and its files "
+                               help="bearer token required on every endpoint but /healthz, /readyz, the page and its files "
                                     "(default: none, open for local use)")
     allow_origins: list[str] = option(default_factory=list, flag="--allow-origin", env="WSGEN_ALLOW_ORIGINS",
                                       repeat=True, metavar="ORIGIN",
