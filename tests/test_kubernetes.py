@@ -97,3 +97,14 @@ def test_service_and_ingress_point_at_the_containers_ports():
     annotations = docs["Ingress"]["metadata"]["annotations"]
     assert annotations["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
     assert int(annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600
+
+
+def test_settings_the_readme_says_matter_behind_a_balancer_are_set():
+    args = serve_args()
+    # README "Deploying": behind a proxy every client has the proxy's address, so the per-address
+    # limit must not be the one that caps them all
+    assert args.max_connections_per_ip >= args.max_connections
+    # the token comes from a Secret, and a missing Secret stops the pod instead of serving openly
+    (token,) = [e for e in container()["env"] if e["name"] == "WSGEN_TOKEN"]
+    ref = token["valueFrom"]["secretKeyRef"]
+    assert ref["name"] == "wsgen" and ref["key"] == "token" and ref["optional"] is False
