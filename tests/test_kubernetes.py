@@ -108,3 +108,14 @@ def test_settings_the_readme_says_matter_behind_a_balancer_are_set():
     (token,) = [e for e in container()["env"] if e["name"] == "WSGEN_TOKEN"]
     ref = token["valueFrom"]["secretKeyRef"]
     assert ref["name"] == "wsgen" and ref["key"] == "token" and ref["optional"] is False
+
+
+def test_auto_workers_fit_the_memory_limit():
+    # --workers=auto follows the CPU limit (wsgen.server.workers.usable_cpus); without one it follows
+    # the node's CPUs, and a big node's workers (~140 MiB each, supervisor ~130 MiB) pass 1 GiB
+    assert serve_args().workers == "auto"
+    limits = container()["resources"]["limits"]
+    cpus = float(limits["cpu"].rstrip("m")) / (1000 if limits["cpu"].endswith("m") else 1)
+    memory_mib = int(limits["memory"].removesuffix("Gi")) * 1024 if limits["memory"].endswith("Gi") \
+        else int(limits["memory"].removesuffix("Mi"))
+    assert memory_mib >= 130 + 140 * -(-cpus // 1) + 128, limits     # and some room for streams

@@ -21,7 +21,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from servers import ServeProcess, wait_until
-from wsgen.server.workers import resolve_workers
+from wsgen.server.workers import resolve_workers, usable_cpus
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -83,7 +83,7 @@ async def streams_on_both_workers(http: httpx.AsyncClient, base: str, path: str,
 
 
 def test_workers_value():
-    assert resolve_workers("auto") == os.cpu_count()
+    assert resolve_workers("auto") == os.cpu_count()          # this machine: no CPU limit, every CPU usable
     assert resolve_workers("3") == 3 and resolve_workers(1) == 1
     for bad in ("0", "-1", "two", "1.5", "", "2000"):
         with pytest.raises(SystemExit, match=r"--workers \(or WSGEN_WORKERS\) must be a whole number in "
@@ -240,3 +240,27 @@ def test_workers_on_a_taken_port_refuse_in_one_line_even_against_other_workers()
         assert run.returncode == 2 and run.stderr.strip().startswith(
             f"wsgen: cannot start: port {single.port} on 127.0.0.1 is already in use"), run.stderr
         assert single.stop() == 0
+
+
+def test_auto_follows_the_cpu_limit_and_affinity_not_the_machines_cpu_count(tmp_path):
+    # a container's CPU limit is a cgroup quota: `--workers auto` on a 64-CPU node under a 2-CPU limit
+    # started 64 workers of ~140 MB each (past the Deployment's 1 GiB memory limit)
+    cpus = len(os.sched_getaffinity(0))
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    for text, want in (("max 100000\n", cpus), ("100000 100000\n", 1), ("150000 100000\n", min(cpus, 2)),
+                       ("50000 100000\n", 1)):
+        (v2 / "cpu.max").write_text(text)
+        assert usable_cpus(str(v2)) == want, text
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    for text, want in (("-1\n", cpus), ("100000\n", 1)):
+        (v1 / "cpu" / "cpu.cfs_quota_us").write_text(text)
+        assert usable_cpus(str(v1)) == want, text
+    assert usable_cpus(str(tmp_path / "none")) == cpus                   # no cgroup files: the affinity
+    # the affinity (taskset, a cpuset): one CPU allowed, one worker
+    run = subprocess.run(["taskset", "-c", "0", sys.executable, "-c",
+                          "from wsgen.server.workers import resolve_workers; print(resolve_workers('auto'))"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stdout.strip() == "1", run.stderr

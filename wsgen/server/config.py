@@ -108,7 +108,7 @@ class Settings:
             ``None`` in tests means "pick a free one").
         log_level: ``debug``, ``info``, ``warning`` or ``error``.
         workers: ``wsgen serve``'s worker processes sharing both ports: a
-            whole number in [1, 1024] or ``auto`` (one per CPU), checked by
+            whole number in [1, 1024] or ``auto`` (one per usable CPU), checked by
             ``wsgen.server.workers.resolve_workers``.
         max_connections: WebSocket connections in total.
         max_connections_per_ip: WebSocket connections per client address.
@@ -166,7 +166,8 @@ class Settings:
     log_level: str = option("info", flag="--log-level", env="WSGEN_LOG_LEVEL",
                             choices=("debug", "info", "warning", "error"), help="log level")
     workers: str = option("1", flag="--workers", env="WSGEN_WORKERS", metavar="N|auto",
-                          help="worker processes sharing both ports (SO_REUSEPORT); auto: one per CPU; default 1")
+                          help="worker processes sharing both ports (SO_REUSEPORT); auto: one per CPU this process may use "
+                               "(its affinity; a container's CPU limit); default 1")
     max_connections: int = option(2000, flag="--max-connections", env="WSGEN_MAX_CONNECTIONS", parse=int,
                                   help="WebSocket connections in total")
     max_connections_per_ip: int = option(1000, flag="--max-connections-per-ip", env="WSGEN_MAX_CONNECTIONS_PER_IP",

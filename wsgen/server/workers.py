@@ -61,13 +61,40 @@ MAX_BACKOFF_S = 10.0
 START_TIMEOUT_S = 60.0
 
 
+def usable_cpus(cgroup_root: str = "/sys/fs/cgroup") -> int:
+    """The CPUs this process may use, rounded up to whole ones: those of its
+    CPU affinity (``taskset``, a cpuset), fewer under a cgroup CPU quota (a
+    container's CPU limit: cgroup v2 ``cpu.max`` "quota period", or v1
+    ``cpu/cpu.cfs_quota_us`` / ``cpu.cfs_period_us``; 1.5 CPUs count as 2).
+    At least 1."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    root = Path(cgroup_root)
+    for quota_file, period_file in ((root / "cpu.max", None),
+                                    (root / "cpu" / "cpu.cfs_quota_us", root / "cpu" / "cpu.cfs_period_us")):
+        try:
+            if period_file is None:
+                quota, period = quota_file.read_text().split()[:2]
+            else:
+                quota, period = quota_file.read_text().strip(), period_file.read_text().strip()
+            if quota not in ("max", "-1") and int(period) > 0:
+                n = min(n, -(-int(quota) // int(period)))
+            break
+        except (OSError, ValueError):
+            continue
+    return max(1, n)
+
+
 def resolve_workers(value: str | int) -> int:
     """The worker count of ``--workers`` / ``WSGEN_WORKERS``: a whole number
-    in [1, 1024], or ``auto`` (``os.cpu_count()``); raises ``SystemExit``
+    in [1, 1024], or ``auto`` (one per usable CPU, :func:`usable_cpus`: the
+    container's CPU limit, not the node's CPU count); raises ``SystemExit``
     with a message naming what is allowed."""
     text = str(value).strip().lower()
     if text == "auto":
-        return max(1, os.cpu_count() or 1)
+        return usable_cpus()
     try:
         n = int(text)
     except ValueError:
