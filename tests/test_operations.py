@@ -346,3 +346,19 @@ async def test_small_http_answers_are_not_held_back(full_server):
             times.append(time.perf_counter() - t)
     times.sort()
     assert times[len(times) // 2] < 0.035, times     # Nagle + delayed ACK would make every one >= 40 ms
+
+
+def test_uvicorns_own_log_lines_use_wsgens_log_format(tmp_path):
+    # a garbage request on the HTTP port: uvicorn logs it itself, and did so in its own format
+    # ("WARNING:  Invalid HTTP request received.", no time, no logger) among wsgen's lines
+    from servers import ServeProcess
+    log = tmp_path / "serve.log"
+    with open(log, "w") as err, ServeProcess(stderr=err) as proc:
+        assert proc.http_port
+        with socket.create_connection(("127.0.0.1", proc.http_port), timeout=10) as s:
+            s.sendall(b"GARBAGE\r\n\r\n")
+            assert s.recv(100).startswith(b"HTTP/1.1 400 ")
+        assert proc.stop() == 0
+    lines = [ln for ln in log.read_text().splitlines() if "Invalid HTTP request" in ln]
+    assert len(lines) == 1 and re.fullmatch(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} WARNING uvicorn\.error: Invalid HTTP request received\.", lines[0]), lines

@@ -196,6 +196,9 @@ async def start(settings: Settings) -> Running:
         app.state.metrics = metrics
         config = uvicorn.Config(app, host=settings.host, port=settings.http_port or 0, log_level="warning",
                                 access_log=False, lifespan="off",
+                                # uvicorn's own lines ("Invalid HTTP request received.") go through
+                                # wsgen's log format (configure_logging), not uvicorn's "WARNING:  ..."
+                                log_config=None,
                                 # uvicorn has no timeout on reading a request head (slowloris)
                                 http=_http_protocol(settings, deadline),
                                 # connections (idle or half-sent requests included) past the
