@@ -221,3 +221,23 @@ async def test_client_survives_a_replica_killed_mid_stream(cluster):
     seqs = np.concatenate([first.seqs, rest.seqs])
     np.testing.assert_array_equal(seqs, np.arange(150))          # no gap, no repeat
     np.testing.assert_array_equal(np.concatenate([first.values, rest.values]), expected(150, seed=77))
+
+
+def test_beside_debians_default_site_the_public_name_reaches_wsgen():
+    # README: "Drop this file into /etc/nginx/conf.d/". Debian's nginx.conf also includes
+    # sites-enabled/default, the default_server of port 80 (server_name _): a server block with no
+    # server_name then never saw a request that named a host, and every one got that site's 404
+    replica = ServeProcess("--graceful-timeout", "1", "--allow-host", "wsgen.example.com")
+    listen_http, listen_ws = free_port(), free_port()
+    debian_default = (f"server {{\n    listen 127.0.0.1:{listen_http} default_server;\n    server_name _;\n"
+                      f"    location / {{ return 404; }}\n}}\n")     # /etc/nginx/sites-available/default's role
+    nginx = Nginx(site_config([replica.http_port], [replica.port], listen_http, listen_ws) + debian_default)
+    try:
+        assert wait_until(lambda: listening(listen_http), 15), (nginx.dir / "error.log").read_text()
+        r = httpx.get(f"http://127.0.0.1:{listen_http}/sine?seed=42&amplitude=3&frequency=5&interval=0.01"
+                      "&count=3&speed=max&format=ndjson", headers={"Host": "wsgen.example.com"}, timeout=20)
+        assert r.status_code == 200, r.text
+        np.testing.assert_array_equal([json.loads(ln)["value"] for ln in r.text.splitlines()], expected(3))
+    finally:
+        nginx.stop()
+        replica.stop()
