@@ -264,3 +264,14 @@ def test_auto_follows_the_cpu_limit_and_affinity_not_the_machines_cpu_count(tmp_
                           "from wsgen.server.workers import resolve_workers; print(resolve_workers('auto'))"],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0 and run.stdout.strip() == "1", run.stderr
+
+
+def test_a_worker_that_cannot_start_says_why_in_one_line_not_a_traceback(tmp_path):
+    missing = tmp_path / "no-such-dir"
+    run = subprocess.run([sys.executable, "-m", "wsgen.cli", "serve", "--workers", "2", "--port", "0",
+                          "--http-port", "0", "--data-dir", str(missing)], capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert f"wsgen: cannot start: --data-dir {missing}: not a directory" in lines, lines
+    assert re.fullmatch(r"wsgen: cannot start: worker \d exited with exit code 2", lines[-1]), lines

@@ -313,14 +313,19 @@ def worker_main() -> int:
     """One worker: the settings come from the supervisor's environment."""
     import asyncio
 
-    from wsgen.server.serve import configure_logging, serve_forever
+    from wsgen.server.serve import configure_logging, serve_forever, start_problem
+    from wsgen.streams.scenario import ScenarioError
     parent = os.getppid()
     _die_with_parent()
     if os.getppid() != parent:     # the supervisor died before prctl
         return 1
     settings = Settings(**json.loads(os.environ[SETTINGS_ENV]))
     configure_logging(settings.log_level)
-    return asyncio.run(serve_forever(settings))
+    try:
+        return asyncio.run(serve_forever(settings))
+    except (OSError, ScenarioError) as exc:     # one line, as without --workers (it was a traceback)
+        print(f"wsgen: cannot start: {start_problem(exc, settings)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
