@@ -225,7 +225,7 @@ def test_workers_on_a_taken_port_refuse_in_one_line_even_against_other_workers()
         for flag, port in (("--port", proc.port), ("--http-port", proc.http_port)):
             other = "--http-port" if flag == "--port" else "--port"
             run = subprocess.run([sys.executable, "-m", "wsgen.cli", "serve", "--workers", "2", flag, str(port),
-                                  other, "0", "--log-level", "warning"], capture_output=True, text=True,
+                                  other, "0", "--log-level", "warning"], capture_output=True, text=True, check=False,
                                  timeout=60)
             zero = "0 picks a free one" if flag == "--port" else "0 turns HTTP off"
             assert run.returncode == 2, run.stderr
@@ -236,7 +236,8 @@ def test_workers_on_a_taken_port_refuse_in_one_line_even_against_other_workers()
     # a single-process server on the port: the same line (it was "[Errno 98] Address already in use")
     with ServeProcess("--http-port", "0") as single:
         run = subprocess.run([sys.executable, "-m", "wsgen.cli", "serve", "--workers", "2", "--port",
-                              str(single.port), "--http-port", "0"], capture_output=True, text=True, timeout=60)
+                              str(single.port), "--http-port", "0"], capture_output=True, text=True, check=False,
+                             timeout=60)
         assert run.returncode == 2 and run.stderr.strip().startswith(
             f"wsgen: cannot start: port {single.port} on 127.0.0.1 is already in use"), run.stderr
         assert single.stop() == 0
@@ -262,14 +263,14 @@ def test_auto_follows_the_cpu_limit_and_affinity_not_the_machines_cpu_count(tmp_
     # the affinity (taskset, a cpuset): one CPU allowed, one worker
     run = subprocess.run(["taskset", "-c", "0", sys.executable, "-c",
                           "from wsgen.server.workers import resolve_workers; print(resolve_workers('auto'))"],
-                         capture_output=True, text=True, timeout=60)
+                         capture_output=True, text=True, check=False, timeout=60)
     assert run.returncode == 0 and run.stdout.strip() == "1", run.stderr
 
 
 def test_a_worker_that_cannot_start_says_why_in_one_line_not_a_traceback(tmp_path):
     missing = tmp_path / "no-such-dir"
     run = subprocess.run([sys.executable, "-m", "wsgen.cli", "serve", "--workers", "2", "--port", "0",
-                          "--http-port", "0", "--data-dir", str(missing)], capture_output=True, text=True,
+                          "--http-port", "0", "--data-dir", str(missing)], capture_output=True, text=True, check=False,
                          timeout=60)
     assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
     lines = run.stderr.strip().splitlines()

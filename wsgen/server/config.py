@@ -166,8 +166,8 @@ class Settings:
     log_level: str = option("info", flag="--log-level", env="WSGEN_LOG_LEVEL",
                             choices=("debug", "info", "warning", "error"), help="log level")
     workers: str = option("1", flag="--workers", env="WSGEN_WORKERS", metavar="N|auto",
-                          help="worker processes sharing both ports (SO_REUSEPORT); auto: one per CPU this process may use "
-                               "(its affinity; a container's CPU limit); default 1")
+                          help="worker processes sharing both ports (SO_REUSEPORT); auto: one per CPU this "
+                               "process may use (its affinity; a container's CPU limit); default 1")
     max_connections: int = option(2000, flag="--max-connections", env="WSGEN_MAX_CONNECTIONS", parse=int,
                                   help="WebSocket connections in total")
     max_connections_per_ip: int = option(1000, flag="--max-connections-per-ip", env="WSGEN_MAX_CONNECTIONS_PER_IP",
@@ -212,8 +212,8 @@ class Settings:
                                                "(from connecting, or from the first byte of its next request); "
                                                "slower ones are disconnected. 0: off")
     token: str | None = option(None, flag="--token", env="WSGEN_TOKEN", blank_is_none=True,
-                               help="bearer token required on every endpoint but /healthz, /readyz, the page and its files "
-                                    "(default: none, open for local use)")
+                               help="bearer token required on every endpoint but /healthz, /readyz, the page and "
+                                    "its files (default: none, open for local use)")
     allow_origins: list[str] = option(default_factory=list, flag="--allow-origin", env="WSGEN_ALLOW_ORIGINS",
                                       repeat=True, metavar="ORIGIN",
                                       help="another origin whose pages may open WebSockets and read the HTTP "
