@@ -93,3 +93,39 @@ def test_post_score_of_ten_million_samples_keeps_the_process_responsive():
     assert figures["events"]["detected"] == 1000 and figures["events"]["false_positives"] == 0
     # about a second before (one np.array call on 2.1e6 Python pairs); a loose bound: the machine may be loaded
     assert ticker.longest < 0.4, ticker.longest
+
+
+def test_post_score_requests_are_scored_one_at_a_time(monkeypatch):
+    """Several requests at once are scored in turn (each at the limits needs ~0.4 GB), and each
+    gets its own figures."""
+    from wsgen.server.http import score as score_route
+    real, inside, most = score_route.score_definition, [0], [0]
+
+    def counted(*args, **kwargs):
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        try:
+            time.sleep(0.2)      # long enough for the others to arrive meanwhile
+            return real(*args, **kwargs)
+        finally:
+            inside[0] -= 1
+
+    monkeypatch.setattr(score_route, "score_definition", counted)
+    params = {"anomaly_probability": 0.2}
+    labels = wsgen.create("random", params, seed=5).take(1000).labels
+    starts = np.flatnonzero(np.diff(np.concatenate(([False], labels)).astype(np.int8)) == 1)
+    with ThreadedServer() as srv:
+        def post(k: int) -> httpx.Response:
+            return httpx.post(srv.http_url + "/score", timeout=60, json={
+                "generator": "random", "params": params, "seed": 5, "first": 0, "last": 999,
+                "window": "events", "probation": 0, "detections": starts[:k].tolist()})
+        results: dict[int, httpx.Response] = {}
+        threads = [threading.Thread(target=lambda k=k: results.__setitem__(k, post(k))) for k in (1, 2, 3, 4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert most[0] == 1
+    for k, r in results.items():
+        assert r.status_code == 200, r.text
+        assert r.json()["events"]["detected"] == k and r.json()["events"]["anomalies"] == len(starts)
