@@ -149,7 +149,8 @@ def truth(defn: Definition) -> tuple[np.ndarray, float]:
     composite = gen.name == "composite"
     n = defn.last - defn.first + 1
     spans: dict[int, tuple[int, int]] = {}
-    runs: list[list[int]] = []
+    starts: list[np.ndarray] = []
+    ends: list[np.ndarray] = []
     done = 0
     while done < n:
         m = min(_BLOCK, n - done)
@@ -161,17 +162,40 @@ def truth(defn: Definition) -> tuple[np.ndarray, float]:
         elif block.labels.any():
             x = block.labels
             edges = np.flatnonzero(np.diff(np.concatenate(([False], x, [False])).astype(np.int8)))
-            for a, b in (edges.reshape(-1, 2) - [0, 1] + block.seq).tolist():
-                if runs and a == block.seq and runs[-1][1] == a - 1:
-                    runs[-1][1] = b
-                else:
-                    runs.append([a, b])
+            starts.append(edges[0::2] + block.seq)
+            ends.append(edges[1::2] - 1 + block.seq)
         done += m
-    rows = sorted(spans.values()) if composite else runs
-    events = np.array(rows, dtype=np.int64).reshape(-1, 2)
+    events = _pairs(sorted(spans.values())) if composite else _runs(starts, ends)
     if len(events):
         events = np.clip(events, defn.first, defn.last)
     return events, gen.sample_interval
+
+
+def _runs(starts: list[np.ndarray], ends: list[np.ndarray]) -> np.ndarray:
+    """The runs of true labels (int64 (E, 2), inclusive seqs) from each block's runs (``starts``,
+    ``ends``: its runs' first and last seqs, blocks in order): a run that ends at a block's last
+    sample and one that starts at the next block's first sample are one run. In numpy, not in a
+    list of Python pairs: a stream of 1e7 samples has up to 5e6 runs, and building the array from
+    such a list holds the interpreter lock (and the event loop of the server calling this from a
+    worker thread) for about a second."""
+    if not starts:
+        return np.empty((0, 2), dtype=np.int64)
+    first = np.concatenate(starts).astype(np.int64)
+    last = np.concatenate(ends).astype(np.int64)
+    new = np.ones(len(first), dtype=bool)
+    new[1:] = first[1:] != last[:-1] + 1       # not the continuation of the previous block's last run
+    closes = np.ones(len(first), dtype=bool)
+    closes[:-1] = new[1:]                      # the last piece of each run
+    return np.stack([first[new], last[closes]], axis=1)
+
+
+def _pairs(rows: list[tuple[int, int]], chunk: int = 65_536) -> np.ndarray:
+    """``rows`` as an int64 (E, 2) array, converted ``chunk`` rows at a time: one ``np.array`` call on
+    millions of Python pairs holds the interpreter lock for about a second."""
+    if not rows:
+        return np.empty((0, 2), dtype=np.int64)
+    return np.concatenate([np.array(rows[i:i + chunk], dtype=np.int64).reshape(-1, 2)
+                           for i in range(0, len(rows), chunk)])
 
 
 def score_definition(defn: Definition, seqs: list[int] | None = None,

@@ -20,12 +20,13 @@ compares them with websockets' own framing); no protocol change.
 """
 from __future__ import annotations
 
+import asyncio
 from typing import Iterable, Sequence
 
 from websockets.asyncio.connection import Connection
 from websockets.protocol import State
 
-__all__ = ["send_frames", "write_texts"]
+__all__ = ["drain", "send_frames", "write_texts"]
 
 _TEXT, _BINARY = 0x81, 0x82     # FIN + opcode (RFC 6455 section 5.2)
 
@@ -52,12 +53,26 @@ def _text_frames(texts: Sequence[bytes]) -> list[bytes]:
     return [(short[n] if (n := len(p)) < 4096 else _header(True, n)) + p for p in texts]
 
 
+async def drain(ws: Connection) -> None:
+    """Wait while the transport of ``ws`` is above its high-water mark
+    (``ws.drain()``). Raises ``websockets.exceptions.ConnectionClosed``, as
+    ``send`` does, when the connection is lost meanwhile: ``ws.drain()``
+    itself then raises the transport's error (``ConnectionResetError`` when
+    the client resets the connection), which is a client leaving, not a
+    failure of the server."""
+    try:
+        await ws.drain()
+    except OSError:
+        await asyncio.shield(ws.connection_lost_waiter)
+        raise ws.protocol.close_exc from None
+
+
 def write_texts(ws: Connection, texts: Sequence[bytes]) -> bool:
     """Write a text frame for each of ``texts`` (UTF-8 JSON) on ``ws`` now,
     in one write, if the connection is open with no extension; False when
     it is not (then :func:`send_frames` sends them, or raises
     ``ConnectionClosed``). The caller then waits while ``ws.paused`` (the
-    transport above its high-water mark: ``await ws.drain()``), as
+    transport above its high-water mark: :func:`drain`), as
     :func:`send_frames` does."""
     protocol, transport = ws.protocol, ws.transport
     if protocol.state is not State.OPEN or protocol.extensions or transport.is_closing():
@@ -81,7 +96,7 @@ async def send_frames(ws: Connection, frames: Iterable[tuple[bool, bytes]], text
         parts += [_header(is_text, len(p)) + p for is_text, p in frames]
         transport.write(b"".join(parts))
         if ws.paused:
-            await ws.drain()
+            await drain(ws)
         return
     if texts:
         frames = [(True, p) for p in texts] + list(frames)

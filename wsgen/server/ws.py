@@ -31,7 +31,7 @@ from wsgen.server.config import Settings
 from wsgen.engine import ANOMALY_KINDS, GENERATORS
 from wsgen.server.logsummary import Summary
 from wsgen.server.receipts import ReadReceipts
-from wsgen.server.frames import send_frames, write_texts
+from wsgen.server.frames import drain, send_frames, write_texts
 from wsgen.protocol.fanout import PlainTake, batch_text
 from wsgen.protocol.session import Chunk, Session
 
@@ -336,7 +336,7 @@ class Connection:
                     if not self._write_plain(texts, btexts, lags, counts):
                         await send_frames(ws, (), texts + [batch_text(btexts)] if btexts else texts)
                     elif ws.paused:
-                        await ws.drain()       # the block backpressure, as send_frames
+                        await drain(ws)       # the block backpressure, as send_frames
                     if clock() - started > stall_s:
                         stalled_until = clock()
                 if not self._poked:
@@ -344,7 +344,7 @@ class Connection:
                     # task, until one needs it (Connection._plain_tick)
                     await self._plain_sleep(max(next_due, now + tick))
                     if ws.paused:
-                        await ws.drain()
+                        await drain(ws)
                 continue
             busy = awaited = False
             unbatched: list[Chunk] = []   # one data message each, all sent in one write after the loop

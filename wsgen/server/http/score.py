@@ -9,7 +9,12 @@ Two forms of request (:mod:`wsgen.scoring.offline` holds the rules):
 
 The answer is the figures of :func:`wsgen.scoring.figures.score` (200), or 422 with
 ``{"error": "invalid_params", "message", "details"}``. The stream is
-read and generated again in a worker thread, so the event loop keeps serving.
+read and generated again in a worker thread, so the event loop keeps serving,
+one request at a time: a request at the limits (a 16 MiB body, 1e7 samples)
+needs about 0.4 GB while it is scored, and several at once would multiply
+that and take turns at the interpreter lock with the event loop's thread
+(stalls of a quarter of a second with three). The others wait, holding only
+their bodies.
 """
 from __future__ import annotations
 
@@ -46,6 +51,7 @@ async def _read(request: Request) -> bytes | None:
 
 def router() -> APIRouter:
     r = APIRouter(tags=["scoring"])
+    one_at_a_time = asyncio.Semaphore(1)
 
     @r.post("/score", summary="Score a detector's alarms against a stream regenerated from its definition",
             description="JSON body: {generator, params, seed, first, last, window, probation, threshold, "
@@ -62,7 +68,8 @@ def router() -> APIRouter:
         if body is None:
             return _bad(f"the body is larger than {MAX_BODY} bytes", "body")
         # parsing megabytes of JSON or CSV, and generating the stream, would hold the event loop
-        return await asyncio.to_thread(_answer, kind, body, request.query_params.get("definition"))
+        async with one_at_a_time:
+            return await asyncio.to_thread(_answer, kind, body, request.query_params.get("definition"))
 
     return r
 
