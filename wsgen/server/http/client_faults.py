@@ -43,17 +43,22 @@ async def incomplete_body(request: Request, exc: ClientDisconnect) -> JSONRespon
                         status_code=400)
 
 
+def _asked(host_header: str | None) -> tuple[str | None, int | None]:
+    """The host name (an IPv6 address in brackets) and port of a ``Host``
+    header, each None when absent or unparsable."""
+    try:
+        asked = urlsplit("//" + (host_header or ""))
+        name, port = asked.hostname, asked.port
+    except ValueError:
+        return None, None
+    return (f"[{name}]" if name and ":" in name else name), port
+
+
 def ws_endpoint(host_header: str | None, bind_host: str, ws_port: int, path: str) -> str:
     """The WebSocket URL for ``path`` on the dedicated WebSocket port: the
     host the client used (its ``Host`` header, without port), else the
     address the server is bound to."""
-    try:
-        name = urlsplit("//" + (host_header or "")).hostname
-    except ValueError:
-        name = None
-    name = name or bind_host
-    if ":" in name:
-        name = f"[{name}]"
+    name = _asked(host_header)[0] or (f"[{bind_host}]" if ":" in bind_host else bind_host)
     return f"ws://{name}:{ws_port}{path or '/'}"
 
 
@@ -63,13 +68,8 @@ def _here(host_header: str | None, bind_host: str, scope: Scope, path: str) -> s
     port; behind a proxy, the proxy's), else the address and port the server
     is bound to."""
     ws_path = WS_PATH + (path if path != "/" else "")
-    try:
-        asked = urlsplit("//" + (host_header or ""))
-        name, port = asked.hostname, asked.port
-    except ValueError:
-        name = port = None
+    name, port = _asked(host_header)
     if name:
-        name = f"[{name}]" if ":" in name else name
         return f"ws://{name}{f':{port}' if port else ''}{ws_path}"
     port = (scope.get("server") or (None, None))[1]
     return ws_endpoint(host_header, bind_host, port, ws_path)
